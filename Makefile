@@ -1,0 +1,76 @@
+# One way to run everything: make up, make test, make check, make proto, make bench.
+# `up` and `test` create .venv on a fresh clone, so each is the only command a newcomer types.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+BUF_VERSION := 1.75.0
+BUF := .build/buf/node_modules/.bin/buf
+PROTO_SRC := $(wildcard protos/corral/v1/*.proto)
+
+.PHONY: up test check proto proto-gen proto-drift bench bench-full venv clean lint typecheck
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(VENV)/bin/corral up
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: lint typecheck proto-drift $(BUF)
+	$(VENV)/bin/lint-imports
+	$(MAKE) -s .build/protodeps
+	$(BUF) lint
+
+# Stubs are generated into a scratch dir first so a failed run never leaves corral/v1 half-written.
+proto: $(STAMP)
+	rm -rf .build/gen && mkdir -p .build/gen
+	$(MAKE) -s proto-gen OUT=.build/gen
+	cp .build/gen/corral/v1/*.py .build/gen/corral/v1/*.pyi corral/v1/
+
+proto-gen:
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc \
+	  -I protos -I "$$($(PY) -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')" \
+	  -I "$$($(PY) -c 'import google.api.annotations_pb2 as m, os; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))')" \
+	  --python_out=$(OUT) --grpc_python_out=$(OUT) --mypy_out=$(OUT) --mypy_grpc_out=$(OUT) \
+	  $(PROTO_SRC)
+
+# Fails when the committed stubs differ from what the protos generate.
+proto-drift: $(STAMP)
+	rm -rf .build/drift && mkdir -p .build/drift
+	$(MAKE) -s proto-gen OUT=.build/drift
+	diff -r -x __pycache__ -x __init__.py -x py.typed .build/drift/corral/v1 corral/v1 \
+	  || (echo "corral/v1 is stale: run 'make proto' and commit the result" >&2; exit 1)
+
+# buf resolves google/api imports from a copy of the installed googleapis-common-protos sources.
+.build/protodeps: $(STAMP)
+	rm -rf .build/protodeps && mkdir -p .build/protodeps/google/api
+	cp "$$($(PY) -c 'import google.api.annotations_pb2 as m, os; print(os.path.dirname(m.__file__))')"/{annotations,http}.proto .build/protodeps/google/api/
+
+$(BUF):
+	npm install --silent --no-save --no-audit --no-fund --prefix .build/buf @bufbuild/buf@$(BUF_VERSION)
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+bench-full: $(STAMP)
+	$(PY) -m bench --full
+
+clean:
+	rm -rf .build .corral .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The ``corral`` command: typer + rich. One module per command group."""

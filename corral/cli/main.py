@@ -1,0 +1,36 @@
+"""Entry point of the ``corral`` command.
+
+Each command module exposes ``register(app: typer.Typer) -> None`` and adds
+its commands or sub-groups; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+COMMAND_MODULES = (
+    "corral.cli.servers",  # manager, worker, gateway, up
+    "corral.cli.tasks",  # run, task ls|get|stop, logs, events
+    "corral.cli.nodes",  # node ls|get|drain
+    "corral.cli.jobs",  # job run|ls|status|logs
+    "corral.cli.schedules",  # schedule create|ls|get|start|stop|run-once|runs|rm
+    "corral.cli.envs",  # env start|stop|ls|get
+)
+
+
+def build() -> typer.Typer:
+    app = typer.Typer(
+        name="corral",
+        help="Corral: a small, fast container and task orchestrator.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+    return app
+
+
+def main() -> None:
+    build()()

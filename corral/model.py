@@ -1,0 +1,324 @@
+"""Corral's domain types: what the scheduler, the store and the runtimes see.
+
+They are frozen dataclasses, kept apart from the wire messages in ``corral.v1``
+(Nomad keeps ``api.Job`` apart from ``structs.Job`` for the same reason): the
+wire format can grow fields without every layer noticing, and logic stays
+testable without protobuf. ``corral.convert`` translates at the edge.
+
+Times are POSIX seconds (float) and durations are seconds (float): cheap to
+store in SQLite and to compare in the scheduler.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NewType
+
+TaskId = NewType("TaskId", str)
+NodeId = NewType("NodeId", str)
+
+RUNTIMES = ("process", "docker", "kubernetes", "http", "fake")
+
+
+class TaskState(enum.Enum):
+    """Lifecycle of a task; legal moves are the table in ``manager.states``."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    LOST = "lost"
+
+    @property
+    def final(self) -> bool:
+        """A final task never runs again (LOST is not final: the task is rescheduled)."""
+        return self in FINAL_STATES
+
+    @property
+    def cube(self) -> int:
+        """The Cube numbering (Pending=0 .. Failed=4) the compatibility routes speak."""
+        return _CUBE_NUMBER[self]
+
+    @classmethod
+    def from_cube(cls, number: int) -> TaskState:
+        for state, value in _CUBE_NUMBER.items():
+            if value == number and state in _CUBE_CANONICAL:
+                return state
+        raise ValueError(f"Cube state must be 0-4, got {number}")
+
+
+FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.STOPPED})
+ACTIVE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
+_CUBE_NUMBER = {
+    TaskState.PENDING: 0,
+    TaskState.SCHEDULED: 1,
+    TaskState.RUNNING: 2,
+    TaskState.COMPLETED: 3,
+    TaskState.FAILED: 4,
+    # Cube has no such states: a user stop ends Completed there, a lost node Failed.
+    TaskState.STOPPED: 3,
+    TaskState.LOST: 4,
+}
+_CUBE_CANONICAL = frozenset(set(TaskState) - {TaskState.STOPPED, TaskState.LOST})
+
+
+class RestartMode(enum.Enum):
+    NEVER = "never"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+
+
+class Health(enum.Enum):
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+class NodeStatus(enum.Enum):
+    READY = "ready"
+    DRAINING = "draining"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """CPU in cores, memory and disk in bytes."""
+
+    cpu: float = 0.0
+    memory_bytes: int = 0
+    disk_bytes: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu + other.cpu,
+            self.memory_bytes + other.memory_bytes,
+            self.disk_bytes + other.disk_bytes,
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu - other.cpu,
+            self.memory_bytes - other.memory_bytes,
+            self.disk_bytes - other.disk_bytes,
+        )
+
+    def fits_in(self, free: Resources) -> bool:
+        # A small epsilon keeps 0.1 + 0.2 cores from failing to fit in 0.3.
+        return (
+            self.cpu <= free.cpu + 1e-9
+            and self.memory_bytes <= free.memory_bytes
+            and self.disk_bytes <= free.disk_bytes
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    container_port: int
+    host_port: int = 0
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    mode: RestartMode = RestartMode.NEVER
+    max_attempts: int = 0  # attempts in all, the first included; 0 = unlimited
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+
+    def delay(self, restart_count: int) -> float:
+        """Exponential backoff before restart number ``restart_count + 1``."""
+        return float(min(self.max_backoff, self.backoff * (2 ** min(restart_count, 30))))
+
+
+@dataclass(frozen=True, slots=True)
+class HttpProbe:
+    path: str = "/"
+    port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TcpProbe:
+    port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecProbe:
+    command: tuple[str, ...] = ()
+
+
+Probe = HttpProbe | TcpProbe | ExecProbe
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    probe: Probe
+    interval: float = 10.0
+    timeout: float = 2.0
+    failure_threshold: int = 3
+    initial_delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    timeout: float = 10.0
+    expected_status: tuple[int, ...] = ()
+
+    def accepts(self, status_code: int) -> bool:
+        if self.expected_status:
+            return status_code in self.expected_status
+        return 200 <= status_code < 300
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    status_code: int = 0
+    latency_ms: float = 0.0
+    body: bytes = b""
+    body_truncated: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FakeSpec:
+    duration: float = 0.0
+    exit_code: int = 0
+    failure_rate: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesSpec:
+    namespace: str = ""
+    manifests: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a user asks for; never changes after submission."""
+
+    name: str
+    runtime: str = "process"
+    image: str = ""
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str = ""
+    resources: Resources = Resources()
+    ports: tuple[PortMapping, ...] = ()
+    restart_policy: RestartPolicy = RestartPolicy()
+    health_check: HealthCheck | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    constraints: Mapping[str, str] = field(default_factory=dict)
+    network: str = ""
+    http: HttpCall | None = None
+    kubernetes: KubernetesSpec | None = None
+    fake: FakeSpec | None = None
+    stop_grace: float = 10.0
+    deadline: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    state: TaskState = TaskState.PENDING
+    node_id: str = ""
+    generation: int = 0
+    attempts: int = 0
+    exit_code: int | None = None
+    message: str = ""
+    restart_count: int = 0
+    created_at: float | None = None
+    scheduled_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float | None = None
+    ports: tuple[PortMapping, ...] = ()
+    health: Health = Health.UNKNOWN
+    result: HttpResult | None = None
+    next_attempt_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: TaskId
+    spec: TaskSpec
+    status: TaskStatus = TaskStatus()
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One placement of a task on a node; the generation fences stale workers."""
+
+    task_id: TaskId
+    generation: int
+    node_id: str
+    state: TaskState = TaskState.SCHEDULED
+    exit_code: int | None = None
+    message: str = ""
+    created_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUpdate:
+    """A change of one attempt as a worker saw it."""
+
+    task_id: TaskId
+    generation: int
+    state: TaskState
+    exit_code: int | None = None
+    message: str = ""
+    time: float | None = None
+    ports: tuple[PortMapping, ...] = ()
+    health: Health = Health.UNKNOWN
+    result: HttpResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    cpu_percent: float = 0.0
+    memory_used_bytes: int = 0
+    memory_total_bytes: int = 0
+    disk_used_bytes: int = 0
+    disk_total_bytes: int = 0
+    load1: float = 0.0
+    load5: float = 0.0
+    load15: float = 0.0
+    task_count: int = 0
+    container_memory_bytes: int = 0
+    container_cpu: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: NodeId
+    name: str
+    address: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    capacity: Resources = Resources()
+    allocated: Resources = Resources()
+    stats: NodeStats = NodeStats()
+    runtimes: tuple[str, ...] = ()
+    status: NodeStatus = NodeStatus.READY
+    last_heartbeat: float | None = None
+    registered_at: float | None = None
+    task_count: int = 0
+
+    @property
+    def free(self) -> Resources:
+        return self.capacity - self.allocated
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    index: int
+    time: float
+    kind: str
+    task: Task | None = None
+    node: Node | None = None
+    message: str = ""

@@ -1,0 +1,35 @@
+"""Manager settings; every flag of ``corral manager`` (and ``corral up``) lands here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STRATEGIES = ("round-robin", "epvm", "binpack", "spread")
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path(".corral/manager")
+    heartbeat_interval: float = 1.0
+    # A node silent for this long is DOWN and its attempts LOST.
+    ttl: float = 3.0
+    strategy: str = "binpack"
+    # Jobs (POST /jobs): where `sh -c cmd` runs, and the image for container runtimes.
+    jobs_runtime: str = "process"
+    jobs_image: str = "python:3.12-alpine"
+    # Environments (POST /start): runtime, template file (None = the shipped
+    # deploy/environments.yaml), ingress domain and per-tenant namespaces.
+    environments_runtime: str = "process"
+    environment_templates: Path | None = None
+    environments_domain: str = "corral.localhost"
+    environments_namespace: str = "default"
+    tenant_namespaces: bool = False
+    # Schedules: the file that defines the schedule named `default` (YAML, JSON
+    # or the original appsettings.json); without it, `default_schedule_url` (set by
+    # `corral up` to the gateway's /health) is called every minute.
+    schedules_file: Path | None = None
+    default_schedule_url: str = ""
+    # Grace period given to RPCs in flight on SIGTERM.
+    stop_grace: float = 5.0

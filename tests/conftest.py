@@ -1,0 +1,22 @@
+"""Shared fixtures. Each test has a timeout (pyproject) and warnings are errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+IN_CI = bool(os.environ.get("CI"))

@@ -1,0 +1,34 @@
+"""Worker settings; every flag of ``corral worker`` lands here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.model import Resources
+
+DEFAULT_RUNTIMES = ("process", "docker", "kubernetes", "http", "fake")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    manager: str = "127.0.0.1:50051"
+    listen: str = "127.0.0.1:50052"
+    data_dir: Path = Path(".corral/worker")
+    name: str = ""  # host name when empty
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # Capacity offered to the scheduler; zero fields are measured with psutil.
+    capacity: Resources = Resources()
+    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
+    # Bound of each attempt's kept output.
+    log_max_bytes: int = 8 * 1024 * 1024
+    # Docker: engine address (DOCKER_HOST when empty) and default network mode.
+    docker_host: str = ""
+    docker_network: str = "bridge"
+    # Kubernetes: kubeconfig path (KUBECONFIG / in-cluster when empty) and namespace.
+    kubeconfig: str = ""
+    namespace: str = "default"
+    # Reconnect backoff to the manager (jittered, doubling up to the max).
+    reconnect_initial: float = 0.2
+    reconnect_max: float = 5.0
