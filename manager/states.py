@@ -1,0 +1,57 @@
+"""The task state machine: one table of legal transitions.
+
+Every change of a task's state in the manager goes through ``move``; a move
+the table does not list is a bug somewhere (a stale worker update that slipped
+past the generation fence, a race between a stop and a completion), so it is
+refused and logged rather than applied.
+
+Design notes (why the table looks like this):
+
+- ``SCHEDULED``/``RUNNING`` → ``PENDING`` is how a task is *re*-placed without
+  passing through a final state: a restart by policy (after a failure, or
+  after a completion with ``always``) and a move off a draining node. Passing
+  through ``FAILED`` first would tell every watcher the task was finished.
+- ``LOST`` is not final: its node vanished, so the manager either places the
+  task again (``LOST → PENDING``) or gives up once ``max_attempts`` is spent
+  (``LOST → FAILED``).
+- Final states (``COMPLETED``, ``FAILED``, ``STOPPED``) have no way out.
+- Staying in the same state (a RUNNING task reporting its ports or health) is
+  an update, not a transition, and always allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from corral.model import TaskState
+
+log = logging.getLogger(__name__)
+
+P, S, R = TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING
+C, F, X, L = TaskState.COMPLETED, TaskState.FAILED, TaskState.STOPPED, TaskState.LOST
+
+TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
+    P: frozenset({S, X}),
+    S: frozenset({R, C, F, X, L, P}),
+    R: frozenset({C, F, X, L, P}),
+    L: frozenset({P, F, X}),
+    C: frozenset(),
+    F: frozenset(),
+    X: frozenset(),
+}
+
+
+def legal(current: TaskState, target: TaskState) -> bool:
+    return current is target or target in TRANSITIONS[current]
+
+
+def move(task_id: str, current: TaskState, target: TaskState) -> bool:
+    """True when ``current → target`` is legal; otherwise log the refusal and return False."""
+    if legal(current, target):
+        return True
+    log.warning(
+        "illegal task transition refused",
+        extra={"task_id": task_id, "from": current.value, "to": target.value},
+    )
+    return False
