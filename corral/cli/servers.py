@@ -1,0 +1,172 @@
+"""``corral manager``, ``corral worker``, ``corral gateway`` and ``corral up``.
+
+The flags of ``manager`` and ``worker`` are generated from the fields of
+``ManagerConfig`` and ``WorkerConfig``: a field added to a config is a flag
+(``--heartbeat-interval``) with an env var twin (``CORRAL_HEARTBEAT_INTERVAL``)
+without touching this module, and no field can be forgotten. Maps and lists
+are comma-separated (``--labels zone=a,disk=ssd``), so the env var twin reads
+the same; capacity is ``cpu=2,memory=4Gi,disk=20Gi``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import logging
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from corral.cli import up as up_command
+from corral.cli.options import parse_or_exit, parse_pairs, parse_size
+from corral.errors import ValidationError
+from corral.model import Resources
+
+# Short help per field; the dataclasses hold the rationale in their comments.
+_HELP = {
+    "listen": "Address to listen on (HOST:PORT; port 0 picks a free one).",
+    "manager": "Manager address (HOST:PORT).",
+    "data_dir": "Directory for durable state.",
+    "heartbeat_interval": "Seconds between worker heartbeats.",
+    "ttl": "Seconds of silence after which a node is DOWN.",
+    "strategy": "Scheduling strategy: round-robin, epvm, binpack, spread.",
+    "labels": "Node labels, k=v,k2=v2.",
+    "capacity": "Offered capacity, cpu=2,memory=4Gi,disk=20Gi (unset parts are measured).",
+    "runtimes": "Runtimes offered, comma-separated.",
+}
+
+
+def _env_name(field: str) -> str:
+    return "CORRAL_" + field.upper()
+
+
+def _flag_type(hint: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """The type typer parses for a config field and how to turn it into the field's value."""
+    origin = typing.get_origin(hint)
+    if hint in (str, int, float, bool, Path):
+        return hint, lambda v: v
+    if origin in (types.UnionType, typing.Union) and Path in typing.get_args(hint):
+        return Path | None, lambda v: v
+    if hint is Resources:
+        return str, _capacity
+    if origin in (Mapping, dict):
+        return str, lambda v: parse_pairs(_split(v), "labels")
+    if origin is tuple:
+        return str, lambda v: tuple(_split(v))
+    raise TypeError(f"no flag type for {hint!r}")
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _capacity(value: str) -> Resources:
+    parts = parse_pairs(_split(value), "capacity")
+    unknown = set(parts) - {"cpu", "memory", "disk"}
+    if unknown:
+        raise ValidationError("capacity", f"unknown keys {sorted(unknown)}: use cpu, memory, disk")
+    return Resources(
+        cpu=float(parts.get("cpu", 0) or 0),
+        memory_bytes=parse_size(parts.get("memory", "0"), "capacity.memory"),
+        disk_bytes=parse_size(parts.get("disk", "0"), "capacity.disk"),
+    )
+
+
+def _flag_default(value: Any) -> Any:
+    if isinstance(value, Resources):
+        return ""
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return value
+
+
+def config_command(config_cls: type[Any], run: Callable[[Any], None]) -> Callable[..., None]:
+    """A typer command whose options are the fields of ``config_cls``."""
+    hints = typing.get_type_hints(config_cls)
+    converters: dict[str, Callable[[Any], Any]] = {}
+    params = []
+    for field in dataclasses.fields(config_cls):
+        flag_type, converters[field.name] = _flag_type(hints[field.name])
+        default = (
+            field.default_factory()
+            if field.default is dataclasses.MISSING and callable(field.default_factory)
+            else field.default
+        )
+        option = typer.Option(
+            "--" + field.name.replace("_", "-"),
+            envvar=_env_name(field.name),
+            help=_HELP.get(field.name, field.name.replace("_", " ").capitalize() + "."),
+        )
+        params.append(
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=_flag_default(default),
+                annotation=Annotated[flag_type, option],
+            )
+        )
+
+    def command(**flags: Any) -> None:
+        def parse() -> Any:
+            return config_cls(**{k: converters[k](v) for k, v in flags.items()})
+
+        config = parse_or_exit(parse)
+        _log_to_stderr()
+        run(config)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+# The servers are imported when a command runs, so `corral run` never loads them.
+def _run_manager(config: Any) -> None:
+    importlib.import_module("manager.server").run(config)
+
+
+def _run_worker(config: Any) -> None:
+    importlib.import_module("worker.server").run(config)
+
+
+def gateway(
+    manager: Annotated[
+        str, typer.Option(envvar="CORRAL_MANAGER", help="Manager address (HOST:PORT).")
+    ] = "127.0.0.1:50051",
+    listen: Annotated[
+        str, typer.Option(envvar="CORRAL_GATEWAY_LISTEN", help="HTTP address (HOST:PORT).")
+    ] = "127.0.0.1:8080",
+) -> None:
+    """Run the REST gateway in front of a manager."""
+    from gateway import server
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server.run(manager, listen)
+
+
+def register(app: typer.Typer) -> None:
+    from manager.config import ManagerConfig
+    from worker.config import WorkerConfig
+
+    manager = config_command(ManagerConfig, _run_manager)
+    manager.__doc__ = "Run the manager: the control plane (gRPC, default 127.0.0.1:50051)."
+    worker = config_command(WorkerConfig, _run_worker)
+    worker.__doc__ = "Run a worker: dials the manager and runs its tasks."
+    app.command("manager")(manager)
+    app.command("worker")(worker)
+    app.command("gateway")(gateway)
+    app.command("up")(up_command.up)

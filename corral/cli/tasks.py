@@ -1,0 +1,396 @@
+"""``corral run``, ``corral task ls|get|stop``, ``corral logs``, ``corral events``.
+
+Tasks are addressed by id or by name (the newest task of that name). ``run
+--wait`` exits 0 once the task runs or completes, 2 when it cannot be placed
+(still PENDING after ``--timeout``, or FAILED before it ever ran), 1 on any
+other error, so scripts can tell "no room" from "bad input".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from corral import output, specfiles
+from corral.cli.options import (
+    ManagerOption,
+    OutputOption,
+    check_output,
+    console,
+    errors,
+    parse_or_exit,
+    parse_pairs,
+    parse_size,
+    with_client,
+)
+from corral.client import DEFAULT_TARGET, Client
+from corral.errors import ValidationError
+from corral.model import (
+    ExecProbe,
+    HealthCheck,
+    HttpProbe,
+    PortMapping,
+    Resources,
+    RestartMode,
+    RestartPolicy,
+    Task,
+    TaskSpec,
+    TaskState,
+    TcpProbe,
+)
+
+EXIT_PLACEMENT = 2
+_POLL = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFlags:
+    """The spec flags of ``corral run``; None means "not given" (a file's value stays)."""
+
+    name: str | None = None
+    runtime: str | None = None
+    image: str | None = None
+    env: list[str] | None = None
+    workdir: str | None = None
+    cpu: float | None = None
+    memory: str | None = None
+    disk: str | None = None
+    port: list[str] | None = None
+    restart: str | None = None
+    max_attempts: int | None = None
+    label: list[str] | None = None
+    constraint: list[str] | None = None
+    health_http: str | None = None
+    health_tcp: int | None = None
+    health_cmd: str | None = None
+    health_interval: float | None = None
+    command: list[str] | None = None
+
+
+def build_spec(flags: RunFlags, base: TaskSpec | None = None) -> TaskSpec:
+    """A spec from a file (``base``) with the flags given on top."""
+    spec = base or TaskSpec(name="")
+    changes: dict[str, object] = {}
+    for attr, field in (("name", "name"), ("runtime", "runtime"), ("image", "image")):
+        if getattr(flags, attr) is not None:
+            changes[field] = getattr(flags, attr)
+    if flags.workdir is not None:
+        changes["working_dir"] = flags.workdir
+    if flags.command:
+        changes["command"] = tuple(flags.command)
+    if flags.env:
+        changes["env"] = {**spec.env, **parse_pairs(flags.env, "spec.env")}
+    if flags.label:
+        changes["labels"] = {**spec.labels, **parse_pairs(flags.label, "spec.labels")}
+    if flags.constraint:
+        pairs = parse_pairs(flags.constraint, "spec.constraints")
+        changes["constraints"] = {**spec.constraints, **pairs}
+    if flags.port:
+        changes["ports"] = tuple(_port(p, i) for i, p in enumerate(flags.port))
+    changes["resources"] = _resources(flags, spec.resources)
+    changes["restart_policy"] = _restart(flags, spec.restart_policy)
+    health = _health(flags, spec.health_check)
+    if health is not None:
+        changes["health_check"] = health
+    return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+
+def _resources(flags: RunFlags, base: Resources) -> Resources:
+    return Resources(
+        cpu=base.cpu if flags.cpu is None else flags.cpu,
+        memory_bytes=(
+            base.memory_bytes
+            if flags.memory is None
+            else parse_size(flags.memory, "spec.resources.memory_bytes")
+        ),
+        disk_bytes=(
+            base.disk_bytes
+            if flags.disk is None
+            else parse_size(flags.disk, "spec.resources.disk_bytes")
+        ),
+    )
+
+
+def _restart(flags: RunFlags, base: RestartPolicy) -> RestartPolicy:
+    mode = base.mode
+    if flags.restart is not None:
+        try:
+            mode = RestartMode(flags.restart)
+        except ValueError:
+            raise ValidationError(
+                "spec.restart_policy.mode", "must be never, on-failure or always"
+            ) from None
+    attempts = base.max_attempts if flags.max_attempts is None else flags.max_attempts
+    return dataclasses.replace(base, mode=mode, max_attempts=attempts)
+
+
+def _port(text: str, i: int) -> PortMapping:
+    """``8080`` (container port), ``18080:8080`` (host:container), ``53/udp``."""
+    body, _, protocol = text.partition("/")
+    host, _, container = body.rpartition(":")
+    try:
+        return PortMapping(int(container), int(host or 0), protocol or "tcp")
+    except ValueError:
+        raise ValidationError(f"spec.ports[{i}]", f"{text!r} is not [HOST:]PORT[/PROTO]") from None
+
+
+def _health(flags: RunFlags, base: HealthCheck | None) -> HealthCheck | None:
+    probe: HttpProbe | TcpProbe | ExecProbe | None = None
+    if flags.health_http is not None:
+        port, _, path = flags.health_http.partition("/")
+        try:
+            probe = HttpProbe(path="/" + path, port=int(port))
+        except ValueError:
+            raise ValidationError(
+                "spec.health_check.http", f"{flags.health_http!r} is not PORT[/PATH]"
+            ) from None
+    elif flags.health_tcp is not None:
+        probe = TcpProbe(port=flags.health_tcp)
+    elif flags.health_cmd is not None:
+        probe = ExecProbe(command=tuple(shlex.split(flags.health_cmd)))
+    if probe is None and base is None:
+        return None
+    check = base or HealthCheck(probe=probe or ExecProbe())
+    if probe is not None:
+        check = dataclasses.replace(check, probe=probe)
+    if flags.health_interval is not None:
+        check = dataclasses.replace(check, interval=flags.health_interval)
+    return check
+
+
+# -- waiting ------------------------------------------------------------------
+
+
+async def wait_for(client: Client, task: Task, *, timeout: float, show: bool) -> tuple[Task, int]:
+    """Poll until the task runs or ends; returns it with the exit code ``run`` should use."""
+    deadline = time.monotonic() + timeout
+    progress = console.status(f"{task.spec.name}: submitted") if show else None
+    with progress or contextlib.nullcontext():
+        while True:
+            task = await client.get_task(task.id)
+            s = task.status
+            if progress is not None:
+                progress.update(f"{task.spec.name}: {s.state.value}  {s.message}")
+            code = _outcome(task)
+            if code is not None:
+                return task, code
+            if time.monotonic() >= deadline:
+                return task, EXIT_PLACEMENT if s.state is TaskState.PENDING else 1
+            await asyncio.sleep(_POLL)
+
+
+def _outcome(task: Task) -> int | None:
+    s = task.status
+    if s.state in (TaskState.RUNNING, TaskState.COMPLETED):
+        return 0
+    if s.state is TaskState.FAILED:
+        return EXIT_PLACEMENT if s.started_at is None else 1
+    if s.state is TaskState.STOPPED:
+        return 1
+    return None
+
+
+def _report(task: Task, code: int) -> None:
+    s = task.status
+    where = f" on {s.node_id}" if s.node_id else ""
+    line = f"task {task.id} ({task.spec.name}) {s.state.value}{where}"
+    if code == 0:
+        console.print(line)
+        return
+    reason = s.message or "no reason given"
+    if code == EXIT_PLACEMENT:
+        errors.print(f"[red]error:[/] {line}: cannot be placed: {reason}")
+    else:
+        errors.print(f"[red]error:[/] {line}: {reason}")
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def run(
+    command: Annotated[list[str] | None, typer.Argument(help="The argv, after --.")] = None,
+    *,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="A TaskSpec as JSON or YAML.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Task name (RFC 1123 label).")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="Choose the task id.")] = None,
+    runtime: Annotated[str | None, typer.Option(help="process|docker|kubernetes|http|fake")] = None,
+    image: Annotated[str | None, typer.Option(help="Container image.")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="K=V, repeatable.")] = None,
+    workdir: Annotated[str | None, typer.Option(help="Working directory.")] = None,
+    cpu: Annotated[float | None, typer.Option(help="CPU cores.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory: 512Mi, 1G.")] = None,
+    disk: Annotated[str | None, typer.Option(help="Disk: 1Gi.")] = None,
+    port: Annotated[
+        list[str] | None, typer.Option("--port", "-p", help="[HOST:]PORT[/PROTO].")
+    ] = None,
+    restart: Annotated[str | None, typer.Option(help="never|on-failure|always")] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(help="Attempts in all (0 = no limit).")
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", "-l", help="K=V.")] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="Node label K=V.")] = None,
+    health_http: Annotated[str | None, typer.Option(help="HTTP probe PORT[/PATH].")] = None,
+    health_tcp: Annotated[int | None, typer.Option(help="TCP probe PORT.")] = None,
+    health_cmd: Annotated[str | None, typer.Option(help="Exec probe command.")] = None,
+    health_interval: Annotated[float | None, typer.Option(help="Probe interval (s).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait until it runs.")] = False,
+    timeout: Annotated[float, typer.Option(help="How long --wait waits (s).")] = 60.0,
+    manager: ManagerOption = DEFAULT_TARGET,
+    out: OutputOption = "table",
+) -> None:
+    """Submit a task: `corral run --name hello --wait -- echo hello`."""
+    flags = RunFlags(
+        name=name,
+        runtime=runtime,
+        image=image,
+        env=env,
+        workdir=workdir,
+        cpu=cpu,
+        memory=memory,
+        disk=disk,
+        port=port,
+        restart=restart,
+        max_attempts=max_attempts,
+        label=label,
+        constraint=constraint,
+        health_http=health_http,
+        health_tcp=health_tcp,
+        health_cmd=health_cmd,
+        health_interval=health_interval,
+        command=command,
+    )
+
+    def parse() -> tuple[TaskSpec, str]:
+        check_output(out)
+        base, file_id = specfiles.load(file) if file is not None else (None, "")
+        return build_spec(flags, base), id or file_id
+
+    spec, task_id = parse_or_exit(parse)
+
+    async def go(client: Client) -> tuple[Task, int]:
+        task = await client.submit(spec, id=task_id or None)
+        if not wait:
+            return task, 0
+        return await wait_for(client, task, timeout=timeout, show=out == "table")
+
+    task, code = with_client(manager, go)
+    if out == "json":
+        console.print_json(output.dumps(task))
+    elif wait:
+        _report(task, code)
+    else:
+        console.print(task.id)
+    raise typer.Exit(code)
+
+
+def task_ls(
+    state: Annotated[list[str] | None, typer.Option("--state", help="Filter by state.")] = None,
+    node: Annotated[str, typer.Option(help="Only tasks on this node id.")] = "",
+    selector: Annotated[str, typer.Option("--selector", "-l", help="Label selector k=v.")] = "",
+    manager: ManagerOption = DEFAULT_TARGET,
+    out: OutputOption = "table",
+) -> None:
+    """List tasks."""
+
+    def parse() -> list[TaskState]:
+        check_output(out)
+        try:
+            return [TaskState(s.lower()) for s in state or ()]
+        except ValueError:
+            names = ", ".join(s.value for s in TaskState)
+            raise ValidationError("states", f"must be among {names}") from None
+
+    states = parse_or_exit(parse)
+    tasks = with_client(
+        manager, lambda c: c.list_tasks(states=states, node_id=node, label_selector=selector)
+    )
+    output.print_any(console, tasks, out)
+
+
+def task_get(
+    ref: Annotated[str, typer.Argument(help="Task id or name.")],
+    manager: ManagerOption = DEFAULT_TARGET,
+    out: OutputOption = "table",
+) -> None:
+    """Show one task."""
+    parse_or_exit(lambda: check_output(out))
+    output.print_any(console, with_client(manager, lambda c: c.find_task(ref)), out)
+
+
+def task_stop(
+    ref: Annotated[str, typer.Argument(help="Task id or name.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the status).")] = "",
+    manager: ManagerOption = DEFAULT_TARGET,
+    out: OutputOption = "table",
+) -> None:
+    """Stop a task (its restart policy no longer applies)."""
+    parse_or_exit(lambda: check_output(out))
+
+    async def go(client: Client) -> Task:
+        task = await client.find_task(ref)
+        return await client.stop_task(task.id, reason)
+
+    task = with_client(manager, go)
+    if out == "json":
+        console.print_json(output.dumps(task))
+    else:
+        console.print(f"task {task.id} ({task.spec.name}) {task.status.state.value}")
+
+
+def logs(
+    ref: Annotated[str, typer.Argument(help="Task id or name.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
+    tail: Annotated[int, typer.Option(help="Only the last N lines (0 = all).", min=0)] = 0,
+    manager: ManagerOption = DEFAULT_TARGET,
+) -> None:
+    """Print a task's output (stdout and stderr as written)."""
+
+    async def go(client: Client) -> None:
+        task = await client.find_task(ref)
+        sink = sys.stdout.buffer
+        async for chunk in client.logs(task.id, tail=tail, follow=follow):
+            sink.write(chunk)
+            sink.flush()
+
+    with_client(manager, go)
+
+
+def events(
+    from_index: Annotated[int, typer.Option("--from", help="Resume after this index.")] = 0,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Only these kinds.")] = None,
+    manager: ManagerOption = DEFAULT_TARGET,
+    out: OutputOption = "table",
+) -> None:
+    """Follow the event stream (one line per event; JSON lines with -o json)."""
+    parse_or_exit(lambda: check_output(out))
+
+    async def go(client: Client) -> None:
+        async for event in client.watch_events(from_index, kinds=kind or ()):
+            if out == "json":
+                print(json.dumps(output.to_json(event)), flush=True)
+            else:
+                print(output.event_line(event), flush=True)
+
+    with_client(manager, go)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings={"allow_interspersed_args": False})(run)
+    group = typer.Typer(help="Inspect and stop tasks.", no_args_is_help=True)
+    group.command("ls")(task_ls)
+    group.command("get")(task_get)
+    group.command("stop")(task_stop)
+    app.add_typer(group, name="task")
+    app.command()(logs)
+    app.command()(events)

@@ -1,0 +1,267 @@
+"""``corral up``: a manager, one worker and the gateway on this machine.
+
+Each program is a child process in its own session, so ``up`` alone decides
+when they stop: Ctrl-C (SIGINT) or SIGTERM stops the gateway, the worker and
+then the manager (SIGTERM to each process group, SIGKILL after a grace period)
+and exits 0. If a child dies on its own, the others are stopped and ``up``
+exits 1 with the last lines the child wrote. Children's output is copied to
+our stderr, prefixed with their name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from corral.cli.options import console, errors
+from corral.client import Client, wait_healthy
+from corral.model import NodeStatus
+
+READY_TIMEOUT = 60.0
+STOP_GRACE = 10.0
+_KEPT_LINES = 20
+
+
+@dataclasses.dataclass
+class Child:
+    name: str
+    proc: asyncio.subprocess.Process
+    lines: deque[str] = dataclasses.field(default_factory=lambda: deque(maxlen=_KEPT_LINES))
+    pump: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc.returncode is None
+
+    def last_words(self) -> str:
+        return "\n".join(self.lines) or "(no output)"
+
+
+class ChildDied(Exception):
+    def __init__(self, child: Child) -> None:
+        super().__init__(child.name)
+        self.child = child
+
+
+async def _spawn(name: str, args: list[str]) -> Child:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "corral.cli.main",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    child = Child(name, proc)
+    child.pump = asyncio.create_task(_pump(child))
+    return child
+
+
+async def _pump(child: Child) -> None:
+    assert child.proc.stdout is not None
+    async for raw in child.proc.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        child.lines.append(line)
+        sys.stderr.write(f"[{child.name}] {line}\n")
+        sys.stderr.flush()
+
+
+async def _until(check: Awaitable[bool], children: list[Child], stop: asyncio.Event) -> bool:
+    """Await ``check`` unless a child dies (ChildDied) or a stop is asked (False)."""
+    checking = asyncio.ensure_future(check)
+    stopping = asyncio.ensure_future(stop.wait())
+    dying = {asyncio.ensure_future(c.proc.wait()): c for c in children}
+    try:
+        done, _ = await asyncio.wait(
+            [checking, stopping, *dying], return_when=asyncio.FIRST_COMPLETED
+        )
+        for fut, child in dying.items():
+            if fut in done:
+                if child.pump is not None:
+                    await child.pump  # the child's last words are in its pipe
+                raise ChildDied(child)
+        if stopping in done:
+            return False
+        return bool(checking.result())
+    finally:
+        for fut in [checking, stopping, *dying]:
+            fut.cancel()
+
+
+async def _http_ready(url: str, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        while loop.time() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code < 500:
+                    return True
+            await asyncio.sleep(0.1)
+    return False
+
+
+async def _node_ready(manager: str, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with Client(manager, timeout=2.0) as client:
+        while loop.time() < deadline:
+            with contextlib.suppress(Exception):
+                nodes = await client.list_nodes()
+                if any(n.status is NodeStatus.READY for n in nodes):
+                    return True
+            await asyncio.sleep(0.1)
+    return False
+
+
+async def _stop_all(children: list[Child], grace: float) -> None:
+    """SIGTERM each group, newest first; SIGKILL whatever is left after ``grace``."""
+    for child in reversed(children):
+        _signal_group(child, signal.SIGTERM)
+    for child in reversed(children):
+        try:
+            await asyncio.wait_for(child.proc.wait(), grace)
+        except TimeoutError:
+            errors.print(f"corral up: {child.name} ignored SIGTERM; killing it")
+        # Helpers the child started in its group go too.
+        _signal_group(child, signal.SIGKILL)
+        await child.proc.wait()
+        if child.pump is not None:
+            await child.pump
+
+
+def _signal_group(child: Child, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.proc.pid, sig)
+
+
+@dataclasses.dataclass(frozen=True)
+class UpSettings:
+    manager_listen: str
+    worker_listen: str
+    gateway_listen: str
+    data_dir: Path
+    manager_flags: tuple[str, ...]
+    worker_flags: tuple[str, ...]
+
+
+async def supervise(settings: UpSettings) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    children: list[Child] = []
+    s = settings
+    manager_args = ["manager", "--listen", s.manager_listen]
+    manager_args += ["--data-dir", str(s.data_dir / "manager"), *s.manager_flags]
+    manager_args += [f"--default-schedule-url=http://{s.gateway_listen}/health"]
+    worker_args = ["worker", "--manager", s.manager_listen, "--listen", s.worker_listen]
+    worker_args += ["--data-dir", str(s.data_dir / "worker"), *s.worker_flags]
+    gateway_url = f"http://{s.gateway_listen}/"
+    gateway_args = ["gateway", "--manager", s.manager_listen, "--listen", s.gateway_listen]
+    steps: list[tuple[str, list[str], Callable[[], Awaitable[bool]]]] = [
+        ("manager", manager_args, lambda: wait_healthy(s.manager_listen, timeout=READY_TIMEOUT)),
+        ("worker", worker_args, lambda: _node_ready(s.manager_listen, READY_TIMEOUT)),
+        ("gateway", gateway_args, lambda: _http_ready(gateway_url, READY_TIMEOUT)),
+    ]
+    try:
+        for name, args, ready in steps:
+            children.append(await _spawn(name, args))
+            if not await _until(ready(), children, stop):
+                if stop.is_set():
+                    return 0
+                errors.print(f"[red]corral up:[/] {name} did not become ready in time")
+                return 1
+        _announce(settings)
+        await _until(stop.wait(), children, stop)
+        return 0
+    except ChildDied as died:
+        child = died.child
+        errors.print(
+            f"[red]corral up:[/] {child.name} exited with code {child.proc.returncode}:\n"
+            f"{child.last_words()}"
+        )
+        return 1
+    finally:
+        await _stop_all(children, STOP_GRACE)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _announce(s: UpSettings) -> None:
+    console.print(
+        "[bold green]Corral is up.[/]\n"
+        f"  manager  grpc {s.manager_listen}   (grpcurl -plaintext {s.manager_listen} list)\n"
+        f"  worker   grpc {s.worker_listen}\n"
+        f"  gateway  http://{s.gateway_listen}   (API docs: http://{s.gateway_listen}/docs)\n"
+        f"  data     {s.data_dir}\n"
+        "Try: corral run --name hello --wait -- echo hello && corral logs hello\n"
+        "Ctrl-C stops everything.",
+        highlight=False,
+    )
+
+
+def _given(**flags: str | Path | None) -> list[str]:
+    """``--flag value`` for each flag the user gave (children keep their defaults)."""
+    out: list[str] = []
+    for name, value in flags.items():
+        if value is not None:
+            out += ["--" + name.replace("_", "-"), str(value)]
+    return out
+
+
+def up(
+    manager_listen: Annotated[
+        str, typer.Option(envvar="CORRAL_MANAGER_LISTEN", help="Manager gRPC address.")
+    ] = "127.0.0.1:50051",
+    worker_listen: Annotated[
+        str, typer.Option(envvar="CORRAL_WORKER_LISTEN", help="Worker gRPC address.")
+    ] = "127.0.0.1:50052",
+    gateway_listen: Annotated[
+        str, typer.Option(envvar="CORRAL_GATEWAY_LISTEN", help="Gateway HTTP address.")
+    ] = "127.0.0.1:8080",
+    data_dir: Annotated[
+        Path, typer.Option(envvar="CORRAL_DATA_DIR", help="State (manager/, worker/ inside).")
+    ] = Path(".corral"),
+    *,
+    strategy: Annotated[str | None, typer.Option(help="Scheduling strategy.")] = None,
+    jobs_runtime: Annotated[str | None, typer.Option(help="Runtime of POST /jobs.")] = None,
+    jobs_image: Annotated[str | None, typer.Option(help="Image of container jobs.")] = None,
+    environments_runtime: Annotated[
+        str | None, typer.Option(help="Runtime of environments.")
+    ] = None,
+    schedules: Annotated[Path | None, typer.Option(help="Schedules file.")] = None,
+    kubeconfig: Annotated[str | None, typer.Option(help="Kubeconfig for kubernetes.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
+) -> None:
+    """Run a manager, a worker and the gateway here; Ctrl-C stops them all."""
+    settings = UpSettings(
+        manager_listen=manager_listen,
+        worker_listen=worker_listen,
+        gateway_listen=gateway_listen,
+        data_dir=data_dir,
+        manager_flags=tuple(
+            _given(
+                strategy=strategy,
+                jobs_runtime=jobs_runtime,
+                jobs_image=jobs_image,
+                environments_runtime=environments_runtime,
+                schedules_file=schedules,
+                environments_namespace=namespace,
+            )
+        ),
+        worker_flags=tuple(_given(kubeconfig=kubeconfig, namespace=namespace)),
+    )
+    raise typer.Exit(asyncio.run(supervise(settings)))
