@@ -1,0 +1,1 @@
+"""Programs run by the peer virtualenv (bench/peers/venv), not by Corral's: Celery and Ray."""
