@@ -18,6 +18,7 @@ restart in well under a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -130,6 +131,7 @@ class Store:
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._writing = False
 
     @classmethod
     async def open(cls, data_dir: Path) -> Store:
@@ -253,6 +255,17 @@ class Store:
         self._wakeup.set()
         await future
 
+    async def barrier(self) -> None:
+        """Return once every batch queued before this call is committed."""
+        if not self._queue and not self._writing:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((Batch(), future))
+        self._wakeup.set()
+        # A failed commit is reported to its own caller; the barrier only orders.
+        with contextlib.suppress(Exception):
+            await future
+
     async def _write_loop(self) -> None:
         while True:
             await self._wakeup.wait()
@@ -263,8 +276,10 @@ class Store:
             merged = Batch()
             for batch, _ in queued:
                 merged.merge(batch)
+            self._writing = True
             try:
-                await self._run(self._write, merged)
+                if merged:
+                    await self._run(self._write, merged)
             except Exception as err:
                 log.exception("store commit failed")
                 for _, future in queued:
@@ -274,6 +289,8 @@ class Store:
                 for _, future in queued:
                     if not future.done():
                         future.set_result(None)
+            finally:
+                self._writing = False
 
     def _write(self, batch: Batch) -> None:
         db = self.db

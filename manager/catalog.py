@@ -1,0 +1,112 @@
+"""The in-memory index of tasks: by id, by name, and in submission order.
+
+Entries loaded from the store keep their raw rows and decode on first use,
+so a restart with 100,000 stored tasks costs a row scan, not 100,000
+protobuf decodes; listing by state or node never decodes at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from corral.model import Task, TaskId, TaskState
+from manager.store import TaskRow, decode_spec, decode_status
+
+
+class TaskEntry:
+    __slots__ = ("_row", "_task", "id", "name", "node_id", "seq", "state")
+
+    def __init__(self, seq: int, *, task: Task | None = None, row: TaskRow | None = None) -> None:
+        self.seq = seq
+        self._task = task
+        self._row = row
+        if task is not None:
+            self.id, self.name, self.state = task.id, task.spec.name, task.status.state
+            self.node_id = task.status.node_id
+        elif row is not None:
+            self.id, self.name, self.state, self.node_id = row.id, row.name, row.state, ""
+        else:
+            raise ValueError("an entry needs a task or a row")
+
+    @property
+    def task(self) -> Task:
+        if self._task is None:
+            assert self._row is not None
+            row = self._row
+            self._task = Task(row.id, decode_spec(row.spec), decode_status(row.status))
+            self._row = None
+        return self._task
+
+    def set(self, task: Task) -> None:
+        self._task, self._row = task, None
+        self.state, self.node_id = task.status.state, task.status.node_id
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self.by_id: dict[TaskId, TaskEntry] = {}
+        # Names are unique among tasks that are not final.
+        self.active_names: dict[str, TaskId] = {}
+        self.latest_names: dict[str, TaskId] = {}
+        self._order: list[TaskEntry] = []
+        self.next_seq = 1
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def add(self, entry: TaskEntry) -> None:
+        self.by_id[entry.id] = entry
+        self._order.append(entry)
+        self.latest_names[entry.name] = entry.id
+        if not entry.state.final:
+            self.active_names[entry.name] = entry.id
+        self.next_seq = max(self.next_seq, entry.seq + 1)
+
+    def discard(self, entry: TaskEntry) -> None:
+        """Undo ``add`` (a submission whose commit failed)."""
+        self.by_id.pop(entry.id, None)
+        if self._order and self._order[-1] is entry:
+            self._order.pop()
+        else:
+            self._order = [e for e in self._order if e is not entry]
+        if self.active_names.get(entry.name) == entry.id:
+            del self.active_names[entry.name]
+        if self.latest_names.get(entry.name) == entry.id:
+            older = [e for e in self._order if e.name == entry.name]
+            if older:
+                self.latest_names[entry.name] = older[-1].id
+            else:
+                del self.latest_names[entry.name]
+
+    def update(self, entry: TaskEntry, task: Task) -> None:
+        entry.set(task)
+        if entry.state.final and self.active_names.get(entry.name) == entry.id:
+            del self.active_names[entry.name]
+
+    def resolve(self, ref: str) -> TaskEntry | None:
+        """By id, else the newest task with that name."""
+        entry = self.by_id.get(TaskId(ref))
+        if entry is None and (by_name := self.latest_names.get(ref)) is not None:
+            entry = self.by_id.get(by_name)
+        return entry
+
+    def newest_first(self, below_seq: int | None = None) -> Iterator[TaskEntry]:
+        order = self._order
+        # Entries are appended in seq order, so a bisect finds where a page resumes.
+        hi = len(order)
+        if below_seq is not None:
+            lo = 0
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if order[mid].seq < below_seq:
+                    lo = mid + 1
+                else:
+                    hi = mid
+        for i in range(hi - 1, -1, -1):
+            yield order[i]
+
+    def active(self) -> Iterator[TaskEntry]:
+        return (e for e in self._order if e.state not in _FINAL)
+
+
+_FINAL = frozenset(s for s in TaskState if s.final)

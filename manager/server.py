@@ -1,0 +1,81 @@
+"""Run the manager: open the store, build the core, serve gRPC, stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from corral.serving import start_server
+from manager import extensions, logs, servicer
+from manager.config import ManagerConfig
+from manager.control import Extension
+from manager.core import TaskManager
+from manager.scheduling import STRATEGIES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningManager:
+    core: TaskManager
+    port: int
+    server: grpc.aio.Server
+    _stop: Callable[[float], object]
+    extensions: list[Extension] = field(default_factory=list)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, let those in flight finish within ``grace``, then close."""
+        result = self._stop(self.core.config.stop_grace if grace is None else grace)
+        if asyncio.iscoroutine(result):
+            await result
+        for extension in reversed(self.extensions):
+            try:
+                await extension.close()
+            except Exception:
+                log.exception("closing an extension failed")
+        await self.core.close()
+
+
+async def serve(
+    config: ManagerConfig, *, extension_modules: Sequence[str] | None = None
+) -> RunningManager:
+    """Start a manager; ``extension_modules`` overrides ``manager.extensions.MODULES``."""
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
+    core = await TaskManager.open(config, log_source=logs.stream_logs)
+    installed: list[Extension] = []
+    try:
+        installed = extensions.install_all(core, config, extension_modules)
+        register = [servicer.register(core), *(ext.register for ext in installed)]
+        running = await start_server(config.listen, register)
+        await core.start()
+        for ext in installed:
+            await ext.start()
+    except BaseException:
+        await core.close()
+        raise
+    log.info("manager serving", extra={"port": running.port, "data_dir": str(config.data_dir)})
+    return RunningManager(core, running.port, running.server, running.stop, installed)
+
+
+def run(config: ManagerConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+
+    async def main() -> None:
+        manager = await serve(config)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        log.info("manager stopping")
+        await manager.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,156 @@
+"""ManagerService over gRPC: convert, call the core, convert back.
+
+Errors become gRPC statuses in one place (``corral.serving.translate_errors``).
+The worker stream (``Connect``) is handed to ``manager.sessions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeAlias
+
+import grpc
+
+from corral import convert
+from corral.errors import ValidationError
+from corral.model import TaskId, TaskState
+from corral.serving import translate_errors
+from corral.v1 import manager_pb2, manager_pb2_grpc
+from manager.control import NewTask, TaskQuery
+from manager.core import TaskManager
+from manager.sessions import WorkerSession
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+def new_task(request: manager_pb2.SubmitTaskRequest) -> NewTask:
+    return NewTask(
+        spec=convert.spec_from(request.spec), id=TaskId(request.id) if request.id else None
+    )
+
+
+def label_selector(text: str) -> dict[str, str]:
+    """``k=v,k2=v2`` as a dict; anything else names the field."""
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValidationError("label_selector", f"{part!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def states_from(numbers: Sequence[int]) -> frozenset[TaskState]:
+    for i, number in enumerate(numbers):
+        if number == 0:
+            raise ValidationError(f"states[{i}]", "must be a task state, not UNSPECIFIED")
+    return frozenset(convert.state_from(n) for n in numbers)
+
+
+class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
+    def __init__(self, core: TaskManager) -> None:
+        self.core = core
+
+    @translate_errors
+    async def SubmitTask(
+        self, request: manager_pb2.SubmitTaskRequest, context: Context
+    ) -> manager_pb2.SubmitTaskResponse:
+        (task,) = await self.core.submit([new_task(request)], prefix="")
+        return manager_pb2.SubmitTaskResponse(task=convert.task_to(task))
+
+    @translate_errors
+    async def SubmitTasks(
+        self, request: manager_pb2.SubmitTasksRequest, context: Context
+    ) -> manager_pb2.SubmitTasksResponse:
+        tasks = await self.core.submit([new_task(r) for r in request.tasks])
+        return manager_pb2.SubmitTasksResponse(tasks=[convert.task_to(t) for t in tasks])
+
+    @translate_errors
+    async def GetTask(
+        self, request: manager_pb2.GetTaskRequest, context: Context
+    ) -> manager_pb2.GetTaskResponse:
+        return manager_pb2.GetTaskResponse(task=convert.task_to(await self.core.get(request.id)))
+
+    @translate_errors
+    async def ListTasks(
+        self, request: manager_pb2.ListTasksRequest, context: Context
+    ) -> manager_pb2.ListTasksResponse:
+        query = TaskQuery(
+            states=states_from(request.states),
+            node_id=request.node_id,
+            labels=label_selector(request.label_selector),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        tasks, token = await self.core.list_tasks(query)
+        return manager_pb2.ListTasksResponse(
+            tasks=[convert.task_to(t) for t in tasks], next_page_token=token
+        )
+
+    @translate_errors
+    async def StopTask(
+        self, request: manager_pb2.StopTaskRequest, context: Context
+    ) -> manager_pb2.StopTaskResponse:
+        task = await self.core.stop(request.id, request.reason)
+        return manager_pb2.StopTaskResponse(task=convert.task_to(task))
+
+    @translate_errors
+    async def WatchEvents(
+        self, request: manager_pb2.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[manager_pb2.WatchEventsResponse]:
+        async for event in self.core.watch(
+            from_index=request.from_index, kinds=list(request.kinds)
+        ):
+            yield manager_pb2.WatchEventsResponse(event=convert.event_to(event))
+
+    @translate_errors
+    async def GetTaskLogs(
+        self, request: manager_pb2.GetTaskLogsRequest, context: Context
+    ) -> AsyncIterator[manager_pb2.GetTaskLogsResponse]:
+        async for chunk in self.core.logs(
+            request.id, tail=request.tail, follow=request.follow, generation=request.generation
+        ):
+            yield manager_pb2.GetTaskLogsResponse(data=chunk)
+
+    @translate_errors
+    async def ListNodes(
+        self, request: manager_pb2.ListNodesRequest, context: Context
+    ) -> manager_pb2.ListNodesResponse:
+        nodes = await self.core.nodes()
+        return manager_pb2.ListNodesResponse(nodes=[convert.node_to(n) for n in nodes])
+
+    @translate_errors
+    async def GetNode(
+        self, request: manager_pb2.GetNodeRequest, context: Context
+    ) -> manager_pb2.GetNodeResponse:
+        return manager_pb2.GetNodeResponse(node=convert.node_to(await self.core.node(request.id)))
+
+    @translate_errors
+    async def DrainNode(
+        self, request: manager_pb2.DrainNodeRequest, context: Context
+    ) -> manager_pb2.DrainNodeResponse:
+        return manager_pb2.DrainNodeResponse(
+            node=convert.node_to(await self.core.drain(request.id))
+        )
+
+    # The session writes with context.write from its sender loop while its reader
+    # consumes the requests, so this handler returns nothing instead of yielding.
+    @translate_errors
+    async def Connect(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[manager_pb2.WorkerMessage], context: Context
+    ) -> None:
+        await WorkerSession(self.core, context).run(_reads(context))
+
+
+async def _reads(context: Context) -> AsyncIterator[manager_pb2.WorkerMessage]:
+    # grpc.aio refuses mixing the request iterator with context.write, so read explicitly.
+    while (message := await context.read()) is not grpc.aio.EOF:
+        yield message
+
+
+def register(core: TaskManager) -> Any:
+    def add(server: grpc.aio.Server) -> str:
+        manager_pb2_grpc.add_ManagerServiceServicer_to_server(ManagerServicer(core), server)
+        return str(manager_pb2.DESCRIPTOR.services_by_name["ManagerService"].full_name)
+
+    return add

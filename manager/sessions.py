@@ -1,0 +1,193 @@
+"""One session per worker stream (``ManagerService.Connect``).
+
+The first message must be ``Hello``; the manager answers ``Welcome`` then
+``Reconcile``. After that two loops run: the reader applies what the worker
+sends (``TaskUpdates`` in one transaction per message, ``Ack``s,
+heartbeats that only touch a timestamp), and the sender flushes the outbox.
+
+Batching: the core queues assignments and stops one by one, the sender wakes,
+waits for the store to commit everything queued so far (so a worker never
+runs an assignment the manager could forget), and sends whatever is ready
+as ONE ``Stop`` and ONE ``Assign`` message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from corral import convert
+from corral.errors import ValidationError
+from corral.model import NodeStats, Resources, TaskId
+from corral.v1 import manager_pb2
+from corral.validation import check_labels, check_resources, check_text
+from manager.core import HelloInfo, TaskManager
+from manager.nodes import NodeRecord
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 30.0
+
+
+class WorkerSession:
+    """The manager's side of one worker stream; the core sees it as an ``Outbox``."""
+
+    def __init__(self, core: TaskManager, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.core = core
+        self.context = context
+        self._assigns: dict[tuple[TaskId, int], None] = {}
+        self._stops: list[manager_pb2.StopOrder] = []
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._close_reason = ""
+        self._stats: Any = None
+
+    # -- Outbox -----------------------------------------------------------
+
+    def assign(self, task_id: TaskId, generation: int) -> None:
+        self._assigns[(task_id, generation)] = None
+        self._wake.set()
+
+    def stop(self, task_id: TaskId, generation: int, reason: str, grace: float) -> None:
+        if (task_id, generation) in self._assigns:
+            del self._assigns[(task_id, generation)]
+            return  # never sent: nothing to stop
+        self._stops.append(
+            manager_pb2.StopOrder(
+                task_id=task_id,
+                generation=generation,
+                reason=reason,
+                grace=convert.duration(grace),
+            )
+        )
+        self._wake.set()
+
+    def stats(self) -> NodeStats:
+        return convert.stats_from(self._stats) if self._stats is not None else NodeStats()
+
+    def close(self, reason: str) -> None:
+        self._close_reason = reason
+        self._closed.set()
+
+    # -- the stream -------------------------------------------------------
+
+    async def run(self, requests: AsyncIterator[manager_pb2.WorkerMessage]) -> None:
+        try:
+            first = await asyncio.wait_for(anext(requests), HELLO_TIMEOUT)
+        except (StopAsyncIteration, TimeoutError):
+            return
+        if first.WhichOneof("kind") != "hello":
+            raise ValidationError("hello", "the first message of a session must be hello")
+        info = hello_from(first.hello)
+        granted = await self.core.hello(info, self)
+        record = granted.record
+        try:
+            await self.context.write(welcome(self.core, record))
+            await self.context.write(
+                manager_pb2.ManagerMessage(
+                    reconcile=manager_pb2.Reconcile(
+                        keep=[
+                            manager_pb2.AttemptRef(task_id=t, generation=g) for t, g in granted.keep
+                        ],
+                        stop=[
+                            manager_pb2.AttemptRef(task_id=t, generation=g) for t, g in granted.stop
+                        ],
+                    )
+                )
+            )
+            reader = asyncio.create_task(self._read(record, requests))
+            sender = asyncio.create_task(self._send())
+            closed = asyncio.create_task(self._closed.wait())
+            loops: list[asyncio.Task[Any]] = [reader, sender, closed]
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and (err := task.exception()) is not None:
+                    raise err
+        finally:
+            self.core.disconnected(record, self)
+        if self._closed.is_set():
+            await self.context.abort(grpc.StatusCode.UNAVAILABLE, self._close_reason)
+
+    async def _read(
+        self, record: NodeRecord, requests: AsyncIterator[manager_pb2.WorkerMessage]
+    ) -> None:
+        async for message in requests:
+            kind = message.WhichOneof("kind")
+            if kind == "heartbeat":
+                record.touch()
+                self._stats = message.heartbeat.stats
+            elif kind == "updates":
+                updates = [convert.update_from(u) for u in message.updates.updates]
+                await self.core.apply_updates(record, updates)
+            elif kind == "ack":
+                refs = [(TaskId(a.task_id), a.generation) for a in message.ack.attempts]
+                self.core.ack(record, refs)
+            else:
+                record.touch()
+
+    async def _send(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            # Everything queued before now is committed once this returns.
+            await self.core.store.barrier()
+            stops, self._stops = self._stops, []
+            assigns, self._assigns = self._assigns, {}
+            if stops:
+                await self.context.write(
+                    manager_pb2.ManagerMessage(stop=manager_pb2.Stop(orders=stops))
+                )
+            if assigns:
+                items = []
+                for task_id, generation in assigns:
+                    with contextlib.suppress(KeyError):
+                        spec = convert.spec_to(self.core.spec_of(task_id))
+                        items.append(
+                            manager_pb2.Assignment(
+                                task_id=task_id, generation=generation, spec=spec
+                            )
+                        )
+                await self.context.write(
+                    manager_pb2.ManagerMessage(assign=manager_pb2.Assign(assignments=items))
+                )
+
+
+def hello_from(m: manager_pb2.Hello) -> HelloInfo:
+    """Convert and check a Hello: a worker's capacity and labels are input like any other."""
+    capacity: Resources = convert.resources_from(m.capacity)
+    check_resources(capacity, "hello.capacity")
+    check_labels(dict(m.labels), "hello.labels")
+    check_text(m.node_id, "hello.node_id", limit=128)
+    check_text(m.name, "hello.name", limit=253)
+    check_text(m.address, "hello.address", limit=512)
+    if len(m.runtimes) > 16:
+        raise ValidationError("hello.runtimes", "at most 16 runtimes")
+    return HelloInfo(
+        node_id=m.node_id,
+        name=m.name,
+        address=m.address,
+        labels=dict(m.labels),
+        capacity=capacity,
+        runtimes=tuple(m.runtimes),
+        version=m.version,
+        attempts=[convert.update_from(u) for u in m.attempts],
+    )
+
+
+def welcome(core: TaskManager, record: NodeRecord) -> manager_pb2.ManagerMessage:
+    return manager_pb2.ManagerMessage(
+        welcome=manager_pb2.Welcome(
+            node_id=record.id,
+            heartbeat_interval=convert.duration(core.config.heartbeat_interval),
+            ttl=convert.duration(core.config.ttl),
+            session_epoch=record.epoch,
+        )
+    )
