@@ -148,19 +148,23 @@ class Window(_message.Message):
 
     START_HOUR_FIELD_NUMBER: _builtins.int
     END_HOUR_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     start_hour: _builtins.int
     """First hour (0-23) in which firings happen."""
     end_hour: _builtins.int
     """Hour (1-24) at which firings stop; must be greater than start_hour."""
+    time_zone: _builtins.str
+    """IANA zone of the hours; the cron trigger's zone, else UTC, when empty."""
     def __init__(
         self,
         *,
         start_hour: _builtins.int = ...,
         end_hour: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_hour", b"end_hour", "start_hour", b"start_hour"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_hour", b"end_hour", "start_hour", b"start_hour", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -415,6 +419,7 @@ class EndpointResult(_message.Message):
     BODY_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    BODY_TRUNCATED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Endpoint name (or the task's name for a task action)."""
     task_id: _builtins.str
@@ -431,6 +436,8 @@ class EndpointResult(_message.Message):
     """Error text when no usable response came."""
     state: _types_pb2.TaskState.ValueType
     """The task's final state."""
+    body_truncated: _builtins.bool
+    """True when the body was cut at the runtime's bound."""
     def __init__(
         self,
         *,
@@ -442,10 +449,11 @@ class EndpointResult(_message.Message):
         body: _builtins.bytes = ...,
         error: _builtins.str = ...,
         state: _types_pb2.TaskState.ValueType = ...,
+        body_truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "error", b"error", "latency_ms", b"latency_ms", "name", b"name", "ok", b"ok", "state", b"state", "status_code", b"status_code", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_truncated", b"body_truncated", "error", b"error", "latency_ms", b"latency_ms", "name", b"name", "ok", b"ok", "state", b"state", "status_code", b"status_code", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

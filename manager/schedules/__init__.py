@@ -1,0 +1,64 @@
+"""Schedules: durable cron or interval triggers that call HTTP endpoints or run tasks.
+
+The job of the .NET cron orchestrator, as a first-class resource. Modules:
+``model`` (domain types), ``validation``, ``timing`` (pure: which slot is due,
+windows, catch-up; an injectable clock), ``runs`` (one run: submit ``http``
+tasks, collect their results), ``loops`` (the ``Scheduler``: one loop per
+running schedule, concurrency policies), ``store`` (``schedules.db``),
+``config_files`` (YAML/JSON/appsettings.json), ``convert`` and ``servicer``
+(the gRPC edge). The manager installs it through ``install``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from corral.errors import NotFound
+from manager.config import ManagerConfig
+from manager.control import Extension, TaskControl
+from manager.schedules.config_files import health_schedule, load_file
+from manager.schedules.loops import Scheduler
+from manager.schedules.servicer import register
+from manager.schedules.store import ScheduleStore
+from manager.schedules.timing import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "default"
+
+
+class SchedulesExtension:
+    def __init__(
+        self, tasks: TaskControl, config: ManagerConfig, clock: Clock | None = None
+    ) -> None:
+        self._config = config
+        self.store = ScheduleStore(config.data_dir / "schedules.db")
+        self.scheduler = Scheduler(tasks, self.store, clock or SystemClock())
+
+    def register(self, server: grpc.aio.Server) -> str:
+        return register(self.scheduler, server)
+
+    async def start(self) -> None:
+        self.define_default()
+        self.scheduler.resume()
+
+    def define_default(self) -> None:
+        """The schedule named ``default``: from the schedules file, else calling the health URL."""
+        if self._config.schedules_file is not None:
+            spec = load_file(self._config.schedules_file, name=DEFAULT_NAME)
+            self.scheduler.define(spec)
+        elif self._config.default_schedule_url:
+            try:
+                self.scheduler.get(DEFAULT_NAME)
+            except NotFound:
+                self.scheduler.create(health_schedule(self._config.default_schedule_url))
+
+    async def close(self) -> None:
+        await self.scheduler.close()
+        self.store.close()
+
+
+def install(tasks: TaskControl, config: ManagerConfig) -> Extension:
+    return SchedulesExtension(tasks, config)
