@@ -1,0 +1,176 @@
+"""A manager in its own process, and the client calls the cases share.
+
+The manager runs in a ``spawn``-ed child so its CPU share (psutil on its pid)
+and memory are its own, never mixed with the simulated workers' or the
+measuring client's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing.connection
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+from google.protobuf import duration_pb2
+
+from bench import spawning
+from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
+
+ACTIVE = [
+    types_pb2.TASK_STATE_PENDING,
+    types_pb2.TASK_STATE_SCHEDULED,
+    types_pb2.TASK_STATE_RUNNING,
+]
+
+
+def _manager_main(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
+    asyncio.run(_manager(conn, options))
+
+
+async def _manager(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
+    from manager.config import ManagerConfig
+    from manager.server import serve
+
+    started = time.monotonic()
+    try:
+        # The core alone: jobs, schedules and environments take no part in these workloads.
+        running = await serve(ManagerConfig(listen="127.0.0.1:0", **options), extension_modules=[])
+    except Exception as err:
+        conn.send(("error", f"manager did not start: {type(err).__name__}: {err}"))
+        return
+    conn.send(("ok", {"port": running.port, "ready_s": time.monotonic() - started}))
+    await spawning.serve_commands(conn, {"stop": lambda _: None})
+    await running.stop(0.5)
+
+
+@dataclass
+class ManagerProcess:
+    child: spawning.Child
+    port: int
+    data_dir: Path
+    # From process start to serving, measured inside the child (imports excluded).
+    ready_s: float
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def rss_bytes(self) -> int:
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+    async def stop(self) -> None:
+        await self.child.close(20)
+
+
+async def start_manager(data_dir: Path, **options: Any) -> ManagerProcess:
+    """Start a manager on a free 127.0.0.1 port; ``options`` are ManagerConfig fields."""
+    child = spawning.spawn(_manager_main, {"data_dir": data_dir, **options})
+    try:
+        info = await child.answer(120)
+    except BaseException:
+        child.kill()
+        raise
+    return ManagerProcess(child, int(info["port"]), data_dir, float(info["ready_s"]))
+
+
+@asynccontextmanager
+async def manager(**options: Any) -> AsyncIterator[ManagerProcess]:
+    """A manager over a fresh data dir, stopped (and its dir removed) afterwards."""
+    with tempfile.TemporaryDirectory(prefix="corral-bench-manager-") as tmp:
+        process = await start_manager(Path(tmp), **options)
+        try:
+            yield process
+        finally:
+            await process.stop()
+
+
+def stub(channel: grpc.aio.Channel) -> manager_pb2_grpc.ManagerServiceStub:
+    return manager_pb2_grpc.ManagerServiceStub(channel)
+
+
+def fake_task(
+    name: str, *, duration: float = 0.0, cpu: float = 0.1
+) -> manager_pb2.SubmitTaskRequest:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(duration * 1e9))
+    return manager_pb2.SubmitTaskRequest(
+        spec=types_pb2.TaskSpec(
+            name=name,
+            runtime="fake",
+            resources=types_pb2.Resources(cpu=cpu),
+            fake=types_pb2.FakeSpec(duration=d),
+        )
+    )
+
+
+async def submit_batches(
+    client: manager_pb2_grpc.ManagerServiceStub,
+    names: Sequence[str],
+    *,
+    batch: int,
+    in_flight: int = 2,
+    duration: float = 0.0,
+    cpu: float = 0.1,
+) -> list[str]:
+    """Submit fake tasks in SubmitTasks batches (``in_flight`` at a time); returns ids."""
+    chunks = [names[i : i + batch] for i in range(0, len(names), batch)]
+    ids: list[list[str]] = [[] for _ in chunks]
+    gate = asyncio.Semaphore(in_flight)
+
+    async def send(i: int, chunk: Sequence[str]) -> None:
+        request = manager_pb2.SubmitTasksRequest(
+            tasks=[fake_task(n, duration=duration, cpu=cpu) for n in chunk]
+        )
+        async with gate:
+            response = await client.SubmitTasks(request, timeout=120)
+        ids[i] = [t.id for t in response.tasks]
+
+    await asyncio.gather(*(send(i, c) for i, c in enumerate(chunks)))
+    return [task_id for part in ids for task_id in part]
+
+
+async def wait_settled(
+    client: manager_pb2_grpc.ManagerServiceStub, *, timeout: float, poll: float = 0.02
+) -> float:
+    """Poll until no task is PENDING, SCHEDULED or RUNNING; returns the wall-clock time then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = await client.ListTasks(
+            manager_pb2.ListTasksRequest(states=ACTIVE, page_size=1), timeout=30
+        )
+        if not page.tasks:
+            return time.time()
+        await asyncio.sleep(poll)
+    raise TimeoutError(f"tasks still active after {timeout:.0f} s")
+
+
+async def count_states(client: manager_pb2_grpc.ManagerServiceStub) -> dict[str, int]:
+    """Every stored task's state, counted by paging through ListTasks (not timed)."""
+    counts: dict[str, int] = {}
+    token = ""
+    while True:
+        page = await client.ListTasks(
+            manager_pb2.ListTasksRequest(page_size=1000, page_token=token), timeout=60
+        )
+        for task in page.tasks:
+            name = types_pb2.TaskState.Name(task.status.state).removeprefix("TASK_STATE_").lower()
+            counts[name] = counts.get(name, 0) + 1
+        token = page.next_page_token
+        if not token:
+            return counts

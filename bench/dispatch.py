@@ -1,0 +1,149 @@
+"""dispatch: many tasks through SubmitTasks batches to many simulated workers.
+
+Figures: ``placements_per_s`` (submit start → the last task's RUNNING update
+written by its worker, i.e. the assignment arrived and was acked),
+``completed_per_s`` (submit start → the manager reports no task left
+PENDING/SCHEDULED/RUNNING), the submit rate, and the manager's CPU share. The
+batched fan-out floor (``bench.floor``) is measured in the same run with the
+same streams and client processes, so ``placements_over_fanout_floor`` survives
+a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import grpc
+
+from bench import cluster, figures, floor, harness, spawning
+from bench.simworkers import Fleet
+
+GOAL = ">= 20,000 placements/s and >= 0.4 of the batched fan-out floor"
+
+
+async def fanout_floor(*, ids: int, streams: int, procs: int, per_channel: int) -> float:
+    server = spawning.spawn(floor._server_main)
+    try:
+        port = await server.answer(30)
+        rates = await floor.fanout_rate(
+            f"127.0.0.1:{port}",
+            ids=ids,
+            streams=streams,
+            procs=procs,
+            per_channel=per_channel,
+            rounds=3,
+        )
+    finally:
+        await server.close()
+    return statistics.median(rates)
+
+
+async def measure(
+    *, workers: int, tasks: int, batch: int, procs: int, per_channel: int, strategy: str
+) -> dict[str, Any]:
+    params = {
+        "workers": workers,
+        "tasks": tasks,
+        "batch": batch,
+        "batches_in_flight": 2,
+        "client_procs": procs,
+        "streams_per_channel": per_channel,
+        "strategy": strategy,
+        "task_cpu": 0.1,
+        "worker_cpu": max(2.0, tasks / workers * 0.1),
+    }
+    floor_rate = await fanout_floor(
+        ids=tasks, streams=workers, procs=procs, per_channel=per_channel
+    )
+    async with cluster.manager(strategy=strategy) as m:
+        fleet = await Fleet.start(
+            m.target,
+            workers=workers,
+            procs=procs,
+            per_channel=per_channel,
+            cpu=float(params["worker_cpu"]),
+        )
+        try:
+            async with grpc.aio.insecure_channel(m.target) as channel:
+                client = cluster.stub(channel)
+                names = [f"d-{i}" for i in range(tasks)]
+                cpu0 = m.cpu_seconds()
+                started = time.time()
+                await cluster.submit_batches(client, names, batch=batch)
+                submitted = time.time()
+                settled = await cluster.wait_settled(client, timeout=300)
+                cpu_share = (m.cpu_seconds() - cpu0) / (settled - started)
+                counts = await cluster.count_states(client)
+            seen = await fleet.snapshot()
+        finally:
+            await fleet.close()
+    times = list(seen["tasks"].values())
+    running = [t[1] for t in times if t[1]]
+    if len(running) < tasks:
+        return {
+            "name": "dispatch",
+            "params": params,
+            "error": f"only {len(running)} of {tasks} tasks reached RUNNING; states {counts}",
+        }
+    placements = tasks / (max(running) - started)
+    assign_latency = [t[0] - started for t in times]
+    result_figures = {
+        "placements_per_s": round(placements),
+        "completed_per_s": round(tasks / (settled - started)),
+        "submitted_per_s": round(tasks / (submitted - started)),
+        "fanout_floor_ids_per_s": round(floor_rate),
+        "manager_cpu_share": round(cpu_share, 3),
+        "last_assign_s": round(max(assign_latency), 3),
+        "completed_tasks": counts.get("completed", 0),
+        "stream_errors": len(seen["errors"]),
+    }
+    ratio = figures.ratio(placements, floor_rate)
+    return {
+        "name": "dispatch",
+        "params": params,
+        "figures": result_figures,
+        "ratios": {"placements_over_fanout_floor": ratio},
+        "goal": GOAL,
+        "met": placements >= 20_000 and ratio >= 0.4,
+    }
+
+
+QUICK = {"workers": 1000, "tasks": 20_000}
+FULL = {"workers": 1000, "tasks": 100_000}
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    return await measure(
+        **(QUICK if quick else FULL), batch=2000, procs=2, per_channel=10, strategy="binpack"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.dispatch", description=__doc__)
+    parser.add_argument("--workers", type=int, default=QUICK["workers"])
+    parser.add_argument("--tasks", type=int, default=QUICK["tasks"])
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--per-channel", type=int, default=10)
+    parser.add_argument("--strategy", default="binpack")
+    a = parser.parse_args()
+    harness.standalone(
+        asyncio.run(
+            measure(
+                workers=a.workers,
+                tasks=a.tasks,
+                batch=a.batch,
+                procs=a.procs,
+                per_channel=a.per_channel,
+                strategy=a.strategy,
+            )
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
