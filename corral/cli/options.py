@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from corral.client import DEFAULT_TARGET, Client
 from corral.errors import CorralError, ValidationError
@@ -70,9 +71,9 @@ def fail(err: CorralError) -> typer.Exit:
     """Print a domain error the way users read it and return the exit to raise."""
     if isinstance(err, ValidationError):
         where = f"invalid {err.field}" if err.field else "invalid input"
-        errors.print(f"[red]error:[/] {where}: {err.problem}")
+        errors.print(f"[red]error:[/] {escape(where)}: {escape(err.problem)}")
     else:
-        errors.print(f"[red]error:[/] {err.message}")
+        errors.print(f"[red]error:[/] {escape(err.message)}")
     return typer.Exit(1)
 
 

@@ -87,8 +87,8 @@ def _flag_default(value: Any) -> Any:
     return value
 
 
-def config_command(config_cls: type[Any], run: Callable[[Any], None]) -> Callable[..., None]:
-    """A typer command whose options are the fields of ``config_cls``."""
+def config_command(config_cls: type[Any], module: str) -> Callable[..., None]:
+    """A typer command whose options are the fields of ``config_cls``; runs ``module.run``."""
     hints = typing.get_type_hints(config_cls)
     converters: dict[str, Callable[[Any], Any]] = {}
     params = []
@@ -119,7 +119,7 @@ def config_command(config_cls: type[Any], run: Callable[[Any], None]) -> Callabl
 
         config = parse_or_exit(parse)
         _log_to_stderr()
-        run(config)
+        _serve(module, config)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -132,13 +132,9 @@ def _log_to_stderr() -> None:
     )
 
 
-# The servers are imported when a command runs, so `corral run` never loads them.
-def _run_manager(config: Any) -> None:
-    importlib.import_module("manager.server").run(config)
-
-
-def _run_worker(config: Any) -> None:
-    importlib.import_module("worker.server").run(config)
+def _serve(module: str, config: Any) -> None:
+    # Imported when the command runs, so `corral run` never loads the servers.
+    importlib.import_module(module).run(config)
 
 
 def gateway(
@@ -162,9 +158,9 @@ def register(app: typer.Typer) -> None:
     from manager.config import ManagerConfig
     from worker.config import WorkerConfig
 
-    manager = config_command(ManagerConfig, _run_manager)
+    manager = config_command(ManagerConfig, "manager.server")
     manager.__doc__ = "Run the manager: the control plane (gRPC, default 127.0.0.1:50051)."
-    worker = config_command(WorkerConfig, _run_worker)
+    worker = config_command(WorkerConfig, "worker.server")
     worker.__doc__ = "Run a worker: dials the manager and runs its tasks."
     app.command("manager")(manager)
     app.command("worker")(worker)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from corral import output, specfiles
 from corral.cli.options import (
@@ -179,7 +180,7 @@ async def wait_for(client: Client, task: Task, *, timeout: float, show: bool) ->
             task = await client.get_task(task.id)
             s = task.status
             if progress is not None:
-                progress.update(f"{task.spec.name}: {s.state.value}  {s.message}")
+                progress.update(escape(f"{task.spec.name}: {s.state.value}  {s.message}"))
             code = _outcome(task)
             if code is not None:
                 return task, code
@@ -202,11 +203,11 @@ def _outcome(task: Task) -> int | None:
 def _report(task: Task, code: int) -> None:
     s = task.status
     where = f" on {s.node_id}" if s.node_id else ""
-    line = f"task {task.id} ({task.spec.name}) {s.state.value}{where}"
+    line = escape(f"task {task.id} ({task.spec.name}) {s.state.value}{where}")
     if code == 0:
         console.print(line)
         return
-    reason = s.message or "no reason given"
+    reason = escape(s.message or "no reason given")
     if code == EXIT_PLACEMENT:
         errors.print(f"[red]error:[/] {line}: cannot be placed: {reason}")
     else:
