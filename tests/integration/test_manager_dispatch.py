@@ -8,10 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from corral.serving import channel
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
