@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
@@ -86,7 +87,10 @@ def container_name(ref: AttemptRef, owner: str) -> str:
 
 
 def container_options(assignment: Assignment, *, network: str, owner: str) -> dict[str, Any]:
-    """Keyword arguments of ``containers.create`` for one attempt (no engine needed)."""
+    """Arguments of the engine's create call for one attempt (no engine needed).
+
+    ``host_config`` holds the keyword arguments of ``create_host_config``.
+    """
     spec = assignment.spec
     labels = {
         **spec.labels,
@@ -95,29 +99,39 @@ def container_options(assignment: Assignment, *, network: str, owner: str) -> di
         LABEL_NODE: assignment.node_id,
         LABEL_WORKER: owner,
     }
+    host_config: dict[str, Any] = {"network_mode": network}
     options: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.command) or None,
         "environment": dict(spec.env),
         "labels": labels,
         "name": container_name(assignment.ref, owner),
-        "network_mode": network,
         "detach": True,
+        "host_config": host_config,
     }
     if spec.working_dir:
         options["working_dir"] = spec.working_dir
     if network != "host" and spec.ports:
-        # None asks the engine for a free host port; Started.ports reports the one it chose.
-        options["ports"] = {
-            f"{p.container_port}/{p.protocol or 'tcp'}": p.host_port or None for p in spec.ports
+        keys = [(p.container_port, p.protocol or "tcp") for p in spec.ports]
+        options["ports"] = keys
+        # An empty host port asks the engine for a free one; Started.ports reports it.
+        host_config["port_bindings"] = {
+            f"{number}/{protocol}": p.host_port or None
+            for (number, protocol), p in zip(keys, spec.ports, strict=True)
         }
     if spec.resources.cpu > 0:
-        options["nano_cpus"] = round(spec.resources.cpu * 1e9)
+        host_config["nano_cpus"] = round(spec.resources.cpu * 1e9)
     if spec.resources.memory_bytes > 0:
         # Swap equal to the limit means no swap: over the limit is an OOM kill, not a slow crawl.
-        options["mem_limit"] = spec.resources.memory_bytes
-        options["memswap_limit"] = spec.resources.memory_bytes
+        host_config["mem_limit"] = spec.resources.memory_bytes
+        host_config["memswap_limit"] = spec.resources.memory_bytes
     return options
+
+
+def host_started(spec_ports: tuple[PortMapping, ...]) -> Started:
+    """On host networking the container's ports are the host's own ports."""
+    ports = tuple(PortMapping(p.container_port, p.container_port, p.protocol) for p in spec_ports)
+    return Started(ports=ports, host="127.0.0.1")
 
 
 def started_from(attrs: Mapping[str, Any], spec_ports: tuple[PortMapping, ...] = ()) -> Started:
@@ -125,11 +139,7 @@ def started_from(attrs: Mapping[str, Any], spec_ports: tuple[PortMapping, ...] =
     host_config = attrs.get("HostConfig") or {}
     settings = attrs.get("NetworkSettings") or {}
     if host_config.get("NetworkMode") == "host":
-        # The container's ports are the host's own ports.
-        ports = tuple(
-            PortMapping(p.container_port, p.container_port, p.protocol) for p in spec_ports
-        )
-        return Started(ports=ports, host="127.0.0.1")
+        return host_started(spec_ports)
     bound = settings.get("Ports") or {}
     declared = host_config.get("PortBindings") or {}
     ports_list: list[PortMapping] = []
@@ -228,46 +238,54 @@ class DockerRuntime:
         if known is not None:  # assignments arrive at least once
             return known.started
         spec = assignment.spec
+        network = spec.network or self._config.docker_network or "bridge"
+        options = container_options(assignment, network=network, owner=self._owner)
         try:
             client, _ = await self._clients()
             await self._ensure_feed()
-            await self._ensure_image(spec.image)
-            network = spec.network or self._config.docker_network or "bridge"
-            options = container_options(assignment, network=network, owner=self._owner)
-            container = await self._create(client, ref, options)
-            await self._run(container.start)
-            await self._run(container.reload)
+            container_id = await self._create(client, ref, options)
+            await self._run(client.api.start, container_id)
+            if network == "host":
+                started = host_started(spec.ports)
+            else:
+                # Engine-chosen host ports and the container's address are known only now.
+                attrs = await self._run(client.api.inspect_container, container_id)
+                started = started_from(attrs, spec.ports)
         except StartError:
             raise
         except EngineErrors as err:
             await self._discard(ref)
             raise StartError(f"docker: {engine_reason(err)}") from err
-        started = started_from(container.attrs, spec.ports)
-        self._track(ref, container.id, started)
+        started = dataclasses.replace(started, message=f"container {container_id[:12]}")
+        self._track(ref, container_id, started)
         return started
 
-    async def _create(self, client: Any, ref: AttemptRef, options: dict[str, Any]) -> Any:
+    async def _create(self, client: Any, ref: AttemptRef, options: dict[str, Any]) -> str:
+        """Create the container (pulling its image first if missing); its id."""
+        api = client.api
+        kwargs = {**options, "host_config": api.create_host_config(**options["host_config"])}
         try:
-            return await self._run(client.containers.create, **options)
+            try:
+                return str((await self._run(api.create_container, **kwargs))["Id"])
+            except docker.errors.ImageNotFound:
+                # Like `docker run`: try the local image first, pull only when it is missing.
+                await self._pull(options["image"])
+                return str((await self._run(api.create_container, **kwargs))["Id"])
         except docker.errors.APIError as err:
             if err.status_code != 409:
                 raise
             # The name is taken: a redelivered assignment whose container already exists.
-            container = await self._run(client.containers.get, options["name"])
-            labels = container.labels
-            if labels.get(LABEL_TASK) != ref.task_id or labels.get(LABEL_GENERATION) != str(
+            attrs = await self._run(api.inspect_container, options["name"])
+            labels = (attrs.get("Config") or {}).get("Labels") or {}
+            same = labels.get(LABEL_TASK) == ref.task_id and labels.get(LABEL_GENERATION) == str(
                 ref.generation
-            ):
+            )
+            if not same:
                 raise
-            return container
+            return str(attrs["Id"])
 
-    async def _ensure_image(self, image: str) -> None:
-        client, stream_client = await self._clients()
-        try:
-            await self._run(client.images.get, image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
+    async def _pull(self, image: str) -> None:
+        _, stream_client = await self._clients()
         failed = self._failed_pulls.get(image)
         if failed is not None and time.monotonic() - failed[0] < PULL_FAILURE_MEMORY:
             raise StartError(failed[1])
