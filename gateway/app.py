@@ -1,0 +1,95 @@
+"""The gateway's ASGI app: canonical routes, compatible routes, OpenAPI, docs.
+
+``create_app`` assembles it at start-up: the canonical routes from the
+``google.api.http`` annotations of the given proto files (all of
+``corral.v1`` by default), the compatible routes of every module listed in
+``gateway.compat.MODULES``, ``/openapi.json`` and ``/docs``. The gRPC channel
+to the manager is opened in the lifespan and kept on ``app.state.channel``;
+the app keeps no other state between requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from importlib import resources
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import FileDescriptor
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+import gateway.compat
+from corral.serving import channel as open_channel
+from gateway import openapi, translation
+from gateway.bindings import bindings_of, corral_files
+from gateway.errors import CODE_OF_HTTP, UpstreamError
+
+MAX_BODY_BYTES = 1 << 20
+CONNECT_TIMEOUT = 3.0
+
+
+def create_app(
+    manager: str,
+    *,
+    files: Iterable[FileDescriptor] | None = None,
+    compat_modules: Sequence[str] | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """The app for the manager at ``manager`` (host:port)."""
+    bindings = bindings_of(corral_files() if files is None else files)
+    compat: list[BaseRoute] = []
+    for name in gateway.compat.MODULES if compat_modules is None else compat_modules:
+        compat.extend(importlib.import_module(name).routes())
+    spec = openapi.document(bindings, compat)
+
+    async def openapi_json(request: Request) -> Response:
+        """The OpenAPI 3 document of every route."""
+        return JSONResponse(spec)
+
+    async def docs(request: Request) -> Response:
+        """A page that renders /openapi.json (no external assets)."""
+        return HTMLResponse(resources.files("gateway").joinpath("docs.html").read_text())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.manager = manager
+        app.state.connect_timeout = connect_timeout
+        app.state.callables = {}
+        app.state.channel = open_channel(manager)
+        try:
+            yield
+        finally:
+            await app.state.channel.close()
+
+    routes: list[BaseRoute] = [
+        *translation.routes(bindings),
+        *compat,
+        Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
+        Route("/docs", docs, methods=["GET"], include_in_schema=False),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        max_body_size=max_body_bytes,
+        exception_handlers={HTTPException: _http_error},
+    )
+
+
+async def _http_error(request: Request, exc: Any) -> Response:
+    """Routing failures (404, 405, 413) as google.rpc.Status, like every other error."""
+    assert isinstance(exc, HTTPException)
+    code = CODE_OF_HTTP.get(exc.status_code, grpc.StatusCode.UNKNOWN)
+    messages = {
+        404: f"no route for {request.method} {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+        413: f"the request body is larger than {MAX_BODY_BYTES} bytes",
+    }
+    body = UpstreamError(code, messages.get(exc.status_code, str(exc.detail))).status_json()
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -1,0 +1,66 @@
+"""Running the gateway: in-process for tests and ``corral up``, or as a program.
+
+``serve`` starts uvicorn on the current event loop and returns once it
+listens, with the bound port (``listen`` may ask for port 0);
+``run`` is the blocking entry point of ``corral gateway``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from gateway.app import create_app
+
+STOP_GRACE = 5.0
+
+
+@dataclass
+class RunningGateway:
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    port: int
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self.task), STOP_GRACE + 1)
+
+
+def _config(manager: str, listen: str, options: dict[str, Any]) -> uvicorn.Config:
+    host, _, port = listen.rpartition(":")
+    return uvicorn.Config(
+        create_app(manager, **options),
+        host=host.strip("[]") or "127.0.0.1",
+        port=int(port),
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=int(STOP_GRACE),
+    )
+
+
+async def serve(manager: str, listen: str = "127.0.0.1:8080", **options: Any) -> RunningGateway:
+    """Start the gateway for the manager at ``manager``; return once it accepts connections.
+
+    ``options`` go to ``create_app`` (tests choose the proto files and compat modules).
+    """
+    server = uvicorn.Server(_config(manager, listen, options))
+    task = asyncio.create_task(server.serve())
+    # uvicorn offers no start-up event; `started` flips once the socket listens.
+    while not server.started:
+        if task.done():
+            with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
+                task.result()
+            raise OSError(f"the gateway could not listen on {listen}")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return RunningGateway(server, task, int(port))
+
+
+def run(manager: str, listen: str = "127.0.0.1:8080") -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn handles both)."""
+    uvicorn.Server(_config(manager, listen, {})).run()

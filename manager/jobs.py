@@ -1,0 +1,235 @@
+"""Jobs: ad-hoc shell commands run to completion, as the Kubernetes Job API offered them.
+
+A job is an ordinary task: ``sh -c cmd`` on the jobs runtime
+(``ManagerConfig.jobs_runtime``; containers use ``jobs_image``), never
+restarted, labelled ``corral.kind=job``, whose task id and name are the
+job's name (a fresh UUID unless the caller gives one). Nothing about a job
+is stored apart from its task, so jobs survive a manager restart with the
+tasks, and their output is the task's output, kept by the worker after the
+job ends (the original lost it with the pod a minute later).
+
+The status is derived, in the batch/v1 shape: counts of active, succeeded
+and failed pods (one pod here), start and completion times, and the
+Complete/Failed condition.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import grpc
+
+from corral import convert
+from corral.errors import AlreadyExists, NotFound, ValidationError
+from corral.model import RestartMode, RestartPolicy, Task, TaskId, TaskSpec, TaskState
+from corral.serving import translate_errors
+from corral.v1 import jobs_pb2, jobs_pb2_grpc
+from corral.validation import MAX_ARG_BYTES, check_name, check_text
+from manager.config import ManagerConfig
+from manager.control import Extension, NewTask, TaskControl, TaskQuery
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+KIND_LABEL = "corral.kind"
+KIND = "job"
+DEFAULT_CMD = "echo launched; sleep 10; echo done"
+_MAX_PAGES = 100
+_ACTIVE = frozenset({TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING, TaskState.LOST})
+
+
+# -- the domain: a job and its batch/v1 status --------------------------------------
+
+
+@dataclass(frozen=True)
+class JobCondition:
+    type: str  # Complete | Failed
+    reason: str
+    message: str
+    time: float | None
+    status: str = "True"
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    start_time: float | None = None
+    completion_time: float | None = None
+    conditions: tuple[JobCondition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    cmd: str
+    task: Task
+
+    @property
+    def status(self) -> JobStatus:
+        return job_status(self.task)
+
+
+def job_spec(name: str, cmd: str, config: ManagerConfig) -> TaskSpec:
+    container = config.jobs_runtime in ("docker", "kubernetes")
+    return TaskSpec(
+        name=name,
+        runtime=config.jobs_runtime,
+        image=config.jobs_image if container else "",
+        command=("sh", "-c", cmd),
+        restart_policy=RestartPolicy(mode=RestartMode.NEVER, max_attempts=1),
+        labels={KIND_LABEL: KIND},
+    )
+
+
+def job_of(task: Task) -> Job | None:
+    """The job a task runs, or None when the task is not a job."""
+    command = task.spec.command
+    if task.spec.labels.get(KIND_LABEL) != KIND or len(command) != 3:
+        return None
+    return Job(name=task.spec.name, cmd=command[2], task=task)
+
+
+def job_status(task: Task) -> JobStatus:
+    s = task.status
+    start = s.started_at or s.scheduled_at
+    if s.state in _ACTIVE:
+        return JobStatus(active=1, start_time=start)
+    if s.state is TaskState.COMPLETED:
+        done = JobCondition("Complete", "", "", s.finished_at)
+        return JobStatus(succeeded=1, start_time=start, completion_time=s.finished_at,
+                         conditions=(done,))  # fmt: skip
+    reason = "Stopped" if s.state is TaskState.STOPPED else "BackoffLimitExceeded"
+    message = s.message or (f"exit code {s.exit_code}" if s.exit_code is not None else "")
+    failed = JobCondition("Failed", reason, message, s.finished_at)
+    return JobStatus(failed=1, start_time=start, conditions=(failed,))
+
+
+class Jobs:
+    """Job operations over the manager core."""
+
+    def __init__(self, tasks: TaskControl, config: ManagerConfig) -> None:
+        self.tasks = tasks
+        self.config = config
+
+    async def run(self, cmd: str | None, name: str = "") -> Job:
+        cmd = DEFAULT_CMD if cmd is None else cmd
+        if not cmd.strip():
+            raise ValidationError("cmd", "must not be empty")
+        check_text(cmd, "cmd", limit=MAX_ARG_BYTES)
+        name = check_name(name, "name") if name else str(uuid.uuid4())
+        if await self._find(name) is not None:
+            raise AlreadyExists(f"name: job {name!r} already exists")
+        (task,) = await self.tasks.submit([NewTask(job_spec(name, cmd, self.config), TaskId(name))])
+        return Job(name, cmd, task)
+
+    async def get(self, name: str) -> Job:
+        job = await self._find(name)
+        if job is None:
+            raise NotFound(f"job {name!r} not found")
+        return job
+
+    async def list(self) -> list[Job]:
+        jobs: list[Job] = []
+        token = ""
+        for _ in range(_MAX_PAGES):
+            query = TaskQuery(labels={KIND_LABEL: KIND}, page_size=1000, page_token=token)
+            page, token = await self.tasks.list_tasks(query)
+            jobs.extend(job for job in map(job_of, page) if job is not None)
+            if not token:
+                break
+        return jobs
+
+    async def logs(self, name: str, *, tail: int = 0, follow: bool = False) -> AsyncIterator[bytes]:
+        job = await self.get(name)
+        async for chunk in self.tasks.logs(job.task.id, tail=tail, follow=follow):
+            yield chunk
+
+    async def _find(self, name: str) -> Job | None:
+        try:
+            task = await self.tasks.get(name)
+        except NotFound:
+            return None
+        return job_of(task)
+
+
+# -- the wire: JobService ---------------------------------------------------------------
+
+
+def job_to(job: Job) -> jobs_pb2.Job:
+    status = job.status
+    return jobs_pb2.Job(
+        name=job.name,
+        cmd=job.cmd,
+        task_id=job.task.id,
+        runtime=job.task.spec.runtime,
+        image=job.task.spec.image,
+        created_at=convert.timestamp(job.task.status.created_at),
+        state=convert.state_to(job.task.status.state),
+        status=jobs_pb2.JobStatus(
+            active=status.active,
+            succeeded=status.succeeded,
+            failed=status.failed,
+            start_time=convert.timestamp(status.start_time),
+            completion_time=convert.timestamp(status.completion_time),
+            conditions=[
+                jobs_pb2.JobCondition(
+                    type=c.type,
+                    status=c.status,
+                    reason=c.reason,
+                    message=c.message,
+                    last_probe_time=convert.timestamp(c.time),
+                    last_transition_time=convert.timestamp(c.time),
+                )
+                for c in status.conditions
+            ],
+        ),
+    )
+
+
+class JobServicer(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+
+    @translate_errors
+    async def RunJob(self, request: jobs_pb2.RunJobRequest, context: Context) -> Any:
+        cmd = request.cmd if request.HasField("cmd") else None
+        return jobs_pb2.RunJobResponse(job=job_to(await self.jobs.run(cmd, request.name)))
+
+    @translate_errors
+    async def GetJob(self, request: jobs_pb2.GetJobRequest, context: Context) -> Any:
+        return jobs_pb2.GetJobResponse(job=job_to(await self.jobs.get(request.name)))
+
+    @translate_errors
+    async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: Context) -> Any:
+        return jobs_pb2.ListJobsResponse(jobs=[job_to(j) for j in await self.jobs.list()])
+
+    @translate_errors
+    async def GetJobLogs(
+        self, request: jobs_pb2.GetJobLogsRequest, context: Context
+    ) -> AsyncIterator[jobs_pb2.GetJobLogsResponse]:
+        chunks = self.jobs.logs(request.name, tail=request.tail, follow=request.follow)
+        async for chunk in chunks:
+            yield jobs_pb2.GetJobLogsResponse(data=chunk)
+
+
+class JobsExtension:
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+
+    def register(self, server: grpc.aio.Server) -> str:
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), server)
+        return str(jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name)
+
+    async def start(self) -> None:
+        """Jobs have no background loop: the manager core runs their tasks."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def install(tasks: TaskControl, config: ManagerConfig) -> Extension:
+    return JobsExtension(Jobs(tasks, config))
