@@ -136,7 +136,11 @@ class Store:
     @classmethod
     async def open(cls, data_dir: Path) -> Store:
         store = cls(data_dir / "manager.db")
-        await store._run(store._connect)
+        try:
+            await store._run(store._connect)
+        except BaseException:
+            store._executor.shutdown(wait=False)
+            raise
         store._writer = asyncio.create_task(store._write_loop(), name="corral-store-writer")
         return store
 
@@ -343,10 +347,8 @@ class Store:
     async def close(self) -> None:
         self._closed = True
         if self._writer is not None:
-            # Let queued commits finish before the connection goes.
-            while self._queue:
-                self._wakeup.set()
-                await asyncio.sleep(0.01)
+            # Let queued and in-flight commits finish before the connection goes.
+            await self.barrier()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
         if self._db is not None:

@@ -1,0 +1,173 @@
+"""The manager core without a network: a fake outbox stands in for a worker stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from corral.errors import AlreadyExists, DeadlineExceeded, NotFound, ValidationError
+from corral.model import NodeStats, Resources, TaskId, TaskSpec, TaskState, TaskUpdate
+from manager.config import ManagerConfig
+from manager.control import NewTask, TaskQuery
+from manager.core import HelloInfo, TaskManager
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.assigned: list[tuple[str, int]] = []
+        self.stopped: list[tuple[str, int, str]] = []
+        self.closed = ""
+
+    def assign(self, task_id: TaskId, generation: int) -> None:
+        self.assigned.append((task_id, generation))
+
+    def stop(self, task_id: TaskId, generation: int, reason: str, grace: float) -> None:
+        self.stopped.append((task_id, generation, reason))
+
+    def stats(self) -> NodeStats:
+        return NodeStats()
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+
+async def no_logs(
+    address: str, task_id: str, generation: int, *, tail: int, follow: bool
+) -> AsyncIterator[bytes]:
+    yield b""
+
+
+def spec(name: str, **kw: object) -> TaskSpec:
+    return TaskSpec(name=name, command=("true",), **kw)  # type: ignore[arg-type]
+
+
+async def open_core(path: Path, **kw: object) -> TaskManager:
+    config = ManagerConfig(data_dir=path, heartbeat_interval=0.05, ttl=10, **kw)  # type: ignore[arg-type]
+    return await TaskManager.open(config, log_source=no_logs)
+
+
+def hello(node_id: str = "n1", *attempts: TaskUpdate, **kw: object) -> HelloInfo:
+    return HelloInfo(
+        node_id=node_id,
+        name=node_id,
+        address="",
+        labels=kw.get("labels", {}),  # type: ignore[arg-type]
+        capacity=Resources(2, 1 << 30),
+        runtimes=("process",),
+        version="test",
+        attempts=list(attempts),
+    )
+
+
+@pytest.fixture
+async def core(tmp_path: Path) -> AsyncIterator[TaskManager]:
+    manager = await open_core(tmp_path)
+    yield manager
+    await manager.close()
+
+
+async def test_validation_names_the_field_and_stores_nothing(core: TaskManager) -> None:
+    batch = [NewTask(spec("a")), NewTask(spec("b", resources=Resources(memory_bytes=-1)))]
+    with pytest.raises(ValidationError) as caught:
+        await core.submit(batch)
+    assert caught.value.field == "tasks[1].spec.resources.memory_bytes"
+    with pytest.raises(ValidationError) as caught:
+        await core.submit([NewTask(spec("a"), id=TaskId("has space"))], prefix="")
+    assert caught.value.field == "id"
+    assert len(core.catalog) == 0
+    assert (await core.store.load()).tasks == []
+
+
+async def test_names_are_unique_among_unfinished_tasks(core: TaskManager) -> None:
+    (first,) = await core.submit([NewTask(spec("web"))])
+    with pytest.raises(AlreadyExists, match="web"):
+        await core.submit([NewTask(spec("web"))])
+    with pytest.raises(AlreadyExists, match="id"):
+        await core.submit([NewTask(spec("other"), id=first.id)])
+    await core.stop("web")
+    (second,) = await core.submit([NewTask(spec("web"))])
+    assert (await core.get("web")).id == second.id
+    assert (await core.get(first.id)).status.state is TaskState.STOPPED
+    with pytest.raises(NotFound):
+        await core.get("missing")
+
+
+async def test_placement_dispatch_and_completion(core: TaskManager) -> None:
+    await core.start()
+    outbox = Outbox()
+    session = await core.hello(hello(), outbox)
+    tasks = await core.submit([NewTask(spec(f"t{i}", resources=Resources(1))) for i in range(3)])
+    # Two fit (2 cpus); the third waits with a reason.
+    third = await core.wait(tasks[2].id, lambda t: t.status.message.startswith("no node"), 5)
+    assert third.status.message == "no node fits: 1 lacks cpu"
+    assert len(outbox.assigned) == 2
+    first_id, generation = outbox.assigned[0]
+    update = TaskUpdate(TaskId(first_id), generation, TaskState.COMPLETED, exit_code=0)
+    await core.apply_updates(session.record, [update])
+    assert (await core.get(first_id)).status.state is TaskState.COMPLETED
+    placed = await core.wait(tasks[2].id, lambda t: t.status.state is TaskState.SCHEDULED, 5)
+    assert placed.status.node_id == "n1" and (tasks[2].id, 1) in outbox.assigned
+
+
+async def test_wait_times_out(core: TaskManager) -> None:
+    (task,) = await core.submit([NewTask(spec("slow"))])
+    with pytest.raises(DeadlineExceeded):
+        await core.wait(task.id, lambda t: t.status.state is TaskState.RUNNING, 0.05)
+
+
+async def test_list_filters_and_pages(core: TaskManager) -> None:
+    await core.submit([NewTask(spec(f"t{i}", labels={"even": str(i % 2 == 0)})) for i in range(7)])
+    await core.stop("t0")
+    page, token = await core.list_tasks(TaskQuery(page_size=3))
+    assert [t.spec.name for t in page] == ["t6", "t5", "t4"] and token
+    page, token = await core.list_tasks(TaskQuery(page_size=3, page_token=token))
+    assert [t.spec.name for t in page] == ["t3", "t2", "t1"]
+    page, token = await core.list_tasks(TaskQuery(page_size=3, page_token=token))
+    assert [t.spec.name for t in page] == ["t0"] and token == ""
+    stopped, _ = await core.list_tasks(TaskQuery(states=frozenset({TaskState.STOPPED})))
+    assert [t.spec.name for t in stopped] == ["t0"]
+    even, _ = await core.list_tasks(TaskQuery(labels={"even": "True"}))
+    assert [t.spec.name for t in even] == ["t6", "t4", "t2", "t0"]
+    with pytest.raises(ValidationError, match="page_token"):
+        await core.list_tasks(TaskQuery(page_token="zzz"))
+
+
+async def test_restart_restores_tasks_nodes_and_events(tmp_path: Path) -> None:
+    core = await open_core(tmp_path)
+    outbox = Outbox()
+    await core.start()
+    await core.hello(hello(), outbox)
+    tasks = await core.submit([NewTask(spec(f"t{i}")) for i in range(3)])
+    for t in tasks:
+        await core.wait(t.id, lambda t: t.status.state is TaskState.SCHEDULED, 5)
+    last = core.hub.published
+    await core.close()
+
+    core = await open_core(tmp_path)
+    try:
+        assert len(core.catalog) == 3
+        assert {t for t in core.live} == {t.id for t in tasks}
+        record = core.registry.get("n1")
+        assert record is not None and record.task_count == 3 and record.session is None
+        # Nothing placed on a node that is not connected.
+        await core.start()
+        (extra,) = await core.submit([NewTask(spec("extra"))])
+        waiting = await core.wait(extra.id, lambda t: t.status.message.startswith("no node"), 5)
+        assert waiting.status.message == "no node fits: 1 not ready"
+        events = [e async for e in _take(core, 1, last)]
+        assert [e.index for e in events] == list(range(1, last + 1))
+    finally:
+        await core.close()
+
+
+async def _take(core: TaskManager, start: int, n: int) -> AsyncIterator[object]:
+    seen = 0
+    async with asyncio.timeout(5):
+        async for event in core.watch(from_index=start):
+            yield event
+            seen += 1
+            if seen == n:
+                return

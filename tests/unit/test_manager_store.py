@@ -1,0 +1,101 @@
+"""The SQLite store: commit, reopen, schema version, batch atomicity, lazy loading."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from corral.model import (
+    Attempt,
+    Event,
+    Node,
+    NodeId,
+    Resources,
+    Task,
+    TaskId,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+)
+from manager.store import SCHEMA_VERSION, Batch, Store
+
+
+def make(i: int, state: TaskState = TaskState.PENDING) -> Task:
+    spec = TaskSpec(name=f"t{i}", command=("echo", str(i)), labels={"i": str(i)})
+    return Task(TaskId(f"id{i}"), spec, TaskStatus(state=state, created_at=1.0 + i))
+
+
+async def test_commit_then_reopen_returns_everything(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    assert store.schema_version() == SCHEMA_VERSION
+    batch = Batch()
+    for i in range(3):
+        batch.new_tasks.append((i + 1, make(i)))
+    running = Task(TaskId("id1"), make(1).spec, TaskStatus(state=TaskState.RUNNING, node_id="n1"))
+    batch.statuses[running.id] = running
+    batch.attempts[("id1", 1)] = Attempt(TaskId("id1"), 1, "n1", TaskState.RUNNING)
+    batch.nodes["n1"] = Node(NodeId("n1"), "n1", capacity=Resources(2, 1024))
+    batch.events.append(Event(1, 1.0, "task.submitted", task=make(0)))
+    batch.events.append(Event(2, 2.0, "task.state", task=running, message="running"))
+    await store.commit(batch)
+    await store.close()
+
+    store = await Store.open(tmp_path)
+    snapshot = await store.load()
+    assert [row.id for row in snapshot.tasks] == ["id0", "id1", "id2"]
+    assert snapshot.tasks[1].state is TaskState.RUNNING
+    assert snapshot.active_attempts == [Attempt(TaskId("id1"), 1, "n1", TaskState.RUNNING)]
+    assert snapshot.nodes[0].capacity == Resources(2, 1024)
+    assert snapshot.last_event == 2
+    events = await store.events(1, 2)
+    assert [e.kind for e in events] == ["task.submitted", "task.state"]
+    assert events[1].task is not None and events[1].task.spec == make(1).spec
+    assert events[1].task.status.node_id == "n1"
+    assert (await store.events(2, 2, kinds=["task.submitted"])) == []
+    await store.close()
+
+
+async def test_a_failing_batch_stores_nothing(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    await store.commit(Batch(new_tasks=[(1, make(1))]))
+    bad = Batch(new_tasks=[(2, make(2)), (3, make(1))])  # id1 again: primary key clash
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.commit(bad)
+    snapshot = await store.load()
+    assert [row.id for row in snapshot.tasks] == ["id1"]
+    await store.close()
+
+
+async def test_concurrent_commits_share_transactions(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    writes = 0
+    original = store._write
+
+    def counting(batch: Batch) -> None:
+        nonlocal writes
+        writes += 1
+        original(batch)
+
+    store._write = counting  # type: ignore[method-assign]
+    await asyncio.gather(*(store.commit(Batch(new_tasks=[(i, make(i))])) for i in range(1, 201)))
+    assert writes < 200
+    assert len((await store.load()).tasks) == 200
+    await store.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    await store.close()
+    with sqlite3.connect(tmp_path / "manager.db") as db:
+        db.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(RuntimeError, match="schema 99"):
+        await Store.open(tmp_path)
+
+
+async def test_wal_mode(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    await store.close()
