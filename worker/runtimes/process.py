@@ -1,0 +1,472 @@
+"""The ``process`` runtime: tasks as local processes, the embedded default.
+
+Each attempt runs as ``/bin/sh -c <launcher> <status-file> argv...``: the
+launcher is a few lines of POSIX shell that runs argv *as arguments* (``"$@"``,
+never parsed or interpolated by a shell), then writes argv's exit status to a
+file and exits with it. Why a launcher at all: a worker that restarts is no
+longer the parent of the processes it started, and the kernel tells an
+exit status only to the parent. The launcher outlives nothing and costs one
+``dash`` exec (well under a millisecond), far cheaper than a Python shim; its
+status file lets a restarted worker report how an adopted attempt ended.
+
+- Own session (``start_new_session=True``, never ``preexec_fn``: unsafe with
+  grpcio's threads), so a stop signals the whole process group and the task
+  survives the worker's terminal going away.
+- stdout and stderr go straight to the attempt's log file (not a pipe, so the
+  task survives a worker restart); the size bound is enforced from outside.
+- Stop: SIGTERM to the group (the launcher traps it so it can still record
+  the status; argv gets the default action), SIGKILL after the grace period.
+- Memory: ``ulimit -v`` (RLIMIT_AS) is set by the launcher before it execs
+  argv, so there is no window where the task runs unlimited. RLIMIT_AS bounds
+  address space, not resident memory: runtimes that reserve large virtual
+  areas (JVM, Go) need a limit well above their working set.
+- CPU: not enforceable without cgroups; requested cores are only scheduled
+  against, never capped.
+- Adoption: ``<data>/process/<task>.<gen>.json`` keeps the pid and the psutil
+  create time; a live pid whose create time matches is still ours (a reused
+  pid has another create time). Adopted attempts are waited by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from corral.model import TaskSpec
+from worker.config import WorkerConfig
+from worker.logfiles import LogStore, read_log
+from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
+
+log = logging.getLogger(__name__)
+
+SHELL = "/bin/sh"
+# $0 is the status file, "$@" the task's argv. TERM/INT/HUP are caught (not
+# ignored) so that the exec'd argv gets them with their default action while
+# the launcher survives to record the status.
+LAUNCHER = 'trap : TERM INT HUP; "$@"; c=$?; echo $c > "$0.tmp" && mv "$0.tmp" "$0"; exit $c'
+ADOPTED_POLL = 0.2
+LOG_ENFORCE_EVERY = 1.0
+
+
+@dataclass
+class _Running:
+    ref: AttemptRef
+    pid: int
+    log_path: Path
+    meta_path: Path
+    status_path: Path
+    spec: TaskSpec | None
+    # Our child when we spawned it; None for adopted processes (not our children).
+    exited: asyncio.Future[int] | None = None
+    unwatch: Callable[[], None] | None = None
+    adopted: bool = False
+    stopping: bool = False
+    ps: psutil.Process | None = None
+    ended: Exit | None = None
+    ending: asyncio.Future[Exit] | None = None
+
+
+def create(config: WorkerConfig) -> ProcessRuntime:
+    logs = LogStore(config.data_dir / "logs", config.log_max_bytes)
+    return ProcessRuntime(config.data_dir / "process", logs)
+
+
+class ProcessRuntime:
+    name = "process"
+
+    def __init__(self, root: Path, logs: LogStore) -> None:
+        self.root = root
+        self.logstore = logs
+        self._attempts: dict[str, _Running] = {}
+        self._enforcer: asyncio.Task[None] | None = None
+
+    async def available(self) -> bool:
+        return os.access(SHELL, os.X_OK)
+
+    # -- start -----------------------------------------------------------------
+
+    async def start(self, assignment: Assignment) -> Started:
+        ref, spec = assignment.ref, assignment.spec
+        if ref.key in self._attempts:
+            return self._started(spec)
+        env = {**os.environ, **spec.env, "CORRAL_TASK_ID": ref.task_id}
+        env["CORRAL_GENERATION"] = str(ref.generation)
+        _check_startable(spec, env)
+        self.root.mkdir(parents=True, exist_ok=True)
+        log_path = self.logstore.create(ref.task_id, ref.generation)
+        status_path = self.root / f"{ref.key}.status"
+        status_path.unlink(missing_ok=True)
+        script = LAUNCHER
+        if spec.resources.memory_bytes > 0:
+            script = f"ulimit -v {max(1, spec.resources.memory_bytes // 1024)}; {script}"
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            proc = _spawn(
+                [SHELL, "-c", script, str(status_path), *spec.command],
+                fd=fd,
+                env=env,
+                cwd=spec.working_dir or None,
+            )
+        finally:
+            os.close(fd)
+        meta_path = self.root / f"{ref.key}.json"
+        run = _Running(ref, proc.pid, log_path, meta_path, status_path, spec)
+        run.exited, run.unwatch = _watch_exit(proc.pid)
+        self._attempts[ref.key] = run
+        _write_meta(run)
+        self._ensure_enforcer()
+        return self._started(spec)
+
+    def _started(self, spec: TaskSpec) -> Started:
+        # Processes share the node's network: a port is its own host port.
+        ports = tuple(
+            type(p)(p.container_port, p.host_port or p.container_port, p.protocol)
+            for p in spec.ports
+        )
+        return Started(ports=ports, host="127.0.0.1")
+
+    # -- wait and stop ---------------------------------------------------------
+
+    async def wait(self, ref: AttemptRef) -> Exit:
+        run = self._attempts.get(ref.key)
+        if run is None:
+            return Exit(None, "unknown attempt")
+        return await asyncio.shield(self._ending(run))
+
+    def _ending(self, run: _Running) -> asyncio.Future[Exit]:
+        """One watcher per attempt, however many callers wait (supervisor, stop, logs)."""
+        if run.ending is None:
+            run.ending = asyncio.ensure_future(self._watch(run))
+        return run.ending
+
+    async def _watch(self, run: _Running) -> Exit:
+        if run.ended is None:
+            run.ended = await (self._wait_adopted(run) if run.adopted else self._wait_child(run))
+            self._forget_files(run)
+        return run.ended
+
+    async def _wait_child(self, run: _Running) -> Exit:
+        assert run.exited is not None
+        status = await asyncio.shield(run.exited)
+        _kill_group(run.pid, signal.SIGKILL)  # leftovers the task started in its group
+        self.logstore.enforce_limit(run.log_path)
+        if status >= 0:
+            return _exit_from_code(status, memory=_memory(run.spec))
+        sig = -status
+        # The launcher itself was killed (SIGKILL on stop or by the OOM killer).
+        return Exit(128 + sig, _signal_message(sig, stopping=run.stopping))
+
+    async def _wait_adopted(self, run: _Running) -> Exit:
+        # Not our child: no pidfd wait is possible after the parent changed, so poll.
+        while _alive(run):  # noqa: ASYNC110
+            await asyncio.sleep(ADOPTED_POLL)
+        return self._status_from_file(run)
+
+    def _status_from_file(self, run: _Running) -> Exit:
+        try:
+            code = int(run.status_path.read_text().strip())
+        except (OSError, ValueError):
+            if run.stopping:
+                return Exit(137, "killed by SIGKILL")
+            # The launcher was killed before it could record how argv ended.
+            return Exit(None, "process ended while the worker was away; exit status unknown")
+        return _exit_from_code(code, memory=_memory(run.spec))
+
+    async def stop(self, ref: AttemptRef, grace: float) -> None:
+        run = self._attempts.get(ref.key)
+        if run is None or run.ended is not None:
+            return
+        run.stopping = True
+        ending = self._ending(run)
+        _kill_group(run.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ending), grace)
+            return
+        if run.ended is None:
+            _kill_group(run.pid, signal.SIGKILL)
+            if run.adopted:
+                # Not our child: nobody records its status once the launcher is killed.
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(run.pid).kill()
+        await asyncio.shield(ending)
+
+    # -- logs, exec, usage -----------------------------------------------------
+
+    def logs(self, ref: AttemptRef, *, tail: int = 0, follow: bool = False) -> AsyncIterator[bytes]:
+        run = self._attempts.get(ref.key)
+        path = run.log_path if run else self.logstore.path(ref.task_id, ref.generation)
+        if run is not None and run.ended is None:
+            self._ending(run)
+
+        def done() -> bool:
+            return run is None or run.ended is not None
+
+        return read_log(path, tail=tail, follow=follow, done=done)
+
+    async def exec(self, ref: AttemptRef, argv: tuple[str, ...], timeout: float) -> int:
+        run = self._attempts.get(ref.key)
+        spec = run.spec if run else None
+        env = {**os.environ, **(spec.env if spec else {})}
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            cwd=(spec.working_dir or None) if spec else None,
+            start_new_session=True,
+        )
+        try:
+            return await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return 124
+
+    async def usage(self) -> tuple[float, int]:
+        return await asyncio.to_thread(self._usage)
+
+    def _usage(self) -> tuple[float, int]:
+        cpu, memory = 0.0, 0
+        for run in list(self._attempts.values()):
+            if run.ended is not None:
+                continue
+            try:
+                if run.ps is None:
+                    run.ps = psutil.Process(run.pid)
+                procs = [run.ps, *run.ps.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for p in procs:
+                with contextlib.suppress(psutil.Error):
+                    cpu += p.cpu_percent(None) / 100.0
+                    memory += p.memory_info().rss
+        return cpu, memory
+
+    # -- adoption --------------------------------------------------------------
+
+    async def adopt(self) -> list[Adopted]:
+        if not self.root.is_dir():
+            return []
+        found: list[Adopted] = []
+        for meta_path in sorted(self.root.glob("*.json")):
+            adopted = self._adopt_one(meta_path)
+            if adopted is not None:
+                found.append(adopted)
+        if any(r.adopted and r.ended is None for r in self._attempts.values()):
+            self._ensure_enforcer()
+        return found
+
+    def _adopt_one(self, meta_path: Path) -> Adopted | None:
+        try:
+            meta = json.loads(meta_path.read_text())
+            ref = AttemptRef(meta["task_id"], int(meta["generation"]))
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("unreadable process record %s: %s", meta_path, err)
+            return None
+        if ref.key in self._attempts:
+            return None
+        run = _Running(
+            ref,
+            int(meta["pid"]),
+            Path(meta["log"]),
+            meta_path,
+            self.root / f"{ref.key}.status",
+            None,
+            adopted=True,
+        )
+        run.ps = _same_process(run.pid, float(meta["create_time"]))
+        self._attempts[ref.key] = run
+        if run.ps is None:
+            run.ended = self._status_from_file(run)
+            self._forget_files(run)
+            return Adopted(ref, None, exit=run.ended)
+        return Adopted(ref, None, started=Started())
+
+    # -- housekeeping ----------------------------------------------------------
+
+    def _forget_files(self, run: _Running) -> None:
+        run.meta_path.unlink(missing_ok=True)
+        run.status_path.unlink(missing_ok=True)
+
+    def _ensure_enforcer(self) -> None:
+        if self._enforcer is None or self._enforcer.done():
+            self._enforcer = asyncio.get_running_loop().create_task(self._enforce_logs())
+
+    async def _enforce_logs(self) -> None:
+        """Keep running attempts' log files within their bound (they write directly)."""
+        while any(r.ended is None for r in self._attempts.values()):
+            await asyncio.sleep(LOG_ENFORCE_EVERY)
+            paths = [r.log_path for r in self._attempts.values() if r.ended is None]
+            await asyncio.to_thread(self._enforce_all, paths)
+
+    def _enforce_all(self, paths: list[Path]) -> None:
+        for path in paths:
+            self.logstore.enforce_limit(path)
+
+    async def close(self) -> None:
+        # Running attempts keep running; a restarted worker adopts them.
+        if self._enforcer is not None:
+            self._enforcer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._enforcer
+        for run in self._attempts.values():
+            if run.ending is not None and not run.ending.done():
+                run.ending.cancel()
+            if run.unwatch is not None:
+                run.unwatch()
+            if run.exited is not None and not run.exited.done():
+                run.exited.cancel()
+
+
+# -- process plumbing ----------------------------------------------------------
+
+
+def _check_startable(spec: TaskSpec, env: dict[str, str]) -> None:
+    """Refuse early what would otherwise only show as exit 127 in the log."""
+    if not spec.command:
+        raise StartError("command is empty")
+    program = spec.command[0]
+    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise StartError(f"executable not found: {program}")
+    if spec.working_dir and not os.path.isdir(spec.working_dir):
+        raise StartError(f"working directory not found: {spec.working_dir}")
+
+
+@dataclass
+class _Spawned:
+    pid: int
+
+
+def _spawn(argv: list[str], *, fd: int, env: dict[str, str], cwd: str | None) -> _Spawned:
+    """Fork and exec on the loop's thread: it takes well under a millisecond,
+    less than handing it to a thread would."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as err:
+        raise StartError(f"cannot start: {err}") from err
+    # Popen's own bookkeeping is not used (the pidfd watcher reaps the child);
+    # marking it finished keeps Popen.__del__ from warning about a live child
+    # that, by design, may outlive this worker.
+    proc.returncode = 0
+    return _Spawned(proc.pid)
+
+
+def _watch_exit(pid: int) -> tuple[asyncio.Future[int], Callable[[], None]]:
+    """A future for the child's wait status, driven by a pidfd (no thread per child).
+
+    The result is the exit code, or minus the signal number that killed it.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    pidfd = os.pidfd_open(pid)
+    watching = True
+
+    def unwatch() -> None:
+        nonlocal watching
+        if watching:
+            watching = False
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+
+    def reap() -> None:
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: the status is lost
+            got, status = pid, 0
+        if got == 0:
+            return
+        unwatch()
+        if not fut.done():
+            fut.set_result(os.waitstatus_to_exitcode(status))
+
+    loop.add_reader(pidfd, reap)
+    return fut, unwatch
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _same_process(pid: int, create_time: float) -> psutil.Process | None:
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
+            return proc
+    except psutil.Error:
+        pass
+    return None
+
+
+def _alive(run: _Running) -> bool:
+    try:
+        return (
+            run.ps is not None and run.ps.is_running() and run.ps.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.Error:
+        return False
+
+
+def _write_meta(run: _Running) -> None:
+    try:
+        create_time = psutil.Process(run.pid).create_time()
+    except psutil.Error:  # already gone: nothing to adopt later
+        return
+    record = {
+        "task_id": run.ref.task_id,
+        "generation": run.ref.generation,
+        "pid": run.pid,
+        "create_time": create_time,
+        "log": str(run.log_path),
+        "written_at": time.time(),
+    }
+    tmp = run.meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(run.meta_path)
+
+
+def _memory(spec: TaskSpec | None) -> int:
+    return spec.resources.memory_bytes if spec else 0
+
+
+def _exit_from_code(code: int, *, memory: int) -> Exit:
+    if code == 0:
+        return Exit(0)
+    if code > 128 and code - 128 < signal.NSIG:
+        sig = code - 128
+        return Exit(code, _signal_message(sig, stopping=False))
+    hint = " (memory limit reached?)" if memory else ""
+    return Exit(code, f"exit code {code}{hint}")
+
+
+def _signal_message(sig: int, *, stopping: bool) -> str:
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    if sig == signal.SIGKILL and not stopping:
+        return f"killed by {name} (OOM-killed?)"
+    return f"killed by {name}"
