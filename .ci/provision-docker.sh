@@ -16,7 +16,8 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 if ! docker image inspect corral-test/busybox:latest >/dev/null 2>&1; then
-  if ! [ -x /bin/busybox ] || ! /bin/busybox --list | grep -qx httpd; then
+  # The image has no libc: only a static busybox (with httpd) runs in it; ldd succeeds on dynamic ones.
+  if ! [ -x /bin/busybox ] || ! /bin/busybox --list | grep -qx httpd || ldd /bin/busybox >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
   fi

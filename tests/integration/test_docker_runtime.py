@@ -30,7 +30,7 @@ import pytest
 from corral.model import PortMapping, Resources, TaskId, TaskSpec
 from worker.config import WorkerConfig
 from worker.runtimes.base import Assignment, AttemptRef, Runtime, StartError
-from worker.runtimes.docker import LABEL_WORKER, DockerRuntime, create
+from worker.runtimes.docker import LABEL_WORKER, DockerRuntime, create, started_from
 
 IMAGE = "corral-test/busybox:latest"
 # A registry on a closed loopback port: the pull fails at once and nothing leaves the host.
@@ -341,3 +341,24 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         assert containers_of(engine, data_dir) == []
     finally:
         await again.close()
+
+
+def test_reports_the_host_ports_the_engine_chose() -> None:
+    # The test engine has no bridge, so it binds nothing: this is what a bridged engine answers.
+    attrs = {
+        "HostConfig": {
+            "NetworkMode": "bridge",
+            "PortBindings": {"8080/tcp": [{"HostIp": "", "HostPort": ""}]},
+        },
+        "NetworkSettings": {
+            "IPAddress": "172.17.0.2",
+            "Ports": {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "49153"}]},
+        },
+    }
+    started = started_from(attrs)
+    assert started.ports == (PortMapping(8080, 49153),) and started.host == "127.0.0.1"
+    unpublished = {
+        "HostConfig": {"NetworkMode": "bridge"},
+        "NetworkSettings": attrs["NetworkSettings"] | {"Ports": {}},
+    }
+    assert started_from(unpublished).host == "172.17.0.2"
