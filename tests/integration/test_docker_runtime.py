@@ -362,3 +362,14 @@ def test_reports_the_host_ports_the_engine_chose() -> None:
         "NetworkSettings": attrs["NetworkSettings"] | {"Ports": {}},
     }
     assert started_from(unpublished).host == "172.17.0.2"
+
+
+async def test_a_redelivered_assignment_starts_one_container(
+    runtime: DockerRuntime, engine: Any, data_dir: Path
+) -> None:
+    a = assign("twice", "sleep", "60")
+    first, second = await asyncio.gather(runtime.start(a), runtime.start(a))
+    assert first == second == await runtime.start(a)
+    assert len(containers_of(engine, data_dir)) == 1
+    await runtime.stop(a.ref, grace=0)
+    await asyncio.wait_for(runtime.wait(a.ref), 30)

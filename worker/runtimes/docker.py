@@ -190,6 +190,7 @@ class DockerRuntime:
         self._stream_client: Any = None
         self._connect_lock = threading.Lock()
         self._attempts: dict[str, _Attempt] = {}
+        self._starting: dict[str, asyncio.Task[Started]] = {}
         self._by_container: dict[str, _Attempt] = {}
         self._failed_pulls: dict[str, tuple[float, str]] = {}
         self._events: Any = None
@@ -237,6 +238,19 @@ class DockerRuntime:
         known = self._attempts.get(ref.key)
         if known is not None:  # assignments arrive at least once
             return known.started
+        if ref.key in self._starting:  # ... and may arrive again while the first one starts
+            return await asyncio.shield(self._starting[ref.key])
+        starting = self._starting[ref.key] = asyncio.create_task(self._start(assignment))
+        starting.add_done_callback(lambda task: self._started(ref.key, task))
+        return await asyncio.shield(starting)
+
+    def _started(self, key: str, task: asyncio.Task[Started]) -> None:
+        self._starting.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: the callers (if any are left) got it
+
+    async def _start(self, assignment: Assignment) -> Started:
+        ref = assignment.ref
         spec = assignment.spec
         network = spec.network or self._config.docker_network or "bridge"
         options = container_options(assignment, network=network, owner=self._owner)
