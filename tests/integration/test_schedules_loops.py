@@ -1,0 +1,258 @@
+"""The Scheduler with real local endpoints, in-process http tasks and a hand-moved clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from schedules_fakes import Endpoints, FakeTasks, refused_port, until
+
+from corral.errors import Conflict, FailedPrecondition, ValidationError
+from corral.model import TaskState
+from manager.schedules.loops import Scheduler
+from manager.schedules.model import (
+    ConcurrencyPolicy,
+    Endpoint,
+    HttpAction,
+    IntervalTrigger,
+    RunOutcome,
+    ScheduleSpec,
+    ScheduleState,
+    Window,
+)
+from manager.schedules.runs import RUN_LABEL
+from manager.schedules.store import ScheduleStore
+from manager.schedules.timing import ManualClock
+
+T0 = datetime(2026, 3, 10, 6, 30, tzinfo=ZoneInfo("UTC")).timestamp()
+
+
+@dataclass
+class World:
+    tasks: FakeTasks
+    store: ScheduleStore
+    clock: ManualClock
+    scheduler: Scheduler
+    ep: Endpoints
+    path: Path
+
+    def restart(self, now: float) -> Scheduler:
+        """A new manager process on the same schedules.db."""
+        self.store = ScheduleStore(self.path)
+        self.clock = ManualClock(now)
+        self.scheduler = Scheduler(self.tasks, self.store, self.clock)
+        return self.scheduler
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    tasks = FakeTasks()
+    store = ScheduleStore(tmp_path / "schedules.db")
+    clock = ManualClock(T0)
+    async with Endpoints() as ep:
+        w = World(
+            tasks, store, clock, Scheduler(tasks, store, clock), ep, tmp_path / "schedules.db"
+        )
+        yield w
+        await w.scheduler.close()
+        await tasks.close()
+
+
+def spec(ep: Endpoints, *names: str, **kw: object) -> ScheduleSpec:
+    endpoints = tuple(Endpoint(name=n, url=ep.url(n), timeout=0.5) for n in names)
+    fields: dict[str, object] = {
+        "name": "s",
+        "trigger": IntervalTrigger(60),
+        "action": HttpAction(endpoints),
+        **kw,
+    }
+    return ScheduleSpec(**fields)  # type: ignore[arg-type]
+
+
+async def test_a_run_collects_every_response(world: World) -> None:
+    refused = f"http://127.0.0.1:{refused_port()}/x"
+    endpoints = (
+        Endpoint(name="ok", url=world.ep.url("ok")),
+        Endpoint(name="fail", url=world.ep.url("fail")),
+        Endpoint(name="hang", url=world.ep.url("hang"), timeout=0.3),
+        Endpoint(name="refused", url=refused, timeout=2),
+    )
+    world.scheduler.create(spec(world.ep, action=HttpAction(endpoints)))
+    run = await world.scheduler.run_once("s")
+    assert run.outcome is RunOutcome.PARTIALLY_FAILED and run.trigger == "manual"
+    by = {r.name: r for r in run.results}
+    assert by["ok"].ok and by["ok"].result.status_code == 200
+    assert by["ok"].result.body == b"hello from ok" and by["ok"].result.latency_ms > 0
+    assert by["ok"].state is TaskState.COMPLETED and by["ok"].task_id
+    assert not by["fail"].ok and by["fail"].result.status_code == 500
+    assert by["fail"].result.body == b"boom"
+    assert by["hang"].result.error == "timed out after 0.3s"
+    assert by["refused"].result.status_code == 0 and "ConnectError" in by["refused"].result.error
+    # One http task per endpoint, labelled with the run; the run is stored with its results.
+    assert len(world.tasks.by_label(RUN_LABEL, run.id)) == 4
+    assert all(t.spec.runtime == "http" for t in world.tasks.submitted)
+    assert world.scheduler.get_run("s", run.id) == run
+    assert world.scheduler.get("s").status.last_outcome is RunOutcome.PARTIALLY_FAILED
+
+
+async def test_outcomes_succeeded_and_failed(world: World) -> None:
+    world.scheduler.create(spec(world.ep, "ok", "also-ok"))
+    world.scheduler.create(spec(world.ep, "fail", name="f"))
+    assert (await world.scheduler.run_once("s")).outcome is RunOutcome.SUCCEEDED
+    assert (await world.scheduler.run_once("f")).outcome is RunOutcome.FAILED
+
+
+async def test_states_and_their_errors(world: World) -> None:
+    s = world.scheduler
+    s.create(spec(world.ep, "ok"))
+    assert s.get("s").status.state is ScheduleState.IDLE
+    with pytest.raises(FailedPrecondition):
+        await s.stop("s")
+    assert (await s.start("s")).status.state is ScheduleState.RUNNING
+    with pytest.raises(FailedPrecondition):
+        await s.start("s")
+    with pytest.raises(Conflict):
+        await s.run_once("s")
+    await until(lambda: s.runs("s"))  # the interval's first slot is the start
+    assert (await s.stop("s")).status.state is ScheduleState.STOPPED
+    with pytest.raises(FailedPrecondition):
+        await s.stop("s")
+
+
+async def test_invalid_schedules_store_nothing(world: World) -> None:
+    with pytest.raises(ValidationError) as err:
+        world.scheduler.create(spec(world.ep, name="s", action=HttpAction(())))
+    assert err.value.field == "schedule.http.endpoints"
+    assert world.scheduler.all() == []
+
+
+async def test_the_window_is_honoured(world: World) -> None:
+    s, clock = world.scheduler, world.clock
+    s.create(spec(world.ep, "ok", trigger=IntervalTrigger(3600), window=Window(8, 10)))
+    await s.start("s")  # 06:30: before the window
+    await until(lambda: clock.sleepers)
+    assert s.runs("s") == []
+    assert s.get("s").status.next_run_at == T0 + 2 * 3600  # 08:30
+    clock.set(T0 + 2 * 3600)
+    await until(lambda: len(s.runs("s")) == 1 and clock.sleepers)
+    clock.set(T0 + 3 * 3600)  # 09:30, the last slot inside [8, 10)
+    await until(lambda: len(s.runs("s")) == 2 and clock.sleepers)
+    assert s.get("s").status.state is ScheduleState.RUNNING
+    clock.set(T0 + 3.5 * 3600)  # 10:00: the window is over
+    await until(lambda: s.get("s").status.state is ScheduleState.IDLE)
+    assert len(s.runs("s")) == 2
+    assert all(r.trigger == "schedule" for r in s.runs("s"))
+
+
+async def _second_firing(world: World, policy: ConcurrencyPolicy) -> None:
+    s, clock = world.scheduler, world.clock
+    gated = Endpoint(name="gate", url=world.ep.url("gate"), timeout=60)
+    s.create(spec(world.ep, action=HttpAction((gated,)), concurrency_policy=policy))
+    await s.start("s")
+    await until(lambda: world.ep.hits.get("gate") == 1 and clock.sleepers)
+    clock.advance(60)
+    await until(lambda: clock.sleepers == [T0 + 120])
+
+
+async def test_forbid_skips_a_firing_while_a_run_is_unfinished(world: World) -> None:
+    await _second_firing(world, ConcurrencyPolicy.FORBID)
+    assert len(world.scheduler.runs("s")) == 1 and world.ep.hits["gate"] == 1
+
+
+async def test_allow_runs_both(world: World) -> None:
+    await _second_firing(world, ConcurrencyPolicy.ALLOW)
+    await until(lambda: world.ep.hits.get("gate") == 2)
+    assert world.scheduler.get("s").status.active_runs == 2
+    world.ep.gate.set()
+    await until(lambda: world.scheduler.get("s").status.active_runs == 0)
+    assert [r.outcome for r in world.scheduler.runs("s")] == [RunOutcome.SUCCEEDED] * 2
+
+
+async def test_replace_cancels_the_unfinished_run(world: World) -> None:
+    await _second_firing(world, ConcurrencyPolicy.REPLACE)
+    await until(lambda: world.ep.hits.get("gate") == 2)
+    await until(lambda: world.scheduler.runs("s")[-1].outcome is RunOutcome.CANCELLED)
+    newest, oldest = world.scheduler.runs("s")
+    assert newest.outcome is RunOutcome.RUNNING
+    assert oldest.results[0].state is TaskState.STOPPED
+    assert world.tasks.stops == [oldest.results[0].task_id]
+
+
+async def test_stop_cancels_the_run_in_progress(world: World) -> None:
+    s = world.scheduler
+    s.create(spec(world.ep, action=HttpAction((Endpoint(name="g", url=world.ep.url("gate")),))))
+    await s.start("s")
+    await until(lambda: world.ep.hits.get("gate") == 1)
+    await s.stop("s")
+    (run,) = s.runs("s")
+    assert run.outcome is RunOutcome.CANCELLED and run.results[0].result.error == "cancelled"
+
+
+async def test_a_missed_firing_runs_once_after_a_restart(world: World) -> None:
+    s = world.scheduler
+    s.create(spec(world.ep, "ok", starting_deadline=60.0))
+    await s.start("s")
+    await until(lambda: len(s.runs("s")) == 1 and s.get("s").status.active_runs == 0)
+    await s.close()  # the manager goes down for 2.5 intervals
+    world.store.close()
+
+    later = world.restart(T0 + 150)
+    later.resume()
+    await until(lambda: len(later.runs("s")) == 2 and world.clock.sleepers)
+    catch_up = later.runs("s")[0]
+    assert catch_up.trigger == "catch-up" and catch_up.scheduled_at == T0 + 120
+    await until(lambda: later.get("s").status.active_runs == 0)
+    await later.close()
+    world.store.close()
+
+    # Another restart at the same moment: the slot was recorded before it ran, so never twice.
+    again = world.restart(T0 + 150)
+    again.resume()
+    await until(lambda: world.clock.sleepers == [T0 + 180])
+    assert len(again.runs("s")) == 2
+    assert world.ep.hits["ok"] == 2
+
+
+async def test_a_missed_firing_past_the_deadline_is_skipped(world: World) -> None:
+    s = world.scheduler
+    s.create(spec(world.ep, "ok", starting_deadline=10.0))
+    await s.start("s")
+    await until(lambda: len(s.runs("s")) == 1 and s.get("s").status.active_runs == 0)
+    await s.close()
+    world.store.close()
+    later = world.restart(T0 + 150)  # the 120 s slot is 30 s old, past the 10 s deadline
+    later.resume()
+    await until(lambda: world.clock.sleepers == [T0 + 180])
+    assert len(later.runs("s")) == 1
+    assert later.get("s").status.state is ScheduleState.RUNNING
+
+
+async def test_history_is_bounded(world: World) -> None:
+    world.scheduler.create(spec(world.ep, "ok", history_limit=3))
+    ids = [(await world.scheduler.run_once("s")).id for _ in range(5)]
+    assert [r.id for r in world.scheduler.runs("s")] == ids[::-1][:3]
+
+
+async def test_delete_removes_the_schedule_and_its_runs(world: World) -> None:
+    world.scheduler.create(spec(world.ep, "ok"))
+    await world.scheduler.run_once("s")
+    await world.scheduler.delete("s")
+    assert world.scheduler.all() == []
+    assert world.store.runs("s") == []
+
+
+async def test_a_task_nobody_runs_is_given_up(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from manager.schedules import runs
+
+    monkeypatch.setattr(runs, "PLACEMENT_SLACK", 0.2)
+    world.tasks.hold = True
+    world.scheduler.create(spec(world.ep, "ok"))
+    run = await world.scheduler.run_once("s")
+    assert run.outcome is RunOutcome.FAILED
+    assert "does a worker offer the http runtime?" in run.results[0].result.error
