@@ -226,7 +226,7 @@ class Scheduler:
 
     def _launch(self, spec: ScheduleSpec, slot: float, trigger: str) -> asyncio.Task[Run]:
         run = Run(
-            id=uuid.uuid4().hex,
+            id=uuid.uuid4().hex[:12],
             schedule=spec.name,
             trigger=trigger,
             scheduled_at=slot,

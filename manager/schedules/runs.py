@@ -77,9 +77,11 @@ def planned_tasks(spec: ScheduleSpec, run_id: str) -> list[tuple[str, NewTask, f
 
 def result_of(name: str, task: Task) -> EndpointResult:
     st = task.status
-    result = st.result or HttpResult()
-    if not result.error and st.state is not TaskState.COMPLETED:
-        result = replace(result, error=st.message or f"task ended {st.state.value}")
+    result = st.result
+    if result is None:
+        # No response to show: the task's message says why (or that it simply failed).
+        failed = st.state is not TaskState.COMPLETED
+        result = HttpResult(error=(st.message or f"task ended {st.state.value}") if failed else "")
     return EndpointResult(
         name=name,
         task_id=task.id,

@@ -1,0 +1,213 @@
+"""ScheduleService over real gRPC, the /api/cronjob/* routes and the CLI, end to end
+in-process: a grpc.aio server with the schedules extension (http tasks run in-process
+against real local endpoints), the routes mounted in a bare Starlette app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+import typer
+from schedules_fakes import Endpoints, FakeTasks, until
+from starlette.applications import Starlette
+from typer.testing import CliRunner
+
+from corral.cli import schedules as schedules_cli
+from corral.serving import channel as open_channel
+from corral.serving import start_server
+from corral.v1 import schedules_pb2 as pb
+from corral.v1.schedules_pb2_grpc import ScheduleServiceStub
+from gateway.compat import cronjob
+from manager.config import ManagerConfig
+from manager.schedules import SchedulesExtension
+
+
+@dataclass
+class Stack:
+    target: str
+    stub: ScheduleServiceStub
+    http: httpx.AsyncClient
+    ep: Endpoints
+    ext: SchedulesExtension
+
+
+async def _stack(config: ManagerConfig, ep: Endpoints) -> AsyncIterator[Stack]:
+    tasks = FakeTasks()
+    ext = SchedulesExtension(tasks, config)
+    server = await start_server("127.0.0.1:0", [ext.register])
+    await ext.start()
+    target = f"127.0.0.1:{server.port}"
+    chan = open_channel(target)
+    app = Starlette(routes=cronjob.routes())
+    app.state.channel = chan
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        yield Stack(target, ScheduleServiceStub(chan), http, ep, ext)
+    await chan.close()
+    await ext.close()
+    await server.stop(0)
+    await tasks.close()
+
+
+def appsettings(ep: Endpoints, path: Path, interval: str = "00:01:00") -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "CronJobSettings": {"StartHour": 0, "EndHour": 24, "TaskInterval": interval},
+                "HttpOrchestratorSettings": {
+                    "Host": "127.0.0.1",
+                    "Port": ep.port,
+                    "Endpoints": [
+                        {"Name": "one", "Path": "/one"},
+                        {"Name": "gate", "Path": "/gate"},
+                    ],
+                },
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with Endpoints() as ep:
+        config = ManagerConfig(
+            data_dir=tmp_path, schedules_file=appsettings(ep, tmp_path / "appsettings.json")
+        )
+        async for s in _stack(config, ep):
+            yield s
+
+
+async def test_the_four_original_routes(stack: Stack) -> None:
+    get = stack.http.get
+    r = await get("/api/cronjob/status")
+    assert (r.status_code, r.json()) == (200, {"status": "Idle"})
+    r = await get("/api/cronjob/stop")
+    assert (r.status_code, r.json()) == (400, {"message": "CronJob is not running"})
+
+    stack.ep.gate.set()
+    r = await get("/api/cronjob/run-once")
+    assert (r.status_code, r.json()) == (200, {"message": "Job executed successfully"})
+    runs = (await stack.stub.ListRuns(pb.ListRunsRequest(name="default"))).runs
+    assert len(runs) == 1 and runs[0].outcome == pb.RUN_OUTCOME_SUCCEEDED
+    assert sorted((x.name, x.status_code) for x in runs[0].results) == [("gate", 200), ("one", 200)]
+    assert {x.body for x in runs[0].results} == {b"hello from one", b"opened"}
+
+    r = await get("/api/cronjob/start")
+    assert (r.status_code, r.json()) == (200, {"message": "CronJob started successfully"})
+    r = await get("/api/cronjob/status")
+    assert (r.status_code, r.json()) == (200, {"status": "Running"})
+    r = await get("/api/cronjob/start")
+    assert (r.status_code, r.json()) == (400, {"message": "CronJob is already running"})
+    r = await get("/api/cronjob/run-once")
+    assert r.status_code == 409
+    assert r.json() == {"message": "Job could not run because CronJob is already running"}
+    r = await get("/api/cronjob/stop")
+    assert (r.status_code, r.json()) == (200, {"message": "CronJob stopped successfully"})
+    r = await get("/api/cronjob/status")
+    assert (r.status_code, r.json()) == (200, {"status": "Stopped"})
+
+
+async def test_run_once_answers_after_the_run(stack: Stack) -> None:
+    call = asyncio.ensure_future(stack.http.get("/api/cronjob/run-once"))
+    await until(lambda: stack.ep.hits.get("gate") == 1)
+    assert not call.done()
+    stack.ep.gate.set()
+    r = await call
+    assert r.status_code == 200
+
+
+async def test_without_a_default_schedule_the_routes_say_so(tmp_path: Path) -> None:
+    async with Endpoints() as ep:
+        async for s in _stack(ManagerConfig(data_dir=tmp_path), ep):
+            r = await s.http.get("/api/cronjob/status")
+            assert r.status_code == 404 and "No schedule named 'default'" in r.json()["message"]
+
+
+async def test_corral_up_default_calls_the_health_url(tmp_path: Path) -> None:
+    async with Endpoints() as ep:
+        config = ManagerConfig(data_dir=tmp_path, default_schedule_url=ep.url("health"))
+        async for s in _stack(config, ep):
+            reply = await s.stub.GetSchedule(pb.GetScheduleRequest(name="default"))
+            assert reply.schedule.interval.seconds == 60
+            assert reply.schedule.http.endpoints[0].url == ep.url("health")
+            r = await s.http.get("/api/cronjob/run-once")
+            assert r.status_code == 200 and ep.hits["health"] == 1
+
+
+async def test_bad_input_is_invalid_argument_naming_the_field(stack: Stack) -> None:
+    bad = pb.Schedule(name="bad", cron=pb.CronTrigger(expression="* * *"))
+    bad.http.endpoints.add(name="a", url="http://127.0.0.1:1/")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.stub.CreateSchedule(pb.CreateScheduleRequest(schedule=bad))
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("schedule.cron.expression:")
+    bad = pb.Schedule(name="bad", interval={"seconds": 60})
+    bad.http.endpoints.add(name="a", url="file:///etc/passwd")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.stub.CreateSchedule(pb.CreateScheduleRequest(schedule=bad))
+    assert err.value.details().startswith("schedule.http.endpoints[0].url:")
+    names = [s.name for s in (await stack.stub.ListSchedules(pb.ListSchedulesRequest())).schedules]
+    assert names == ["default"]
+
+
+async def test_the_cli(stack: Stack, tmp_path: Path) -> None:
+    runner = CliRunner()
+    app = typer.Typer()
+    schedules_cli.register(app)
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, [*args, "--manager", stack.target])
+        return result.exit_code, result.output
+
+    spec = tmp_path / "reports.yaml"
+    spec.write_text(
+        f"""
+name: reports
+cron: "*/5 * * * *"
+host: 127.0.0.1
+port: {stack.ep.port}
+endpoints:
+  - {{name: users, path: /users}}
+  - {{name: broken, path: /fail}}
+"""
+    )
+    code, out = await asyncio.to_thread(cli, "schedule", "create", str(spec))
+    assert code == 0 and "schedule reports created" in out
+    code, out = await asyncio.to_thread(cli, "schedule", "ls", "-o", "json")
+    assert code == 0
+    listed = {s["name"]: s for s in json.loads(out)}
+    assert listed["reports"]["cron"]["expression"] == "*/5 * * * *"
+    code, out = await asyncio.to_thread(cli, "schedule", "run-once", "reports", "-o", "json")
+    assert code == 0
+    run = json.loads(out)
+    assert run["outcome"] == "RUN_OUTCOME_PARTIALLY_FAILED"
+    assert {r["name"]: r.get("statusCode") for r in run["results"]} == {"users": 200, "broken": 500}
+    code, out = await asyncio.to_thread(cli, "schedule", "runs", "reports")
+    assert code == 0 and run["id"] in out and "partially-failed" in out
+    code, out = await asyncio.to_thread(cli, "schedule", "runs", "reports", run["id"])
+    assert code == 0 and "hello from users" in out and "boom" in out
+    code, out = await asyncio.to_thread(cli, "schedule", "start", "reports")
+    assert code == 0 and "started" in out
+    code, out = await asyncio.to_thread(cli, "schedule", "get", "reports", "-o", "json")
+    assert json.loads(out)["status"]["state"] == "SCHEDULE_STATE_RUNNING"
+    code, out = await asyncio.to_thread(cli, "schedule", "start", "reports")
+    assert code == 1 and "already running" in out
+    code, out = await asyncio.to_thread(cli, "schedule", "stop", "reports")
+    assert code == 0
+    code, out = await asyncio.to_thread(cli, "schedule", "rm", "reports")
+    assert code == 0
+    code, out = await asyncio.to_thread(cli, "schedule", "get", "reports")
+    assert code == 1 and "no schedule named 'reports'" in out
+
+    spec.write_text(
+        "name: bad\ncron: '* * *'\nendpoints: [{name: a, url: 'http://127.0.0.1:1/'}]\n"
+    )
+    code, out = await asyncio.to_thread(cli, "schedule", "create", str(spec))
+    assert code == 1 and "schedule.cron.expression" in out
