@@ -187,3 +187,10 @@ def test_unknown_keys_are_named() -> None:
     with pytest.raises(ValidationError) as err:
         parse_schedule({"name": "a", "interval": 60, "endpoint": []})
     assert err.value.field == "endpoint"
+
+
+@pytest.mark.parametrize("name", ["schedules.example.yaml", "appsettings.example.json"])
+def test_the_shipped_examples_are_valid(name: str) -> None:
+    path = Path(__file__).parents[2] / "deploy" / name
+    spec = validate_schedule(load_file(path))
+    assert isinstance(spec.action, HttpAction) and spec.action.endpoints
