@@ -1,0 +1,756 @@
+"""The ``kubernetes`` runtime: Corral places work on a cluster instead of reimplementing it.
+
+A task without manifests becomes a ``batch/v1`` Job (``kubeobjects.job_manifest``);
+a task with manifests (an environment: Deployment + Service + Ingress) has each
+object created, labelled with its attempt. Stop deletes them all with
+propagation ``Background``.
+
+State comes from WATCHES, one per namespace and kind (Jobs, Pods, Deployments)
+selected by the ``corral.task-id`` and ``corral.worker`` labels, never from
+polling each object. The official client blocks, so each watch runs in its own
+thread and hands events to the event loop with ``call_soon_threadsafe``; the
+loop alone touches the attempts. Short calls go through ``asyncio.to_thread``.
+Every call asks for the raw response (``_preload_content=False``): the runtime
+works on plain dicts, the same shapes ``kubeobjects`` builds.
+
+Logs are followed from the pod while it runs and appended to the worker's
+``LogStore``, so they survive the pod (and the Job's TTL); ``logs()`` reads the
+file. A finished attempt reports its exit only once the copy has drained.
+
+Orphans: ``adopt()`` (at worker start) registers every object labelled with this
+worker's name; the manager's Reconcile then stops the attempts it no longer
+owns, which deletes their objects. Beyond that, a periodic sweep deletes
+labelled objects of this worker whose attempt the runtime does not know (left
+by a failed delete, or by a worker that died between create and register).
+The sweep starts with ``adopt()``, so a worker never sweeps before it has
+adopted what it owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client as kclient
+from kubernetes import config as kconfig
+from kubernetes.client.exceptions import ApiException
+
+from corral.model import TaskId, TaskSpec
+from worker.config import WorkerConfig
+from worker.logfiles import LogStore, read_log
+from worker.runtimes import kubeobjects as ko
+from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT = 15.0
+# Server-side watch length; the thread re-watches from the last resourceVersion.
+WATCH_SECONDS = 60
+LOG_DRAIN_TIMEOUT = 5.0
+# A followed pod may print nothing for a long time; the stream is cut on close anyway.
+FOLLOW_READ_TIMEOUT = 24 * 3600.0
+
+# kind -> (API class, suffix of its create_namespaced_* / delete_namespaced_* methods).
+KINDS: dict[str, tuple[str, str]] = {
+    "Deployment": ("AppsV1Api", "deployment"),
+    "Service": ("CoreV1Api", "service"),
+    "Ingress": ("NetworkingV1Api", "ingress"),
+    "Job": ("BatchV1Api", "job"),
+}
+WATCHED = ("Job", "Pod", "Deployment")
+_WATCH_API = {"Job": "BatchV1Api", "Pod": "CoreV1Api", "Deployment": "AppsV1Api"}
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(eq=False)
+class _Attempt:
+    ref: AttemptRef
+    spec: TaskSpec | None
+    objects: list[ObjectRef]
+    is_job: bool
+    done: asyncio.Future[Exit]
+    available: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: bool = False
+    stuck: str = ""
+    concluding: bool = False
+    pod_exit: ko.PodOutcome | None = None
+    logged_pods: set[str] = field(default_factory=set)
+    copier: asyncio.Future[None] | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.objects[0].namespace
+
+
+def _worker_name(config: WorkerConfig) -> str:
+    return ko.label_value(config.name or socket.gethostname())
+
+
+def api_error(err: ApiException) -> str:
+    """``403 Forbidden: deployments.apps is forbidden: ...`` from an API error."""
+    detail = ""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        detail = str(json.loads(err.body or "{}").get("message", ""))
+    return f"{err.status} {err.reason}: {detail}".rstrip(": ")
+
+
+class KubernetesRuntime:
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        sweep_interval: float = 60.0,
+        sweep_grace: float = 30.0,
+        ready_timeout: float = 120.0,
+        watch_seconds: int = WATCH_SECONDS,
+    ) -> None:
+        self._config = config
+        self._worker = _worker_name(config)
+        self._logs = LogStore(config.data_dir / "logs", config.log_max_bytes)
+        self._sweep_interval = sweep_interval
+        self._sweep_grace = sweep_grace
+        self._ready_timeout = ready_timeout
+        self._watch_seconds = watch_seconds
+        self._api: kclient.ApiClient | None = None
+        self._attempts: dict[str, _Attempt] = {}  # by label key (kubeobjects.attempt_key)
+        self._watches: dict[tuple[str, str], _WatchThread] = {}
+        self._follows: set[_LogFollow] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = threading.Event()
+
+    # ----- client -----------------------------------------------------------
+
+    def _client(self) -> kclient.ApiClient:
+        """In-cluster config inside a pod, the kubeconfig otherwise (loaded once)."""
+        if self._api is None:
+            path = self._config.kubeconfig or os.environ.get("KUBECONFIG", "")
+            if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                cfg = kclient.Configuration()
+                kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+                self._api = kclient.ApiClient(cfg)
+            else:
+                self._api = kconfig.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=path or None, persist_config=False
+                )
+        return self._api
+
+    def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One blocking call; returns the decoded JSON body (run it in a thread)."""
+        kwargs.setdefault("_request_timeout", CALL_TIMEOUT)
+        fn = getattr(getattr(kclient, api)(self._client()), method)
+        resp = fn(*args, _preload_content=False, **kwargs)
+        data = resp.data
+        resp.release_conn()
+        return json.loads(data) if data else {}
+
+    async def _acall(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._call, api, method, *args, **kwargs)
+
+    # ----- Runtime protocol -------------------------------------------------
+
+    async def available(self) -> bool:
+        try:
+            await self._acall("VersionApi", "get_code")
+        except (kconfig.ConfigException, OSError, ApiException) as err:
+            log.info("kubernetes unavailable: %s", err)
+            return False
+        return True
+
+    async def start(self, assignment: Assignment) -> Started:
+        self._loop = asyncio.get_running_loop()
+        ref, spec = assignment.ref, assignment.spec
+        key = ko.attempt_key(
+            {"metadata": {"labels": ko.attempt_labels(ref.task_id, ref.generation, "")}}
+        )
+        assert key is not None
+        if key in self._attempts:  # at-least-once delivery: already started
+            return Started(message="already started")
+        namespace = (spec.kubernetes.namespace if spec.kubernetes else "") or self._config.namespace
+        manifests = spec.kubernetes.manifests if spec.kubernetes else ()
+        if manifests:
+            objs = [
+                ko.label_manifest(
+                    m,
+                    task_id=ref.task_id,
+                    generation=ref.generation,
+                    worker=self._worker,
+                    namespace=namespace,
+                )
+                for m in manifests
+            ]
+        else:
+            objs = [
+                ko.job_manifest(
+                    spec,
+                    task_id=ref.task_id,
+                    generation=ref.generation,
+                    worker=self._worker,
+                    namespace=namespace,
+                )
+            ]
+        for obj in objs:
+            kind = obj.get("kind", "")
+            if kind != "Namespace" and kind not in KINDS:
+                raise StartError(f"kind {kind!r} is not supported (one of {', '.join(KINDS)})")
+        planned = [
+            ObjectRef(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+            for o in objs
+            if o["kind"] != "Namespace"
+        ]
+        if not planned:
+            raise StartError("the task's manifests hold no Deployment, Service, Ingress or Job")
+        self._logs.create(ref.task_id, ref.generation)
+        # Registered (and watched) before the first create, so that no event is missed.
+        attempt = _Attempt(
+            ref, spec, planned, not manifests, asyncio.get_running_loop().create_future()
+        )
+        self._attempts[key] = attempt
+        for ns in {o.namespace for o in planned}:
+            self._ensure_watches(ns)
+        try:
+            await self._create_all(objs, key)
+        except StartError:
+            del self._attempts[key]
+            raise
+        if manifests:
+            return await self._await_available(attempt)
+        return Started(message=f"job {planned[0].namespace}/{planned[0].name} created")
+
+    async def wait(self, ref: AttemptRef) -> Exit:
+        attempt = self._find(ref)
+        if attempt is None:
+            return Exit(None, "unknown attempt", succeeded=False)
+        result = await asyncio.shield(attempt.done)
+        if attempt.copier is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(attempt.copier), LOG_DRAIN_TIMEOUT)
+        return result
+
+    async def stop(self, ref: AttemptRef, grace: float) -> None:
+        attempt = self._find(ref)
+        if attempt is None:
+            return
+        attempt.stopping = True
+        await self._delete_all(attempt.objects, grace)
+        self._finish(attempt, Exit(None, "stopped", succeeded=False))
+
+    async def logs(
+        self, ref: AttemptRef, *, tail: int = 0, follow: bool = False
+    ) -> AsyncIterator[bytes]:
+        attempt = self._find(ref)
+        path = self._logs.path(ref.task_id, ref.generation)
+
+        def done() -> bool:
+            return attempt is None or (
+                attempt.done.done() and (attempt.copier is None or attempt.copier.done())
+            )
+
+        async for chunk in read_log(path, tail=tail, follow=follow, done=done):
+            yield chunk
+
+    async def adopt(self) -> list[Adopted]:
+        """Register this worker's labelled objects; start the orphan sweep."""
+        self._loop = asyncio.get_running_loop()
+        found = await self._list_owned()
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for obj in found:
+            key = ko.attempt_key(obj)
+            if key is not None and key not in self._attempts:
+                groups.setdefault(key, []).append(obj)
+        out = [self._adopt_group(key, objs) for key, objs in groups.items()]
+        for ns in {o.namespace for a in self._attempts.values() for o in a.objects}:
+            self._ensure_watches(ns)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_loop())
+        return out
+
+    async def exec(self, ref: AttemptRef, argv: tuple[str, ...], timeout: float) -> int:
+        # Pods have their own probes; Corral health checks do not reach into a cluster.
+        log.warning("exec health checks are not supported on kubernetes (%s)", ref.key)
+        return 127
+
+    async def usage(self) -> tuple[float, int]:
+        # What runs on the cluster does not load this node.
+        return (0.0, 0)
+
+    async def close(self) -> None:
+        self._closed.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for pending in list(self._background):
+            pending.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        threads: list[threading.Thread] = []
+        for watch in self._watches.values():
+            watch.shutdown()
+            threads.append(watch.thread)
+        for follow in list(self._follows):
+            follow.shutdown()
+            threads.append(follow.thread)
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 5.0)
+        self._watches.clear()
+        if self._api is not None:
+            self._api.close()  # type: ignore[no-untyped-call]
+            self._api = None
+
+    # ----- creating and deleting --------------------------------------------
+
+    async def _create_all(self, objs: list[dict[str, Any]], key: str) -> None:
+        """Create each object in order; on a failure delete those created and raise."""
+        created: list[ObjectRef] = []
+        for obj in objs:
+            meta = obj["metadata"]
+            try:
+                if obj["kind"] == "Namespace":
+                    await self._ensure_namespace(meta["name"])
+                    continue
+                await self._create(obj, key)
+            except ApiException as err:
+                await self._delete_all(created, 0)
+                raise StartError(
+                    f"creating {obj['kind']} {meta.get('name', '')}: {api_error(err)}"
+                ) from err
+            created.append(ObjectRef(obj["kind"], meta["namespace"], meta["name"]))
+
+    async def _create(self, obj: dict[str, Any], key: str) -> None:
+        api, suffix = KINDS[obj["kind"]]
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        try:
+            await self._acall(api, f"create_namespaced_{suffix}", ns, obj)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            existing = await self._acall(api, f"read_namespaced_{suffix}", name, ns)
+            if ko.attempt_key(existing) == key:
+                return  # our own object from a start delivered twice
+            raise
+
+    async def _ensure_namespace(self, name: str) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        try:
+            await self._acall("CoreV1Api", "create_namespace", body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+
+    async def _delete_all(self, objs: list[ObjectRef], grace: float) -> None:
+        for obj in objs:
+            api, suffix = KINDS[obj.kind]
+            try:
+                await self._acall(
+                    api,
+                    f"delete_namespaced_{suffix}",
+                    obj.name,
+                    obj.namespace,
+                    propagation_policy="Background",
+                    grace_period_seconds=max(0, int(grace)),
+                )
+            except ApiException as err:
+                if err.status != 404:
+                    log.warning("deleting %s %s: %s", obj.kind, obj.name, api_error(err))
+
+    async def _await_available(self, attempt: _Attempt) -> Started:
+        """An environment runs once its Deployment has an available replica.
+
+        A pod stuck on its image fails the start (the caller sees the reason);
+        a slow one returns after ``ready_timeout`` with the attempt still
+        followed by the watches.
+        """
+        if not any(o.kind == "Deployment" for o in attempt.objects):
+            return Started(message="created")
+        ready = asyncio.create_task(attempt.available.wait())
+        waiters: set[asyncio.Future[Any]] = {ready, attempt.done}
+        try:
+            await asyncio.wait(waiters, timeout=self._ready_timeout, return_when="FIRST_COMPLETED")
+        finally:
+            ready.cancel()
+        if attempt.done.done():
+            exit_ = attempt.done.result()
+            raise StartError(exit_.message or "the environment ended while starting")
+        if attempt.available.is_set():
+            return Started(message="available")
+        return Started(message="created; not yet available")
+
+    # ----- watches ----------------------------------------------------------
+
+    def _ensure_watches(self, namespace: str) -> None:
+        for kind in WATCHED:
+            if (namespace, kind) not in self._watches:
+                watch = _WatchThread(self, namespace, kind)
+                self._watches[namespace, kind] = watch
+                watch.thread.start()
+
+    def _deliver(self, kind: str, event: str, obj: dict[str, Any]) -> None:
+        """Called in a watch thread: hand the event to the loop."""
+        if self._loop is not None and not self._closed.is_set():
+            with contextlib.suppress(RuntimeError):  # loop closed under us
+                self._loop.call_soon_threadsafe(self._on_event, kind, event, obj)
+
+    def _on_event(self, kind: str, event: str, obj: dict[str, Any]) -> None:
+        key = ko.attempt_key(obj)
+        attempt = self._attempts.get(key) if key else None
+        if attempt is None or attempt.done.done():
+            return
+        if kind == "Pod":
+            self._on_pod(attempt, event, obj)
+        elif kind == "Job":
+            self._on_job(attempt, event, obj)
+        elif kind == "Deployment":
+            if event == "DELETED":
+                if not attempt.stopping:
+                    self._finish(attempt, Exit(None, "deployment deleted outside Corral"))
+            elif ko.deployment_available(obj):
+                attempt.available.set()
+
+    def _on_pod(self, attempt: _Attempt, event: str, pod: dict[str, Any]) -> None:
+        outcome = ko.pod_outcome(pod)
+        name = pod["metadata"]["name"]
+        if event != "DELETED" and outcome.phase in ("Running", "Succeeded", "Failed"):
+            self._follow_logs(attempt, name)
+        if outcome.ended:
+            attempt.pod_exit = outcome
+        if outcome.stuck and not attempt.stuck:
+            attempt.stuck = outcome.describe()
+            if attempt.is_job or not attempt.available.is_set():
+                # The pod will never start by itself: fail the attempt and clean up.
+                attempt.stopping = True
+                cleanup = asyncio.ensure_future(self._delete_all(attempt.objects, 0))
+                self._background.add(cleanup)
+                cleanup.add_done_callback(self._background.discard)
+                self._finish(attempt, Exit(None, attempt.stuck, succeeded=False))
+
+    def _on_job(self, attempt: _Attempt, event: str, job: dict[str, Any]) -> None:
+        if event == "DELETED":
+            if not attempt.stopping:
+                self._finish(attempt, Exit(None, "job deleted outside Corral", succeeded=False))
+            return
+        outcome = ko.job_outcome(job)
+        if outcome is None or attempt.concluding:
+            return
+        if outcome.succeeded:
+            self._finish(attempt, Exit(0, "completed"))
+            return
+        attempt.concluding = True
+        task = asyncio.ensure_future(self._conclude_failed(attempt, outcome))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _conclude_failed(self, attempt: _Attempt, outcome: ko.JobOutcome) -> None:
+        """Report a failed Job with its pod's reason (OOMKilled, exit code).
+
+        The Pod and Job watches are separate streams, so the Job's failure can
+        arrive before the pod's last state: then the pod is listed once.
+        """
+        pod = attempt.pod_exit
+        if pod is None:
+            labels = ko.attempt_labels(attempt.ref.task_id, attempt.ref.generation, self._worker)
+            selector = ",".join(f"{k}={v}" for k, v in labels.items())
+            with contextlib.suppress(ApiException, OSError):
+                body = await self._acall(
+                    "CoreV1Api", "list_namespaced_pod", attempt.namespace, label_selector=selector
+                )
+                ended = [ko.pod_outcome(p) for p in body.get("items") or []]
+                pod = next((o for o in ended if o.ended), None)
+        parts = [outcome.reason, outcome.message]
+        if pod is not None and pod.reason and pod.reason not in parts:
+            parts.insert(0, pod.describe())
+        self._finish(
+            attempt,
+            Exit(
+                pod.exit_code if pod else None,
+                ": ".join(p for p in parts if p) or "failed",
+                oom_killed=bool(pod and pod.reason == "OOMKilled"),
+                succeeded=False,
+            ),
+        )
+
+    def _finish(self, attempt: _Attempt, exit_: Exit) -> None:
+        if not attempt.done.done():
+            attempt.done.set_result(exit_)
+
+    # ----- logs -------------------------------------------------------------
+
+    def _follow_logs(self, attempt: _Attempt, pod: str) -> None:
+        """Stream one pod's output into the attempt's log file, once per pod."""
+        if pod in attempt.logged_pods or self._loop is None:
+            return
+        attempt.logged_pods.add(pod)
+        follow = _LogFollow(self, attempt, pod, self._loop.create_future())
+        self._follows.add(follow)
+        previous = attempt.copier
+        attempt.copier = follow.finished
+        follow.finished.add_done_callback(lambda _: self._follows.discard(follow))
+        if previous is None or previous.done():
+            follow.thread.start()
+        else:  # the next pod of a Deployment: keep its lines after the first's
+            previous.add_done_callback(lambda _: follow.thread.start())
+
+    # ----- adoption and orphans ---------------------------------------------
+
+    async def _list_owned(self) -> list[dict[str, Any]]:
+        selector = f"{ko.LABEL_TASK},{ko.LABEL_WORKER}={self._worker}"
+        out: list[dict[str, Any]] = []
+        for kind, (api, suffix) in KINDS.items():
+            body = await self._acall(
+                api, f"list_{suffix}_for_all_namespaces", label_selector=selector
+            )
+            for item in body.get("items") or []:
+                item.setdefault("kind", kind)
+                out.append(item)
+        return out
+
+    def _adopt_group(self, key: str, objs: list[dict[str, Any]]) -> Adopted:
+        meta = objs[0]["metadata"]
+        task_id = TaskId(str((meta.get("annotations") or {}).get(ko.ANNOTATION_TASK, "")))
+        ref = AttemptRef(task_id, int(meta["labels"][ko.LABEL_GENERATION]))
+        refs = [
+            ObjectRef(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs
+        ]
+        jobs = [o for o in objs if o["kind"] == "Job"]
+        loop = asyncio.get_running_loop()
+        attempt = _Attempt(ref, None, refs, bool(jobs), loop.create_future())
+        self._attempts[key] = attempt
+        self._logs.create(ref.task_id, ref.generation)
+        outcome = ko.job_outcome(jobs[0]) if jobs else None
+        if outcome is not None:
+            exit_ = Exit(0 if outcome.succeeded else None, outcome.reason or "completed")
+            exit_ = Exit(exit_.exit_code, exit_.message, succeeded=outcome.succeeded)
+            self._finish(attempt, exit_)
+            return Adopted(ref, None, exit_)
+        if any(ko.deployment_available(o) for o in objs if o["kind"] == "Deployment"):
+            attempt.available.set()
+        return Adopted(ref, None)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                await self.sweep()
+            except (ApiException, OSError) as err:
+                log.warning("kubernetes orphan sweep failed: %s", err)
+
+    async def sweep(self) -> list[ObjectRef]:
+        """Delete this worker's labelled objects whose attempt it does not know."""
+        now = time.time()
+        orphans: list[ObjectRef] = []
+        for obj in await self._list_owned():
+            key = ko.attempt_key(obj)
+            if key in self._attempts:
+                continue
+            meta = obj["metadata"]
+            created = _timestamp(meta.get("creationTimestamp"))
+            if created is not None and now - created < self._sweep_grace:
+                continue  # possibly a start in flight
+            orphans.append(ObjectRef(obj["kind"], meta["namespace"], meta["name"]))
+        if orphans:
+            log.info("deleting %d orphaned kubernetes objects", len(orphans))
+            await self._delete_all(orphans, 0)
+        return orphans
+
+    def _find(self, ref: AttemptRef) -> _Attempt | None:
+        return self._attempts.get(f"{ko.label_value(ref.task_id)}.{ref.generation}")
+
+
+def _timestamp(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+class _Stoppable:
+    """A blocking HTTP stream in a thread that another thread can cut short."""
+
+    def __init__(self) -> None:
+        self._resp: Any = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    def _hold(self, resp: Any) -> bool:
+        with self._lock:
+            if self._stopped.is_set():
+                resp.release_conn()
+                return False
+            self._resp = resp
+            return True
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            if self._resp is not None:
+                # Wakes the thread blocked in recv (urllib3 >= 2.3).
+                with contextlib.suppress(Exception):
+                    self._resp.shutdown()
+
+
+class _WatchThread(_Stoppable):
+    """List then watch one kind in one namespace; re-list when the watch expires (410)."""
+
+    def __init__(self, runtime: KubernetesRuntime, namespace: str, kind: str) -> None:
+        super().__init__()
+        self.runtime, self.namespace, self.kind = runtime, namespace, kind
+        self.thread = threading.Thread(
+            target=self._run, name=f"kube-watch-{namespace}-{kind}", daemon=True
+        )
+        self._selector = f"{ko.LABEL_TASK},{ko.LABEL_WORKER}={runtime._worker}"
+
+    def _method(self) -> Callable[..., Any]:
+        api = getattr(kclient, _WATCH_API[self.kind])(self.runtime._client())
+        return getattr(api, f"list_namespaced_{self.kind.lower()}")  # type: ignore[no-any-return]
+
+    def _run(self) -> None:
+        version = ""
+        backoff = 0.2
+        while not self._stopped.is_set():
+            try:
+                if not version:
+                    version = self._relist()
+                version = self._watch(version)
+                backoff = 0.2
+            except _Expired:
+                version = ""
+            except Exception as err:  # network, 5xx: retry with backoff
+                if self._stopped.is_set():
+                    return
+                log.info("watch %s/%s: %s", self.namespace, self.kind, err)
+                version = ""
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _relist(self) -> str:
+        resp = self._method()(
+            self.namespace,
+            label_selector=self._selector,
+            _preload_content=False,
+            _request_timeout=CALL_TIMEOUT,
+        )
+        body = json.loads(resp.data)
+        resp.release_conn()
+        for item in body.get("items") or []:
+            self.runtime._deliver(self.kind, "MODIFIED", item)
+        return str(body.get("metadata", {}).get("resourceVersion", ""))
+
+    def _watch(self, version: str) -> str:
+        resp = self._method()(
+            self.namespace,
+            label_selector=self._selector,
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self.runtime._watch_seconds,
+            _preload_content=False,
+            _request_timeout=(CALL_TIMEOUT, self.runtime._watch_seconds + CALL_TIMEOUT),
+        )
+        if not self._hold(resp):
+            return version
+        try:
+            for line in _lines(resp):
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Expired
+                    raise RuntimeError(str(obj.get("message", obj)))
+                version = str(obj.get("metadata", {}).get("resourceVersion", version))
+                if event.get("type") != "BOOKMARK":
+                    self.runtime._deliver(self.kind, str(event.get("type")), obj)
+        finally:
+            resp.release_conn()
+        return version
+
+
+class _Expired(Exception):
+    """The watch's resourceVersion is too old: list again."""
+
+
+def _lines(resp: Any) -> Iterator[bytes]:
+    buffer = b""
+    for chunk in resp.stream(amt=None, decode_content=False):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if buffer.strip():
+        yield buffer
+
+
+class _LogFollow(_Stoppable):
+    """Copies one pod's output into the attempt's log file while it runs."""
+
+    def __init__(
+        self,
+        runtime: KubernetesRuntime,
+        attempt: _Attempt,
+        pod: str,
+        finished: asyncio.Future[None],
+    ) -> None:
+        super().__init__()
+        self.runtime, self.pod, self.finished = runtime, pod, finished
+        self.namespace = attempt.namespace
+        self.path = runtime._logs.path(attempt.ref.task_id, attempt.ref.generation)
+        self.thread = threading.Thread(target=self._run, name=f"kube-logs-{pod}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._copy()
+        except Exception as err:  # the pod vanished, the API went away: keep what we have
+            if not self._stopped.is_set():
+                log.info("following logs of %s: %s", self.pod, err)
+        finally:
+            loop = self.runtime._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_resolve, self.finished)
+
+    def _copy(self) -> None:
+        api: Any = kclient.CoreV1Api(self.runtime._client())
+        resp = api.read_namespaced_pod_log(
+            self.pod,
+            self.namespace,
+            follow=True,
+            _preload_content=False,
+            _request_timeout=(CALL_TIMEOUT, FOLLOW_READ_TIMEOUT),
+        )
+        if not self._hold(resp):
+            return
+        try:
+            for chunk in resp.stream(amt=64 * 1024, decode_content=False):
+                if chunk:
+                    self.runtime._logs.append(self.path, chunk)
+        finally:
+            resp.release_conn()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def create(config: WorkerConfig) -> KubernetesRuntime:
+    return KubernetesRuntime(config)
+
+
+__all__ = ["KubernetesRuntime", "ObjectRef", "api_error", "create"]
