@@ -15,6 +15,9 @@ DEFAULT_RUNTIMES = ("process", "docker", "kubernetes", "http", "fake")
 class WorkerConfig:
     manager: str = "127.0.0.1:50051"
     listen: str = "127.0.0.1:50052"
+    # host:port the manager dials for WorkerService (log proxy); when empty, the
+    # listen host with the bound port (the host name when listening on all interfaces).
+    advertise: str = ""
     data_dir: Path = Path(".corral/worker")
     name: str = ""  # host name when empty
     labels: Mapping[str, str] = field(default_factory=dict)

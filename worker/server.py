@@ -1,0 +1,127 @@
+"""Run a worker: load runtimes, adopt what survived a restart, serve, connect.
+
+Stopping a worker (``RunningWorker.stop``, SIGTERM, Ctrl-C) closes its stream
+and its server but leaves its attempts running: the next worker started on
+the same data dir adopts them instead of starting duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+
+from corral.model import NodeId, NodeStats, Resources
+from corral.serving import RunningServer, start_server
+from worker import records, servicer, stats
+from worker.config import WorkerConfig
+from worker.runtimes import load_runtimes
+from worker.runtimes.base import Runtime
+from worker.session import Identity, Outbox, Session
+from worker.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningWorker:
+    node_id: NodeId
+    port: int
+    address: str
+    capacity: Resources
+    session: Session
+    supervisor: Supervisor
+    runtimes: dict[str, Runtime]
+    _server: RunningServer
+    _session_task: asyncio.Task[None]
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Leave the manager and stop serving; attempts keep running."""
+        self._session_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._session_task
+        await self.supervisor.close()
+        await self._server.stop(grace)
+        for runtime in self.runtimes.values():
+            try:
+                await runtime.close()
+            except Exception:
+                log.exception("closing runtime %s failed", runtime.name)
+
+
+async def serve(config: WorkerConfig) -> RunningWorker:
+    runtimes = await load_runtimes(config, config.runtimes)
+    node_id = records.node_id(config.data_dir)
+    outbox = Outbox()
+    supervisor = Supervisor(
+        runtimes,
+        node_id=node_id,
+        emit=outbox.update,
+        records=records.AttemptRecords(config.data_dir / "attempts", node_id),
+    )
+    try:
+        await supervisor.adopt()
+        capacity = await asyncio.to_thread(stats.capacity, config.capacity, config.data_dir)
+
+        async def node_stats() -> NodeStats:
+            running = supervisor.running_count
+            return await stats.node_stats(config.data_dir, runtimes.values(), running)
+
+        service = servicer.WorkerServicer(supervisor, capacity=capacity, stats=node_stats)
+        server = await start_server(config.listen, [servicer.register(service)])
+    except BaseException:
+        await supervisor.close()
+        for runtime in runtimes.values():
+            await runtime.close()
+        raise
+    address = config.advertise or advertised(config.listen, server.port)
+    identity = Identity(
+        node_id=node_id,
+        name=config.name or socket.gethostname(),
+        address=address,
+        labels=dict(config.labels),
+        capacity=capacity,
+        runtimes=tuple(runtimes),
+    )
+    session = Session(
+        manager=config.manager,
+        identity=identity,
+        supervisor=supervisor,
+        outbox=outbox,
+        stats=node_stats,
+        reconnect_initial=config.reconnect_initial,
+        reconnect_max=config.reconnect_max,
+    )
+    task = asyncio.get_running_loop().create_task(session.run())
+    log.info("worker %s serving on %s, runtimes %s", node_id, address, ", ".join(runtimes))
+    return RunningWorker(
+        node_id, server.port, address, capacity, session, supervisor, runtimes, server, task
+    )
+
+
+def advertised(listen: str, port: int) -> str:
+    """The listen host with the bound port; the host name for a wildcard host."""
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = socket.gethostname()
+    return f"{host}:{port}"
+
+
+def run(config: WorkerConfig) -> None:
+    """Serve until SIGTERM or SIGINT; running attempts are left to the next worker."""
+
+    async def main() -> None:
+        worker = await serve(config)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        log.info("worker stopping; its attempts keep running")
+        await worker.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,307 @@
+"""The worker's side of its one stream to the manager (``ManagerService.Connect``).
+
+A session says ``Hello`` (who the node is, what it offers, and every attempt
+it runs or that ended while it was away), reads ``Welcome`` (heartbeat
+interval), then runs three loops until the stream breaks:
+
+- the reader applies ``Assign`` (through the supervisor, which fences stale
+  generations), ``Stop`` and ``Reconcile``, and queues one ack per assignment;
+- the heartbeat loop samples stats every interval and queues a heartbeat;
+- the writer is the only one that writes: each time it wakes it sends
+  whatever is ready as at most one ``Ack``, one ``TaskUpdates`` and one
+  ``Heartbeat``, so a burst of a thousand assignments costs a few messages.
+
+When the manager goes away the attempts keep running; updates wait in the
+``Outbox`` and the session dials again with jittered exponential backoff.
+This module is the stream's edge: it converts wire messages to domain types
+and hands them to the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from corral import convert
+from corral.errors import ValidationError
+from corral.model import NodeId, NodeStats, Resources, TaskId, TaskState, TaskUpdate
+from corral.serving import channel
+from corral.v1 import manager_pb2, manager_pb2_grpc
+from corral.validation import check_task_id
+from worker.runtimes.base import Assignment, AttemptRef
+from worker.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+WELCOME_TIMEOUT = 10.0
+
+
+@dataclass
+class Outbox:
+    """What waits to go up the stream; survives reconnects."""
+
+    updates: list[TaskUpdate] = field(default_factory=list)
+    acks: list[AttemptRef] = field(default_factory=list)
+    heartbeat: NodeStats | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def update(self, update: TaskUpdate) -> None:
+        self.updates.append(update)
+        self.ready.set()
+
+    def ack(self, refs: Sequence[AttemptRef]) -> None:
+        if refs:
+            self.acks.extend(refs)
+            self.ready.set()
+
+    def beat(self, stats: NodeStats) -> None:
+        self.heartbeat = stats
+        self.ready.set()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the Hello says about the node."""
+
+    node_id: NodeId
+    name: str
+    address: str
+    labels: dict[str, str]
+    capacity: Resources
+    runtimes: tuple[str, ...]
+
+
+StatsSource = Callable[[], Awaitable[NodeStats]]
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        manager: str,
+        identity: Identity,
+        supervisor: Supervisor,
+        outbox: Outbox,
+        stats: StatsSource,
+        reconnect_initial: float = 0.2,
+        reconnect_max: float = 5.0,
+    ) -> None:
+        self.manager = manager
+        self.identity = identity
+        self.supervisor = supervisor
+        self.outbox = outbox
+        self.stats = stats
+        self.reconnect_initial = reconnect_initial
+        self.reconnect_max = reconnect_max
+        self.heartbeat_interval = 1.0
+        self.ttl = 3.0
+        self.epoch = 0
+        # Set while a Welcome-ed stream is up; tests and the server wait on it.
+        self.connected = asyncio.Event()
+        self.sessions = 0
+        self._lost_at: float | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._seq = 0
+
+    # -- the reconnect loop -----------------------------------------------------
+
+    async def run(self) -> None:
+        """Hold a stream to the manager until cancelled, dialing again when it breaks."""
+        self._channel = channel(self.manager)
+        delay = self.reconnect_initial
+        try:
+            while True:
+                try:
+                    if await self._once():
+                        delay = self.reconnect_initial
+                except asyncio.CancelledError:
+                    raise
+                except grpc.aio.AioRpcError as err:
+                    log.info("manager stream ended: %s %s", err.code().name, err.details())
+                except Exception:
+                    log.exception("manager stream failed")
+                if self.connected.is_set():
+                    self.connected.clear()
+                self._lost_at = self._lost_at or time.time()
+                await asyncio.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, self.reconnect_max)
+        finally:
+            self.connected.clear()
+            await self._channel.close(None)
+
+    async def _once(self) -> bool:
+        """One stream's life; True when it got as far as Welcome."""
+        assert self._channel is not None
+        stub = manager_pb2_grpc.ManagerServiceStub(self._channel)
+        call = stub.Connect()
+        try:
+            told = len(self.outbox.updates)
+            await call.write(manager_pb2.WorkerMessage(hello=self._hello()))
+            first = await asyncio.wait_for(call.read(), WELCOME_TIMEOUT)
+            if first is grpc.aio.EOF or first.WhichOneof("kind") != "welcome":
+                raise ConnectionError("the manager did not answer Hello with Welcome")
+            # The Hello carried the queued updates; sending them again would only repeat them.
+            del self.outbox.updates[:told]
+            self._welcome(first.welcome)
+            self.connected.set()
+            self._lost_at = None
+            log.info("connected to manager %s as %s", self.manager, self.identity.node_id)
+            await self._serve(call)
+            return True
+        finally:
+            call.cancel()
+
+    async def _serve(self, call: grpc.aio.StreamStreamCall) -> None:
+        loops = [
+            asyncio.ensure_future(self._read(call)),
+            asyncio.ensure_future(self._write(call)),
+            asyncio.ensure_future(self._beat()),
+        ]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+        for loop in done:
+            if not loop.cancelled() and (err := loop.exception()) is not None:
+                raise err
+
+    # -- worker -> manager --------------------------------------------------------
+
+    def _hello(self) -> manager_pb2.Hello:
+        """Identity plus one entry per attempt: running ones and those that ended unseen."""
+        latest: dict[tuple[str, int], TaskUpdate] = {}
+        if self._lost_at is not None:
+            # Finals written just before the stream broke may never have been read.
+            margin = 2 * self.heartbeat_interval
+            for update in self.supervisor.ended_since(self._lost_at - margin):
+                latest[(update.task_id, update.generation)] = update
+        for update in self.outbox.updates:
+            latest[(update.task_id, update.generation)] = update
+        for update in self.supervisor.current():
+            latest[(update.task_id, update.generation)] = update
+        ident = self.identity
+        return manager_pb2.Hello(
+            node_id=ident.node_id,
+            name=ident.name,
+            address=ident.address,
+            labels=ident.labels,
+            capacity=convert.resources_to(ident.capacity),
+            runtimes=list(ident.runtimes),
+            attempts=[convert.update_to(u) for u in latest.values()],
+            version=VERSION,
+        )
+
+    async def _write(self, call: grpc.aio.StreamStreamCall) -> None:
+        outbox = self.outbox
+        while True:
+            await outbox.ready.wait()
+            outbox.ready.clear()
+            acks, outbox.acks = outbox.acks, []
+            updates, outbox.updates = outbox.updates, []
+            beat, outbox.heartbeat = outbox.heartbeat, None
+            try:
+                if acks:
+                    refs = [
+                        manager_pb2.AttemptRef(task_id=r.task_id, generation=r.generation)
+                        for r in acks
+                    ]
+                    await call.write(manager_pb2.WorkerMessage(ack=manager_pb2.Ack(attempts=refs)))
+                if updates:
+                    batch = manager_pb2.TaskUpdates(updates=[convert.update_to(u) for u in updates])
+                    await call.write(manager_pb2.WorkerMessage(updates=batch))
+                    updates = []
+                if beat is not None:
+                    self._seq += 1
+                    hb = manager_pb2.Heartbeat(seq=self._seq, stats=convert.stats_to(beat))
+                    await call.write(manager_pb2.WorkerMessage(heartbeat=hb))
+            except BaseException:
+                # Not written: keep them for the next stream (acks are re-earned by re-delivery).
+                outbox.updates[:0] = updates
+                raise
+
+    async def _beat(self) -> None:
+        self._seq = 0
+        while True:
+            self.outbox.beat(await self.stats())
+            await asyncio.sleep(self.heartbeat_interval)
+
+    # -- manager -> worker ---------------------------------------------------------
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                return
+            kind = message.WhichOneof("kind")
+            if kind == "assign":
+                self._assign(message.assign)
+            elif kind == "stop":
+                self._stop(message.stop)
+            elif kind == "reconcile":
+                self._reconcile(message.reconcile)
+            elif kind == "welcome":
+                self._welcome(message.welcome)
+
+    def _welcome(self, welcome: manager_pb2.Welcome) -> None:
+        if welcome.HasField("heartbeat_interval"):
+            self.heartbeat_interval = max(0.05, convert.seconds(welcome.heartbeat_interval))
+        if welcome.HasField("ttl"):
+            self.ttl = convert.seconds(welcome.ttl)
+        self.epoch = welcome.session_epoch
+        self.sessions += 1
+
+    def _assign(self, assign: manager_pb2.Assign) -> None:
+        refs = []
+        for item in assign.assignments:
+            ref = AttemptRef(TaskId(item.task_id), item.generation)
+            refs.append(ref)
+            try:
+                check_task_id(item.task_id, "assignment.task_id")
+                spec = convert.spec_from(item.spec)
+            except (ValidationError, ValueError) as err:
+                self.outbox.update(
+                    TaskUpdate(
+                        ref.task_id,
+                        ref.generation,
+                        TaskState.FAILED,
+                        message=f"bad assignment: {err}",
+                        time=time.time(),
+                    )
+                )
+                continue
+            self.supervisor.apply(Assignment(ref, spec, self.identity.node_id))
+        # One ack for the whole batch, received and applied (or fenced) alike.
+        self.outbox.ack(refs)
+
+    def _stop(self, stop: manager_pb2.Stop) -> None:
+        for order in stop.orders:
+            grace = convert.seconds(order.grace) if order.HasField("grace") else None
+            task_id = TaskId(order.task_id)
+            if order.generation == 0:
+                self.supervisor.stop_task(task_id, reason=order.reason, grace=grace)
+            else:
+                ref = AttemptRef(task_id, order.generation)
+                self.supervisor.stop(ref, reason=order.reason, grace=grace)
+
+    def _reconcile(self, reconcile: manager_pb2.Reconcile) -> None:
+        """Stop what the manager no longer gives this node; ``keep`` needs nothing."""
+        for ref in reconcile.stop:
+            self.supervisor.stop_running(
+                AttemptRef(TaskId(ref.task_id), ref.generation),
+                reason="the manager no longer assigns it to this node",
+            )
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self._channel.close(None)
