@@ -8,6 +8,7 @@ its route the next time the gateway starts, with no gateway change.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import re
@@ -39,6 +40,7 @@ class Binding:
     method: MethodDescriptor
     request_type: type[Message]
     response_type: type[Message]
+    ordinal: int = 0  # 0 for the main binding, 1.. for additional_bindings
 
     @property
     def streaming(self) -> bool:
@@ -46,7 +48,8 @@ class Binding:
 
     @property
     def operation_id(self) -> str:
-        return f"{self.method.containing_service.name}_{self.method.name}"
+        name = f"{self.method.containing_service.name}_{self.method.name}"
+        return f"{name}_{self.ordinal}" if self.ordinal else name
 
 
 def corral_files() -> list[FileDescriptor]:
@@ -70,7 +73,8 @@ def bindings_of(files: Iterable[FileDescriptor]) -> list[Binding]:
                 if not options.HasExtension(annotations_pb2.http):
                     continue
                 rule = options.Extensions[annotations_pb2.http]
-                out.extend(_bindings(method, rule))
+                for ordinal, binding in enumerate(_bindings(method, rule)):
+                    out.append(dataclasses.replace(binding, ordinal=ordinal))
     return out
 
 

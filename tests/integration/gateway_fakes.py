@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -13,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import grpc
+import httpx
 
 from corral import convert
 from corral.errors import AlreadyExists, DeadlineExceeded, NotFound
@@ -90,6 +93,7 @@ class FakeCore:
             *task.spec.command,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # so a stop kills the shell's children too
         )
         self.procs[task.id] = proc
         now = time.time()
@@ -137,7 +141,7 @@ class FakeCore:
         await self._set(task)
         proc = self.procs.get(task.id)
         if proc is not None and proc.returncode is None:
-            proc.kill()
+            _kill_group(proc)
         return task
 
     async def wait(
@@ -199,12 +203,17 @@ class FakeCore:
     async def close(self) -> None:
         for proc in self.procs.values():
             if proc.returncode is None:
-                proc.kill()
+                _kill_group(proc)
                 await proc.wait()
         for runner in list(self.runners):
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 class FakeManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
@@ -277,3 +286,23 @@ async def fake_manager(config: ManagerConfig | None = None) -> AsyncIterator[tup
     finally:
         await running.stop(0)
         await core.close()
+
+
+COMPAT = ("gateway.compat.cube", "gateway.compat.jobs")
+
+
+@contextlib.asynccontextmanager
+async def gateway_over_fake(
+    config: ManagerConfig | None = None,
+) -> AsyncIterator[tuple[httpx.AsyncClient, FakeCore]]:
+    """The real gateway (in-process uvicorn) in front of the fake manager."""
+    from gateway.server import serve
+
+    async with fake_manager(config) as (target, core):
+        gw = await serve(target, "127.0.0.1:0", compat_modules=COMPAT)
+        try:
+            base = f"http://127.0.0.1:{gw.port}"
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                yield http, core
+        finally:
+            await gw.stop()
