@@ -15,7 +15,7 @@ import logging
 
 import grpc
 
-from corral.errors import NotFound
+from corral.errors import NotFound, ValidationError
 from manager.config import ManagerConfig
 from manager.control import Extension, TaskControl
 from manager.schedules.config_files import health_schedule, load_file
@@ -46,9 +46,14 @@ class SchedulesExtension:
 
     def define_default(self) -> None:
         """The schedule named ``default``: from the schedules file, else calling the health URL."""
-        if self._config.schedules_file is not None:
-            spec = load_file(self._config.schedules_file, name=DEFAULT_NAME)
-            self.scheduler.define(spec)
+        path = self._config.schedules_file
+        if path is not None:
+            try:
+                self.scheduler.define(load_file(path, name=DEFAULT_NAME))
+            except ValidationError as err:
+                # The manager does not start on a bad file; say which file and which key.
+                where = err.field if err.field == str(path) else f"{path}: {err.field}"
+                raise ValidationError(where, err.problem) from err
         elif self._config.default_schedule_url:
             try:
                 self.scheduler.get(DEFAULT_NAME)

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from corral.cli import schedules as schedules_cli
+from corral.errors import ValidationError
 from corral.serving import channel as open_channel
 from corral.serving import start_server
 from corral.v1 import schedules_pb2 as pb
@@ -211,3 +212,13 @@ endpoints:
     )
     code, out = await asyncio.to_thread(cli, "schedule", "create", str(spec))
     assert code == 1 and "schedule.cron.expression" in out
+
+
+async def test_a_bad_schedules_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "appsettings.json"
+    path.write_text('{"CronJobSettings": {"StartHour": 20, "EndHour": 8}}')
+    ext = SchedulesExtension(FakeTasks(), ManagerConfig(data_dir=tmp_path, schedules_file=path))
+    with pytest.raises(ValidationError) as err:
+        await ext.start()
+    assert err.value.field == f"{path}: schedule.window.end_hour"
+    await ext.close()
