@@ -1,6 +1,6 @@
-"""ScheduleService over real gRPC, the /api/cronjob/* routes and the CLI, end to end
-in-process: a grpc.aio server with the schedules extension (http tasks run in-process
-against real local endpoints), the routes mounted in a bare Starlette app."""
+"""ScheduleService over real gRPC, through the real gateway (/api/cronjob/* and
+/v1/schedules) and the CLI: a grpc.aio server with the schedules extension whose http
+tasks run in-process against real local endpoints."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import httpx
 import pytest
 import typer
 from schedules_fakes import Endpoints, FakeTasks, until
-from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from corral.cli import schedules as schedules_cli
@@ -24,7 +23,7 @@ from corral.serving import channel as open_channel
 from corral.serving import start_server
 from corral.v1 import schedules_pb2 as pb
 from corral.v1.schedules_pb2_grpc import ScheduleServiceStub
-from gateway.compat import cronjob
+from gateway.server import serve as serve_gateway
 from manager.config import ManagerConfig
 from manager.schedules import SchedulesExtension
 
@@ -45,11 +44,10 @@ async def _stack(config: ManagerConfig, ep: Endpoints) -> AsyncIterator[Stack]:
     await ext.start()
     target = f"127.0.0.1:{server.port}"
     chan = open_channel(target)
-    app = Starlette(routes=cronjob.routes())
-    app.state.channel = chan
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+    gw = await serve_gateway(target, "127.0.0.1:0", compat_modules=["gateway.compat.cronjob"])
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as http:
         yield Stack(target, ScheduleServiceStub(chan), http, ep, ext)
+    await gw.stop()
     await chan.close()
     await ext.close()
     await server.stop(0)
@@ -99,6 +97,8 @@ async def test_the_four_original_routes(stack: Stack) -> None:
     assert len(runs) == 1 and runs[0].outcome == pb.RUN_OUTCOME_SUCCEEDED
     assert sorted((x.name, x.status_code) for x in runs[0].results) == [("gate", 200), ("one", 200)]
     assert {x.body for x in runs[0].results} == {b"hello from one", b"opened"}
+    r = await get("/v1/schedules/default/runs")  # the canonical route, from the annotations
+    assert r.status_code == 200 and r.json()["runs"][0]["id"] == runs[0].id
 
     r = await get("/api/cronjob/start")
     assert (r.status_code, r.json()) == (200, {"message": "CronJob started successfully"})
@@ -111,6 +111,8 @@ async def test_the_four_original_routes(stack: Stack) -> None:
     assert r.json() == {"message": "Job could not run because CronJob is already running"}
     r = await get("/api/cronjob/stop")
     assert (r.status_code, r.json()) == (200, {"message": "CronJob stopped successfully"})
+    r = await get("/api/cronjob/stop")
+    assert (r.status_code, r.json()) == (400, {"message": "CronJob is not running"})
     r = await get("/api/cronjob/status")
     assert (r.status_code, r.json()) == (200, {"status": "Stopped"})
 
