@@ -13,6 +13,7 @@ with two loops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
@@ -26,6 +27,7 @@ from manager.schedules import runs
 from manager.schedules.model import (
     ConcurrencyPolicy,
     Run,
+    RunOutcome,
     Schedule,
     ScheduleSpec,
     ScheduleState,
@@ -249,10 +251,16 @@ class Scheduler:
         job: asyncio.Task[Run] = asyncio.create_task(work, name=f"run-{run.id}")
         self._runs[spec.name][run.id] = job
 
-        def done(_: asyncio.Task[Run]) -> None:
+        def done(finished: asyncio.Task[Run]) -> None:
             self._runs[spec.name].pop(run.id, None)
             if not self._runs[spec.name]:
                 del self._runs[spec.name]
+            if not finished.cancelled() and (err := finished.exception()) is not None:
+                # A bug or a core failure: record the run as failed rather than running forever.
+                log.error("schedule %s: run %s failed: %r", spec.name, run.id, err)
+                failed = replace(run, outcome=RunOutcome.FAILED, finished_at=self._clock.now())
+                with contextlib.suppress(Exception):
+                    self._store.put_run(failed, keep=spec.history_limit)
 
         job.add_done_callback(done)
         return job

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from corral.errors import CorralError, DeadlineExceeded
+from corral.errors import CorralError, DeadlineExceeded, NotFound
 from corral.model import HttpResult, Task, TaskId, TaskSpec, TaskState
 from manager.control import NewTask, TaskControl
 from manager.schedules.model import (
@@ -104,6 +104,9 @@ async def _collect(
             f"(does a worker offer the {stopped.spec.runtime} runtime?)"
         )
         return replace(failed, ok=False, result=replace(failed.result, error=problem))
+    except NotFound:
+        # The core forgot the task (its store was replaced): nothing more will come.
+        return EndpointResult(name=name, task_id=ref, result=HttpResult(error="task not found"))
     return result_of(name, done)
 
 

@@ -256,3 +256,19 @@ async def test_a_task_nobody_runs_is_given_up(
     run = await world.scheduler.run_once("s")
     assert run.outcome is RunOutcome.FAILED
     assert "does a worker offer the http runtime?" in run.results[0].result.error
+
+
+async def test_a_run_in_progress_at_shutdown_is_finished_after_the_restart(world: World) -> None:
+    s = world.scheduler
+    s.create(spec(world.ep, action=HttpAction((Endpoint(name="g", url=world.ep.url("gate")),))))
+    await s.start("s")
+    await until(lambda: world.ep.hits.get("gate") == 1)
+    await s.close()  # shutdown: the run is abandoned, not cancelled
+    world.store.close()
+    later = world.restart(T0 + 1)
+    (left,) = later.runs("s")
+    assert left.outcome is RunOutcome.RUNNING and world.tasks.stops == []
+    later.resume()
+    world.ep.gate.set()
+    await until(lambda: later.runs("s")[-1].outcome is RunOutcome.SUCCEEDED)
+    assert later.runs("s")[-1].results[0].result.body == b"opened"
