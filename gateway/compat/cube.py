@@ -175,7 +175,7 @@ def _string(fields: Mapping[str, Any], name: str, where: str) -> str:
 def _number(fields: Mapping[str, Any], name: str, where: str, *, integer: bool) -> Any:
     value = fields.get(name)
     if value is None:
-        return 0
+        return 0 if integer else 0.0
     go_type = "int64" if integer else "float64"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _mismatch(value, f"{where}.{name}", go_type)
@@ -299,7 +299,7 @@ def go_time(value: float | None) -> str:
 
 def _go_float(value: float) -> float | int:
     # Go writes 2.0 as 2.
-    return int(value) if value.is_integer() else value
+    return int(value) if float(value).is_integer() else value
 
 
 def cube_task(task: Task) -> dict[str, Any]:
