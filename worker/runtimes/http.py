@@ -25,6 +25,8 @@ from worker.config import WorkerConfig
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
 
 BODY_LIMIT = 64 * 1024
+# Calls in flight at once per worker (httpx's default of 100 would queue a big run's calls).
+MAX_CALLS = 1000
 # Summaries kept for `logs` after the attempt ended (oldest dropped first).
 KEPT_SUMMARIES = 4096
 
@@ -33,7 +35,9 @@ class HttpRuntime:
     name = "http"
 
     def __init__(self, *, body_limit: int = BODY_LIMIT) -> None:
-        self._client = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            trust_env=False, follow_redirects=False, limits=httpx.Limits(max_connections=MAX_CALLS)
+        )
         self._body_limit = body_limit
         self._calls: dict[str, asyncio.Task[Exit]] = {}
         self._summaries: OrderedDict[str, str] = OrderedDict()
