@@ -45,6 +45,8 @@ def check_zone(name: str, field: str) -> None:
 
 def check_cron(trigger: CronTrigger, field: str) -> None:
     expression = trigger.expression.strip()
+    if not expression:
+        raise ValidationError(f"{field}.expression", "is required (or give an interval instead)")
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
         raise ValidationError(
             f"{field}.expression",
