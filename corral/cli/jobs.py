@@ -1,0 +1,176 @@
+"""``corral job run|ls|status|logs``: ad-hoc shell commands run to completion.
+
+A job is ``sh -c CMD`` on the manager's jobs runtime (``--jobs-runtime``),
+named by a fresh UUID unless ``--name`` is given; its output is kept after it
+ends. ``-o json`` prints the JobService's proto3 JSON, as the gateway's
+``/v1/jobs`` routes and grpcurl do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from google.protobuf import json_format
+from rich.markup import escape
+from rich.table import Table
+
+from corral import convert, output
+from corral.cli.options import (
+    ManagerOption,
+    OutputOption,
+    check_output,
+    console,
+    parse_or_exit,
+    with_client,
+)
+from corral.client import DEFAULT_TARGET, Client
+from corral.v1 import jobs_pb2
+
+NameArgument = Annotated[str, typer.Argument(help="The job's name.")]
+
+
+def _json(job: jobs_pb2.Job) -> dict[str, Any]:
+    return dict(json_format.MessageToDict(job))
+
+
+def _when(ts: Any, present: bool) -> str:
+    return output.ago(convert.time_from(ts)) if present else "-"
+
+
+def _state(job: jobs_pb2.Job) -> str:
+    return output.state(convert.state_from(job.state))
+
+
+def job_run(
+    cmd: Annotated[
+        str | None, typer.Argument(help="Shell command (default: echo launched; sleep 10; ...).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Job name (default: a fresh UUID).")] = "",
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Stream its output until it ends.")
+    ] = False,
+    manager: ManagerOption = DEFAULT_TARGET,
+    out: OutputOption = "table",
+) -> None:
+    """Run a shell command to completion as a job."""
+    parse_or_exit(lambda: check_output(out))
+    request = jobs_pb2.RunJobRequest(name=name)
+    if cmd is not None:
+        request.cmd = cmd
+
+    async def go(client: Client) -> jobs_pb2.Job:
+        job: jobs_pb2.Job = (await client.call(client.jobs.RunJob, request, idempotent=False)).job
+        if not follow:
+            return job
+        if out == "table":
+            console.print(f"job {escape(job.name)} created")
+        logs = jobs_pb2.GetJobLogsRequest(name=job.name, follow=True)
+        async for chunk in client.stream(client.jobs.GetJobLogs, logs):
+            sys.stdout.buffer.write(chunk.data)
+            sys.stdout.buffer.flush()
+        reply = await client.call(client.jobs.GetJob, jobs_pb2.GetJobRequest(name=job.name))
+        return reply.job  # type: ignore[no-any-return]
+
+    job = with_client(manager, go)
+    if out == "json":
+        console.print_json(json.dumps(_json(job)))
+    elif not follow:
+        console.print(f"job {escape(job.name)} created")
+    if follow and job.status.failed:
+        raise typer.Exit(1)
+
+
+def job_ls(manager: ManagerOption = DEFAULT_TARGET, out: OutputOption = "table") -> None:
+    """List jobs, newest first."""
+    parse_or_exit(lambda: check_output(out))
+
+    async def go(client: Client) -> list[jobs_pb2.Job]:
+        reply = await client.call(client.jobs.ListJobs, jobs_pb2.ListJobsRequest())
+        return list(reply.jobs)
+
+    jobs = with_client(manager, go)
+    if out == "json":
+        console.print_json(json.dumps([_json(j) for j in jobs]))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "STATE", "ACTIVE", "SUCCEEDED", "FAILED", "CREATED", "COMMAND"):
+        table.add_column(column)
+    for j in jobs:
+        s = j.status
+        table.add_row(
+            j.name,
+            _state(j),
+            str(s.active),
+            str(s.succeeded),
+            str(s.failed),
+            _when(j.created_at, j.HasField("created_at")),
+            escape(j.cmd),
+        )
+    console.print(table)
+
+
+def job_status(
+    name: NameArgument, manager: ManagerOption = DEFAULT_TARGET, out: OutputOption = "table"
+) -> None:
+    """Show a job's status (batch/v1 shape: active, succeeded, failed, conditions)."""
+    parse_or_exit(lambda: check_output(out))
+
+    async def go(client: Client) -> jobs_pb2.Job:
+        reply = await client.call(client.jobs.GetJob, jobs_pb2.GetJobRequest(name=name))
+        return reply.job  # type: ignore[no-any-return]
+
+    job = with_client(manager, go)
+    if out == "json":
+        console.print_json(json.dumps(_json(job)))
+        return
+    s = job.status
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("name", escape(job.name)),
+        ("command", escape(job.cmd)),
+        ("runtime", job.runtime + (f" ({job.image})" if job.image else "")),
+        ("state", _state(job)),
+        ("active", str(s.active)),
+        ("succeeded", str(s.succeeded)),
+        ("failed", str(s.failed)),
+        ("started", _when(s.start_time, s.HasField("start_time"))),
+        ("completed", _when(s.completion_time, s.HasField("completion_time"))),
+    ]
+    rows += [
+        ("condition", escape(" ".join(filter(None, (c.type, c.reason, c.message)))))
+        for c in s.conditions
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def job_logs(
+    name: NameArgument,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
+    tail: Annotated[int, typer.Option(help="Only the last N lines (0 = all).", min=0)] = 0,
+    manager: ManagerOption = DEFAULT_TARGET,
+) -> None:
+    """Print a job's output (kept after it ends)."""
+    request = jobs_pb2.GetJobLogsRequest(name=name, follow=follow, tail=tail)
+
+    async def go(client: Client) -> None:
+        async for chunk in client.stream(client.jobs.GetJobLogs, request):
+            sys.stdout.buffer.write(chunk.data)
+            sys.stdout.buffer.flush()
+
+    with_client(manager, go)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Run ad-hoc shell commands to completion.", no_args_is_help=True)
+    group.command("run")(job_run)
+    group.command("ls")(job_ls)
+    group.command("status")(job_status)
+    group.command("logs")(job_logs)
+    app.add_typer(group, name="job")
