@@ -225,7 +225,7 @@ class Client:
     async def watch_events(
         self, from_index: int = 0, *, kinds: Sequence[str] = ()
     ) -> AsyncIterator[Event]:
-        """Every change from ``from_index`` on, then live ones (resumable by index)."""
+        """Events from index ``from_index`` on (0 = only new ones), then live ones."""
         request = manager_pb2.WatchEventsRequest(from_index=from_index, kinds=list(kinds))
         async for reply in self.stream(self._manager.WatchEvents, request):
             yield convert.event_from(reply.event)

@@ -368,7 +368,9 @@ def logs(
 
 
 def events(
-    from_index: Annotated[int, typer.Option("--from", help="Resume after this index.")] = 0,
+    from_index: Annotated[
+        int, typer.Option("--from", help="Replay from this index (0 = only new ones).")
+    ] = 0,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Only these kinds.")] = None,
     manager: ManagerOption = DEFAULT_TARGET,
     out: OutputOption = "table",

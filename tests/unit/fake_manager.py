@@ -131,7 +131,7 @@ class FakeManager(manager_pb2_grpc.ManagerServiceServicer):
     async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[Any]:
         self._enter("WatchEvents")
         for i, task in enumerate(self.tasks.values(), start=1):
-            if i > request.from_index:
+            if request.from_index and i >= request.from_index:
                 event = Event(index=i, time=time.time(), kind="task.updated", task=task)
                 yield manager_pb2.WatchEventsResponse(event=convert.event_to(event))
 

@@ -140,7 +140,7 @@ async def test_events_resume_from_an_index(fake: tuple[FakeManager, Client]) -> 
     _, client = fake
     for name in ("a", "b", "c"):
         await client.submit(spec(name))
-    events = [e async for e in client.watch_events(from_index=1)]
+    events = [e async for e in client.watch_events(from_index=2)]
     assert [e.index for e in events] == [2, 3]
     assert events[0].task is not None and events[0].task.spec.name == "b"
 
