@@ -92,4 +92,17 @@ async def _http_error(request: Request, exc: Any) -> Response:
         413: f"the request body is larger than {MAX_BODY_BYTES} bytes",
     }
     body = UpstreamError(code, messages.get(exc.status_code, str(exc.detail))).status_json()
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first matching route only; a path
+        # often has several (GET and POST /v1/tasks are two RPCs).
+        headers["Allow"] = ", ".join(sorted(_methods_of(request)))
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _methods_of(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return methods
