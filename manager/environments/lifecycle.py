@@ -31,7 +31,6 @@ from manager.environments.specs import (
 from manager.environments.templates import Template
 
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
 _MAX_PAGES = 100
 
 
@@ -126,9 +125,9 @@ class Environments:
         current = await self._active(repl_id)
         if current is None:
             raise NotFound(f"environment {repl_id!r} not found")
-        await self.tasks.stop(current.id, "environment stopped")
-        # The worker deletes what the environment made before the task ends STOPPED.
-        task = await self.tasks.wait(current.id, lambda t: t.status.state.final, STOP_TIMEOUT)
+        # Recorded at once; the worker that runs it deletes what it made as soon
+        # as the Stop reaches it (or on its next Reconcile, if it is away).
+        task = await self.tasks.stop(current.id, "environment stopped")
         return self._environment(task)
 
     async def get(self, repl_id: str) -> Environment:
