@@ -76,7 +76,10 @@ def state(s: TaskState) -> str:
 
 def tasks_table(tasks: Sequence[Task]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "NAME", "STATE", "NODE", "RUNTIME", "EXIT", "CREATED", "MESSAGE"):
+    # Ids and names are copied into the next command: never cut them.
+    for column, values in (("ID", [t.id for t in tasks]), ("NAME", [t.spec.name for t in tasks])):
+        table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
+    for column in ("STATE", "NODE", "RUNTIME", "EXIT", "CREATED", "MESSAGE"):
         table.add_column(column)
     for t in tasks:
         s = t.status
@@ -119,7 +122,9 @@ def task_details(t: Task) -> Table:
 
 def nodes_table(nodes: Sequence[Node]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "NAME", "STATUS", "ADDRESS", "CPU", "MEMORY", "TASKS", "RUNTIMES"):
+    for column, values in (("ID", [n.id for n in nodes]), ("NAME", [n.name for n in nodes])):
+        table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
+    for column in ("STATUS", "ADDRESS", "CPU", "MEMORY", "TASKS", "RUNTIMES"):
         table.add_column(column)
     for n in nodes:
         table.add_row(

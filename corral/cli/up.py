@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated
 
 import httpx
+import psutil
 import typer
 
 from corral.cli.options import console, errors
@@ -127,7 +128,13 @@ async def _node_ready(manager: str, timeout: float) -> bool:
 
 
 async def _stop_all(children: list[Child], grace: float) -> None:
-    """SIGTERM each group, newest first; SIGKILL whatever is left after ``grace``."""
+    """SIGTERM each group, newest first; SIGKILL whatever is left after ``grace``.
+
+    A worker leaves its tasks running when it stops (a restarted worker adopts
+    them), but ``up`` promises that Ctrl-C stops everything: the processes the
+    children started, in their own sessions, are stopped after them.
+    """
+    descendants = _descendants(children)
     for child in reversed(children):
         _signal_group(child, signal.SIGTERM)
     for child in reversed(children):
@@ -140,6 +147,26 @@ async def _stop_all(children: list[Child], grace: float) -> None:
         await child.proc.wait()
         if child.pump is not None:
             await child.pump
+    await asyncio.to_thread(_terminate, descendants, grace)
+
+
+def _descendants(children: list[Child]) -> list[psutil.Process]:
+    found: list[psutil.Process] = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            found += psutil.Process(child.proc.pid).children(recursive=True)
+    return found
+
+
+def _terminate(processes: list[psutil.Process], grace: float) -> None:
+    alive = [p for p in processes if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, stubborn = psutil.wait_procs(alive, timeout=grace)
+    for p in stubborn:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 def _signal_group(child: Child, sig: signal.Signals) -> None:
