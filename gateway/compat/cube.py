@@ -2,37 +2,17 @@
 
 ``POST /tasks`` takes a Cube TaskEvent and answers 201 with the Task;
 ``GET /tasks``, ``GET /tasks/{id}``, ``DELETE /tasks/{id}`` (204, stops it);
-``GET /nodes`` and ``GET /stats``. gokube serves the same under ``/task``.
-Bodies are Cube's: PascalCase fields matched case-insensitively as Go's
-``encoding/json`` does, unknown fields refused as the book's
-``DisallowUnknownFields`` decoder does, integer states 0-4, Go time stamps,
-errors as ``{"HTTPStatusCode": 400, "Message": ...}``.
-
-Translation choices (the wire shapes stay Cube's):
-- The task ID the client sends is Corral's task id (a missing Task.ID falls
-  back to the event ID, then to a fresh UUID). A Cube task has an Image, so it
-  runs on the ``docker`` runtime; the manager decides where (and says why it
-  waits when no node offers Docker).
-- Cube names need not be RFC 1123 labels ("Task 1"); the Corral name is the
-  name normalised (lowercase, runs of other characters become '-', at most 63),
-  and the name as sent is kept in the label ``cube.name`` and answered back.
-- Task Memory and Disk are bytes, Cpu is cores. Node Memory and
-  MemoryAllocated are kB (the book fills them from /proc/meminfo's MemTotal),
-  Disk and DiskAllocated bytes; Stats follow goprocinfo's JSON (kB for memory,
-  bytes for disk; CpuStats scaled so Cube's ``CpuUsage()`` gives the node's
-  busy fraction). ``GET /stats`` sums the nodes (CPU is their mean).
-- RestartPolicy: "" or "no" never restarts, "always" and "unless-stopped"
-  always, "on-failure" on failure. HealthCheck is an HTTP path probed on the
-  first exposed port.
+``GET /nodes`` and ``GET /stats`` (the nodes' Stats summed, CPU their mean).
+gokube serves the same under ``/task``. Errors are Cube's
+``{"HTTPStatusCode": 400, "Message": ...}``; the JSON shapes and the
+translation choices are in ``gateway.compat.cube_shapes``. The manager
+decides where a task runs and says why it waits when no node offers Docker.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -41,44 +21,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from corral import convert
-from corral.model import (
-    HealthCheck,
-    HttpProbe,
-    Node,
-    PortMapping,
-    Resources,
-    RestartMode,
-    RestartPolicy,
-    Task,
-    TaskSpec,
-    TaskState,
-)
+from corral.model import Node, Task
 from corral.v1 import manager_pb2
 from gateway import upstream
+from gateway.compat.cube_shapes import CubeError, cube_node, cube_stats, cube_task, parse_event
 from gateway.errors import UpstreamError
 
-NAME_LABEL = "cube.name"
 _SERVICE = "/corral.v1.ManagerService/"
-_ZERO_TIME = "0001-01-01T00:00:00Z"
-_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-_EVENT_FIELDS = ("ID", "State", "Timestamp", "Task")
-_TASK_FIELDS = (
-    "ID", "ContainerID", "Name", "State", "Image", "Cpu", "Memory", "Disk", "ExposedPorts",
-    "HostPorts", "PortBindings", "RestartPolicy", "StartTime", "FinishTime", "HealthCheck",
-    "RestartCount",
-)  # fmt: skip
-_RESTART = {
-    "": RestartMode.NEVER,
-    "no": RestartMode.NEVER,
-    "always": RestartMode.ALWAYS,
-    "unless-stopped": RestartMode.ALWAYS,
-    "on-failure": RestartMode.ON_FAILURE,
-}
-_RESTART_BACK = {
-    RestartMode.NEVER: "",
-    RestartMode.ALWAYS: "always",
-    RestartMode.ON_FAILURE: "on-failure",
-}
 # Corral's field paths in errors, as the Cube user wrote them.
 _FIELDS = {
     "id": "Task.ID",
@@ -90,13 +39,6 @@ _FIELDS = {
     "spec.ports": "Task.ExposedPorts",
     "spec.health_check": "Task.HealthCheck",
 }
-
-
-class CubeError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -129,278 +71,6 @@ def _cube(handler: Handler) -> Handler:
     handle.__name__ = handler.__name__
     handle.__doc__ = handler.__doc__
     return handle
-
-
-# -- TaskEvent in ---------------------------------------------------------------------
-
-
-def _go_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return f"number {value}"
-    return {str: "string", list: "array", dict: "object", type(None): "null"}[type(value)]
-
-
-def _mismatch(value: Any, field: str, go_type: str) -> CubeError:
-    return CubeError(
-        400,
-        f"json: cannot unmarshal {_go_type(value)} into Go struct field {field} of type {go_type}",
-    )
-
-
-def _fields(data: Any, known: tuple[str, ...], where: str, go_type: str) -> dict[str, Any]:
-    """Keys matched case-insensitively (as Go does); unknown keys refused."""
-    if not isinstance(data, dict):
-        raise _mismatch(data, where, go_type)
-    by_lower = {name.lower(): name for name in known}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = by_lower.get(key.lower())
-        if name is None:
-            raise CubeError(400, f'json: unknown field "{key}"')
-        out[name] = value
-    return out
-
-
-def _string(fields: Mapping[str, Any], name: str, where: str) -> str:
-    value = fields.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _mismatch(value, f"{where}.{name}", "string")
-    return value
-
-
-def _number(fields: Mapping[str, Any], name: str, where: str, *, integer: bool) -> Any:
-    value = fields.get(name)
-    if value is None:
-        return 0 if integer else 0.0
-    go_type = "int64" if integer else "float64"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _mismatch(value, f"{where}.{name}", go_type)
-    if integer and (isinstance(value, float) and not value.is_integer()):
-        raise _mismatch(value, f"{where}.{name}", go_type)
-    return int(value) if integer else float(value)
-
-
-def _uuid(value: str, field: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise CubeError(400, f"{field}: {value!r} is not a UUID") from None
-
-
-def _state(fields: Mapping[str, Any], where: str) -> None:
-    value = fields.get("State")
-    if value is None:
-        return
-    number = _number(fields, "State", where, integer=True)
-    try:
-        TaskState.from_cube(number)
-    except ValueError as err:
-        raise CubeError(400, f"{where}.State: {err}") from None
-
-
-def _port_key(key: str, field: str) -> tuple[int, str]:
-    match = re.fullmatch(r"(\d{1,5})(?:/(tcp|udp))?", key.strip())
-    if match is None or not 1 <= int(match.group(1)) <= 65535:
-        raise CubeError(400, f'{field}: {key!r} is not a port such as "80/tcp"')
-    return int(match.group(1)), match.group(2) or "tcp"
-
-
-def _ports(fields: Mapping[str, Any]) -> tuple[PortMapping, ...]:
-    exposed = fields.get("ExposedPorts") or {}
-    bindings = fields.get("PortBindings") or {}
-    if not isinstance(exposed, dict):
-        raise _mismatch(exposed, "Task.Task.ExposedPorts", "nat.PortSet")
-    if not isinstance(bindings, dict):
-        raise _mismatch(bindings, "Task.Task.PortBindings", "map[string]string")
-    ports: dict[tuple[int, str], int] = {}
-    for key in exposed:
-        ports[_port_key(key, "Task.ExposedPorts")] = 0
-    for key, host in bindings.items():
-        if not isinstance(host, str) or not (host.isdigit() and 0 <= int(host) <= 65535):
-            raise CubeError(400, f"Task.PortBindings[{key!r}]: {host!r} is not a host port")
-        ports[_port_key(key, "Task.PortBindings")] = int(host)
-    return tuple(PortMapping(port, host, proto) for (port, proto), host in ports.items())
-
-
-def normalise_name(name: str) -> str:
-    """A Cube name as an RFC 1123 label: "Task 1" -> "task-1"."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
-
-
-def parse_event(data: Any) -> tuple[str, TaskSpec]:
-    """A Cube TaskEvent -> (task id, spec); CubeError(400) names what is wrong."""
-    event = _fields(data, _EVENT_FIELDS, "TaskEvent", "task.TaskEvent")
-    _state(event, "TaskEvent")
-    stamp = _string(event, "Timestamp", "TaskEvent")
-    if stamp:
-        try:
-            dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            raise CubeError(
-                400, f"TaskEvent.Timestamp: {stamp!r} is not an RFC 3339 time"
-            ) from None
-    if event.get("Task") is None:
-        raise CubeError(400, "Task: is required")
-    task = _fields(event["Task"], _TASK_FIELDS, "TaskEvent.Task", "task.Task")
-    where = "Task.Task"
-    _state(task, where)
-    for name in ("ContainerID", "StartTime", "FinishTime"):
-        _string(task, name, where)
-    _number(task, "RestartCount", where, integer=True)
-    task_id = _string(task, "ID", where) or _string(event, "ID", "TaskEvent")
-    given = task_id and task_id != _ZERO_UUID
-    task_id = _uuid(task_id, "Task.ID") if given else str(uuid.uuid4())
-    raw_name = _string(task, "Name", where)
-    if len(raw_name) > 63:
-        raise CubeError(400, "Task.Name: must be at most 63 characters")
-    name = normalise_name(raw_name) or f"task-{task_id[:8]}"
-    restart = _string(task, "RestartPolicy", where)
-    if restart not in _RESTART:
-        raise CubeError(400, f"Task.RestartPolicy: must be one of {sorted(_RESTART)}")
-    ports = _ports(task)
-    health = _string(task, "HealthCheck", where)
-    check = None
-    if health:
-        if not ports:
-            raise CubeError(400, "Task.HealthCheck: needs a port in Task.ExposedPorts to probe")
-        check = HealthCheck(HttpProbe(path=health, port=ports[0].container_port))
-    spec = TaskSpec(
-        name=name,
-        runtime="docker",
-        image=_string(task, "Image", where),
-        resources=Resources(
-            cpu=_number(task, "Cpu", where, integer=False),
-            memory_bytes=_number(task, "Memory", where, integer=True),
-            disk_bytes=_number(task, "Disk", where, integer=True),
-        ),
-        ports=ports,
-        restart_policy=RestartPolicy(mode=_RESTART[restart]),
-        health_check=check,
-        labels={NAME_LABEL: raw_name} if raw_name and raw_name != name else {},
-    )
-    return task_id, spec
-
-
-# -- Task, Node, Stats out --------------------------------------------------------------
-
-
-def go_time(value: float | None) -> str:
-    """A time as Go's encoding/json writes it (RFC 3339, nanoseconds trimmed, UTC)."""
-    if value is None:
-        return _ZERO_TIME
-    moment = dt.datetime.fromtimestamp(value, dt.UTC)
-    frac = f"{moment.microsecond:06d}".rstrip("0")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
-
-
-def _go_float(value: float) -> float | int:
-    # Go writes 2.0 as 2.
-    return int(value) if float(value).is_integer() else value
-
-
-def cube_task(task: Task) -> dict[str, Any]:
-    spec, status = task.spec, task.status
-    exposed: dict[str, Any] = {f"{p.container_port}/{p.protocol}": {} for p in spec.ports}
-    bound = {
-        f"{p.container_port}/{p.protocol}": str(p.host_port) for p in spec.ports if p.host_port
-    }
-    host_ports = {
-        f"{p.container_port}/{p.protocol}": [{"HostIp": "0.0.0.0", "HostPort": str(p.host_port)}]
-        for p in status.ports
-    }
-    probe = spec.health_check.probe if spec.health_check else None
-    return {
-        "ID": task.id,
-        "ContainerID": "",
-        "Name": spec.labels.get(NAME_LABEL, spec.name),
-        "State": status.state.cube,
-        "Image": spec.image,
-        "Cpu": _go_float(spec.resources.cpu),
-        "Memory": spec.resources.memory_bytes,
-        "Disk": spec.resources.disk_bytes,
-        "ExposedPorts": exposed or None,
-        "HostPorts": host_ports or None,
-        "PortBindings": bound or None,
-        "RestartPolicy": _RESTART_BACK[spec.restart_policy.mode],
-        "StartTime": go_time(status.started_at),
-        "FinishTime": go_time(status.finished_at),
-        "HealthCheck": probe.path if isinstance(probe, HttpProbe) else "",
-        "RestartCount": status.restart_count,
-    }
-
-
-def cube_stats(
-    *, mem_total: int, mem_used: int, disk_total: int, disk_used: int, cpu: float,
-    loads: tuple[float, float, float], task_count: int,
-) -> dict[str, Any]:  # fmt: skip
-    mem_free_kb = max(mem_total - mem_used, 0) // 1024
-    return {
-        "MemStats": {
-            "mem_total": mem_total // 1024,
-            "mem_free": mem_free_kb,
-            "mem_available": mem_free_kb,
-            "buffers": 0,
-            "cached": 0,
-            "swap_total": 0,
-            "swap_free": 0,
-        },
-        "DiskStats": {
-            "all": disk_total,
-            "used": disk_used,
-            "free": max(disk_total - disk_used, 0),
-            "freeInodes": 0,
-        },
-        "CpuStats": {
-            "id": "cpu",
-            "user": round(cpu * 100),
-            "nice": 0,
-            "system": 0,
-            "idle": round((100 - cpu) * 100),
-            "iowait": 0,
-            "irq": 0,
-            "softirq": 0,
-            "steal": 0,
-            "guest": 0,
-            "guest_nice": 0,
-        },
-        "LoadStats": {
-            "last1min": loads[0],
-            "last5min": loads[1],
-            "last15min": loads[2],
-            "process_running": 0,
-            "process_total": 0,
-            "last_pid": 0,
-        },
-        "TaskCount": task_count,
-    }
-
-
-def cube_node(node: Node) -> dict[str, Any]:
-    s = node.stats
-    return {
-        "Name": node.name,
-        "Ip": node.address.rpartition(":")[0].strip("[]"),
-        "Api": f"http://{node.address}",
-        "Memory": node.capacity.memory_bytes // 1024,
-        "MemoryAllocated": node.allocated.memory_bytes // 1024,
-        "Disk": node.capacity.disk_bytes,
-        "DiskAllocated": node.allocated.disk_bytes,
-        "Stats": cube_stats(
-            mem_total=s.memory_total_bytes or node.capacity.memory_bytes,
-            mem_used=s.memory_used_bytes,
-            disk_total=s.disk_total_bytes or node.capacity.disk_bytes,
-            disk_used=s.disk_used_bytes,
-            cpu=s.cpu_percent,
-            loads=(s.load1, s.load5, s.load15),
-            task_count=node.task_count,
-        ),
-        "Role": "worker",
-        "TaskCount": node.task_count,
-    }
 
 
 # -- handlers ---------------------------------------------------------------------------
