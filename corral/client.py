@@ -24,7 +24,13 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral import convert
-from corral.errors import ERRORS_BY_CODE, CorralError, NotFound, ValidationError
+from corral.errors import (
+    ERRORS_BY_CODE,
+    CorralError,
+    DeadlineExceeded,
+    NotFound,
+    ValidationError,
+)
 from corral.model import Event, Node, Task, TaskSpec, TaskState
 from corral.serving import channel
 from corral.v1 import (
@@ -204,6 +210,22 @@ class Client:
             token = reply.next_page_token
             if not token:
                 return tasks
+
+    async def wait(
+        self, id: str, *, timeout: float = 60.0, running: bool = False, poll: float = 0.1
+    ) -> Task:
+        """The task once it is final (or, with ``running``, once it runs); DeadlineExceeded
+        after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            task = await self.get_task(id)
+            state = task.status.state
+            if state.final or (running and state is TaskState.RUNNING):
+                return task
+            if loop.time() >= deadline:
+                raise DeadlineExceeded(f"task {id} still {state.value} after {timeout:g}s")
+            await asyncio.sleep(poll)
 
     async def stop_task(self, id: str, reason: str = "") -> Task:
         request = manager_pb2.StopTaskRequest(id=id, reason=reason)

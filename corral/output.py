@@ -80,7 +80,8 @@ def tasks_table(tasks: Sequence[Task]) -> Table:
     for column, values in (("ID", [t.id for t in tasks]), ("NAME", [t.spec.name for t in tasks])):
         table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
     for column in ("STATE", "NODE", "RUNTIME", "EXIT", "CREATED", "MESSAGE"):
-        table.add_column(column)
+        # Only the free text folds; short columns stay whole.
+        table.add_column(column, no_wrap=column != "MESSAGE", overflow="fold")
     for t in tasks:
         s = t.status
         table.add_row(
@@ -125,7 +126,8 @@ def nodes_table(nodes: Sequence[Node]) -> Table:
     for column, values in (("ID", [n.id for n in nodes]), ("NAME", [n.name for n in nodes])):
         table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
     for column in ("STATUS", "ADDRESS", "CPU", "MEMORY", "TASKS", "RUNTIMES"):
-        table.add_column(column)
+        # Only the free text folds; short columns stay whole.
+        table.add_column(column, no_wrap=column != "MESSAGE", overflow="fold")
     for n in nodes:
         table.add_row(
             n.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, TypeVar
 
@@ -23,7 +24,9 @@ from corral.output import OUTPUTS
 
 T = TypeVar("T")
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output is not cut to 80 columns: tables stay greppable.
+_PIPE_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, soft_wrap=True, width=_PIPE_WIDTH)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ManagerOption = Annotated[

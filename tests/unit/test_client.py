@@ -180,3 +180,16 @@ def _closed_port() -> int:
     from conftest import free_port
 
     return free_port()
+
+
+async def test_wait_returns_final_or_running_and_times_out(
+    fake: tuple[FakeManager, Client],
+) -> None:
+    _, client = fake
+    ran = await client.submit(spec("r"))
+    assert (await client.wait(ran.id, running=True)).status.state is TaskState.RUNNING
+    failed = await client.submit(spec("f", fate="fails"))
+    assert (await client.wait(failed.id)).status.exit_code == 3
+    stuck = await client.submit(spec("s", fate="pending"))
+    with pytest.raises(DeadlineExceeded, match="still pending"):
+        await client.wait(stuck.id, timeout=0.2, poll=0.05)
