@@ -40,6 +40,7 @@ AnyDescriptor = Any
 AnyField = Any
 
 FIRST_MESSAGE_WAIT = 0.5
+SSE_KEEPALIVE = 15.0
 
 
 class DisconnectAwareStream(StreamingResponse):
@@ -108,16 +109,26 @@ def resume_from(request: Request, message: Message) -> None:
 async def _chunks(
     call: Any, first: asyncio.Future[Any], render: Callable[[Any], bytes], kind: str
 ) -> AsyncIterator[bytes]:
+    pending = first
+    # An idle event stream gets a comment now and then, so proxies and
+    # EventSource keep it open (and a vanished client is noticed).
+    idle = SSE_KEEPALIVE if kind == "sse" else None
     try:
-        item = await first
-        while item is not grpc.aio.EOF:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=idle)
+            if not done:
+                yield b": keepalive\n\n"
+                continue
+            item = pending.result()
+            if item is grpc.aio.EOF:
+                return
             yield render(item)
-            item = await call.read()
+            pending = asyncio.ensure_future(call.read())
     except grpc.aio.AioRpcError as err:
         if err.code() is not grpc.StatusCode.CANCELLED:
             yield _error_chunk(UpstreamError.from_rpc(err), kind)
     finally:
-        first.cancel()
+        pending.cancel()
         call.cancel()
 
 

@@ -12,6 +12,8 @@ import httpx
 import pytest
 from gateway_fakes import FakeCore, gateway_over_fake
 
+from gateway import streaming
+
 
 @pytest.fixture
 async def stack() -> AsyncIterator[tuple[httpx.AsyncClient, FakeCore]]:
@@ -144,3 +146,13 @@ async def _wait_events(core: FakeCore, n: int) -> None:
     async with core.changed:
         while len(core.events) < n:
             await core.changed.wait()
+
+
+async def test_idle_event_stream_sends_keepalive_comments(
+    stack: tuple[httpx.AsyncClient, FakeCore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http, _ = stack
+    monkeypatch.setattr(streaming, "SSE_KEEPALIVE", 0.1)
+    async with http.stream("GET", "/v1/events") as r:
+        lines = r.aiter_lines()
+        assert await asyncio.wait_for(anext(lines), 5) == ": keepalive"
