@@ -130,6 +130,8 @@ class FakeKube:
         self.deployment_waiting_reason = ""
         # (resource, verb) -> (code, message): make the next such calls fail.
         self.failures: dict[tuple[str, str], tuple[int, str]] = {}
+        # Resources whose next watch answers 410 Gone (the client must list again).
+        self.expire_once: set[str] = set()
         self.loop = asyncio.new_event_loop()
         self._tick: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
@@ -271,6 +273,14 @@ class FakeKube:
                 await self._delete(res, ns, name, "Background")
 
         self._run(delete())
+
+    def vanish(self, resource: str, namespace: str, name: str) -> None:
+        """Remove an object without any watch event, as if deleted during a watch gap."""
+
+        async def drop() -> None:
+            self.objects.pop((resource, namespace, name))
+
+        self._run(drop())
 
     def calls_to(self, verb: str, resource: str) -> list[Call]:
         return [c for c in self.calls if c.verb == verb and c.resource == resource]
@@ -533,6 +543,12 @@ class FakeKube:
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
+        if resource in self.expire_once:
+            self.expire_once.discard(resource)
+            gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+            await resp.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+            await resp.write_eof()
+            return resp
         deadline = time.monotonic() + float(query.get("timeoutSeconds", "1800"))
         since = query.get("resourceVersion", "")
         if since:

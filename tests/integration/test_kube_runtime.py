@@ -293,3 +293,18 @@ async def test_sweep_deletes_only_own_unknown_objects(
     assert [o.name for o in swept] == ["left-behind"]
     names = {s["metadata"]["name"] for s in fake.list("services", NS)}
     assert names == {"proj-e", "not-mine"}
+
+
+async def test_deletion_during_a_watch_gap_is_noticed(fake: FakeKube, tmp_path: Path) -> None:
+    config = WorkerConfig(
+        data_dir=tmp_path / "gap", kubeconfig=str(fake.kubeconfig(tmp_path)), namespace=NS
+    )
+    rt = KubernetesRuntime(config, watch_seconds=1)
+    try:
+        await rt.start(assign("t-gap", job_spec()))
+        fake.vanish("jobs", NS, "corral-t-gap-1")  # no DELETED event will ever come
+        fake.expire_once.add("jobs")  # the next watch must list again
+        exit_ = await asyncio.wait_for(rt.wait(AttemptRef(TaskId("t-gap"), 1)), 10)
+        assert not exit_.ok and "deleted outside Corral" in exit_.message
+    finally:
+        await rt.close()

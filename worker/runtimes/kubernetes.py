@@ -89,6 +89,8 @@ class _Attempt:
     stopping: bool = False
     stuck: str = ""
     concluding: bool = False
+    # Set once every object exists (adopted attempts: at once).
+    created: bool = False
     pod_exit: ko.PodOutcome | None = None
     logged_pods: set[str] = field(default_factory=set)
     copier: asyncio.Future[None] | None = None
@@ -171,7 +173,7 @@ class KubernetesRuntime:
     async def available(self) -> bool:
         try:
             await self._acall("VersionApi", "get_code")
-        except (kconfig.ConfigException, OSError, ApiException) as err:
+        except Exception as err:  # no config, no route, refused, 401...: not offered
             log.info("kubernetes unavailable: %s", err)
             return False
         return True
@@ -232,6 +234,7 @@ class KubernetesRuntime:
         except StartError:
             del self._attempts[key]
             raise
+        attempt.created = True
         if manifests:
             return await self._await_available(attempt)
         return Started(message=f"job {planned[0].namespace}/{planned[0].name} created")
@@ -409,6 +412,33 @@ class KubernetesRuntime:
             with contextlib.suppress(RuntimeError):  # loop closed under us
                 self._loop.call_soon_threadsafe(self._on_event, kind, event, obj)
 
+    def _deliver_relist(self, kind: str, namespace: str, names: set[str]) -> None:
+        if self._loop is not None and not self._closed.is_set():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._on_relist, kind, namespace, names)
+
+    def _on_relist(self, kind: str, namespace: str, names: set[str]) -> None:
+        """After a watch gap: objects missing from the new list may have been deleted."""
+        for attempt in list(self._attempts.values()):
+            if attempt.done.done() or attempt.stopping or not attempt.created:
+                continue
+            for obj in attempt.objects:
+                if obj.kind == kind and obj.namespace == namespace and obj.name not in names:
+                    task = asyncio.ensure_future(self._confirm_deleted(attempt, obj))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+
+    async def _confirm_deleted(self, attempt: _Attempt, obj: ObjectRef) -> None:
+        # The list may have been taken just before the object was created: ask for it.
+        api, suffix = KINDS[obj.kind]
+        try:
+            await self._acall(api, f"read_namespaced_{suffix}", obj.name, obj.namespace)
+        except ApiException as err:
+            if err.status == 404 and not attempt.stopping:
+                self._finish(attempt, Exit(None, f"{obj.kind} {obj.name} deleted outside Corral"))
+        except OSError:
+            return
+
     def _on_event(self, kind: str, event: str, obj: dict[str, Any]) -> None:
         key = ko.attempt_key(obj)
         attempt = self._attempts.get(key) if key else None
@@ -531,7 +561,7 @@ class KubernetesRuntime:
         ]
         jobs = [o for o in objs if o["kind"] == "Job"]
         loop = asyncio.get_running_loop()
-        attempt = _Attempt(ref, None, refs, bool(jobs), loop.create_future())
+        attempt = _Attempt(ref, None, refs, bool(jobs), loop.create_future(), created=True)
         self._attempts[key] = attempt
         self._logs.create(ref.task_id, ref.generation)
         outcome = ko.job_outcome(jobs[0]) if jobs else None
@@ -617,6 +647,7 @@ class _WatchThread(_Stoppable):
             target=self._run, name=f"kube-watch-{namespace}-{kind}", daemon=True
         )
         self._selector = f"{ko.LABEL_TASK},{ko.LABEL_WORKER}={runtime._worker}"
+        self._listed = False
 
     def _method(self) -> Callable[..., Any]:
         api = getattr(kclient, _WATCH_API[self.kind])(self.runtime._client())
@@ -650,8 +681,14 @@ class _WatchThread(_Stoppable):
         )
         body = json.loads(resp.data)
         resp.release_conn()
-        for item in body.get("items") or []:
+        items = body.get("items") or []
+        for item in items:
             self.runtime._deliver(self.kind, "MODIFIED", item)
+        if self._listed and self.kind != "Pod":
+            # The watch was down: a deletion in the gap sent no event.
+            names = {str(i["metadata"]["name"]) for i in items}
+            self.runtime._deliver_relist(self.kind, self.namespace, names)
+        self._listed = True
         return str(body.get("metadata", {}).get("resourceVersion", ""))
 
     def _watch(self, version: str) -> str:
