@@ -96,6 +96,15 @@ class Schemas:
         return dict(_SCALARS[f.type])
 
 
+def describe(endpoint: Any, **operation: Any) -> None:
+    """Attach OpenAPI operation fields (requestBody, responses, ...) to a compat endpoint."""
+    endpoint.openapi = operation
+
+
+def json_content(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 def document(bindings: Iterable[Binding], compat: Iterable[BaseRoute]) -> dict[str, Any]:
     schemas = Schemas()
     paths: dict[str, dict[str, Any]] = {}

@@ -26,6 +26,7 @@ from corral.v1 import manager_pb2
 from gateway import upstream
 from gateway.compat.cube_shapes import CubeError, cube_node, cube_stats, cube_task, parse_event
 from gateway.errors import UpstreamError
+from gateway.openapi import describe, json_content
 
 _SERVICE = "/corral.v1.ManagerService/"
 # Corral's field paths in errors, as the Cube user wrote them.
@@ -173,6 +174,58 @@ async def stats(request: Request) -> Response:
             task_count=sum(n.task_count for n in nodes),
         )
     )
+
+
+_STRING = {"type": "string"}
+_INT = {"type": "integer"}
+_PORTS = {"type": "object", "nullable": True, "additionalProperties": True}
+_TASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Cube's task.Task",
+    "properties": {
+        "ID": {"type": "string", "format": "uuid"},
+        "ContainerID": _STRING,
+        "Name": _STRING,
+        "State": {"type": "integer", "minimum": 0, "maximum": 4},
+        "Image": _STRING,
+        "Cpu": {"type": "number"},
+        "Memory": _INT,
+        "Disk": _INT,
+        "ExposedPorts": _PORTS,
+        "HostPorts": _PORTS,
+        "PortBindings": _PORTS,
+        "RestartPolicy": _STRING,
+        "StartTime": {"type": "string", "format": "date-time"},
+        "FinishTime": {"type": "string", "format": "date-time"},
+        "HealthCheck": _STRING,
+        "RestartCount": _INT,
+    },
+}
+_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "Cube's task.TaskEvent",
+    "required": ["Task"],
+    "properties": {
+        "ID": {"type": "string", "format": "uuid"},
+        "State": {"type": "integer", "minimum": 0, "maximum": 4},
+        "Timestamp": {"type": "string", "format": "date-time"},
+        "Task": _TASK_SCHEMA,
+    },
+}
+_ERROR = json_content(
+    {"type": "object", "properties": {"HTTPStatusCode": _INT, "Message": _STRING}}, "An error"
+)
+_OBJECT = {"type": "object", "additionalProperties": True}
+describe(
+    submit_task,
+    requestBody={"required": True, "content": {"application/json": {"schema": _EVENT_SCHEMA}}},
+    responses={"201": json_content(_TASK_SCHEMA, "The task"), "400": _ERROR, "409": _ERROR},
+)
+describe(list_tasks, responses={"200": json_content({"type": "array", "items": _TASK_SCHEMA})})
+describe(get_task, responses={"200": json_content(_TASK_SCHEMA), "404": _ERROR})
+describe(stop_task, responses={"204": {"description": "Stopped"}, "404": _ERROR})
+describe(list_nodes, responses={"200": json_content({"type": "array", "items": _OBJECT})})
+describe(stats, responses={"200": json_content(_OBJECT)})
 
 
 def routes() -> list[BaseRoute]:

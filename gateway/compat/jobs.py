@@ -27,10 +27,12 @@ from starlette.routing import BaseRoute, Route
 from corral.v1 import jobs_pb2
 from gateway import upstream
 from gateway.errors import UpstreamError
+from gateway.openapi import describe, json_content
 
 _SERVICE = "/corral.v1.JobService/"
 NAMESPACE = "corral"
 MAX_LOG_BYTES = 16 << 20
+DEFAULT_CMD = "echo launched; sleep 10; echo done"  # the manager's default, for the docs
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -195,6 +197,39 @@ async def get_logs(request: Request) -> Response:
     finally:
         call.cancel()
     return PlainTextResponse(out.decode("utf-8", errors="replace"))
+
+
+_OBJECT = {"type": "object", "additionalProperties": True}
+_MISSING = json_content(
+    {"type": "object", "properties": {"detail": {"type": "string"}}}, "Job not found"
+)
+describe(alive, responses={"200": json_content(_OBJECT)})
+describe(
+    create_job,
+    requestBody={
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"cmd": {"type": "string", "default": DEFAULT_CMD}},
+                    "additionalProperties": False,
+                }
+            }
+        },
+    },
+    responses={"200": json_content(_OBJECT, "The job (V1Job.to_dict())")},
+)
+describe(list_jobs, responses={"200": json_content({"type": "array", "items": _OBJECT})})
+describe(get_job, responses={"200": json_content(_OBJECT), "404": _MISSING})
+describe(get_status, responses={"200": json_content(_OBJECT), "404": _MISSING})
+describe(
+    get_logs,
+    responses={
+        "200": {"description": "Output", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "404": _MISSING,
+    },
+)
 
 
 def routes() -> list[BaseRoute]:
