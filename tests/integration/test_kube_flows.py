@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from fakekube import FakeKube
 
 from corral.client import Client
 from corral.model import NodeId, TaskId, TaskSpec, TaskState
@@ -30,7 +31,6 @@ from manager.environments.specs import environment_spec
 from manager.environments.templates import load_templates, render_manifests
 from manager.server import RunningManager
 from manager.server import serve as serve_manager
-from tests.fakekube import FakeKube
 from worker.config import WorkerConfig
 from worker.runtimes.base import Assignment, AttemptRef
 from worker.runtimes.kubernetes import KubernetesRuntime

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from fakekube import FakeKube
 
 from corral.model import KubernetesSpec, Resources, TaskId, TaskSpec
-from tests.fakekube import FakeKube
 from worker.config import WorkerConfig
 from worker.runtimes.base import Assignment, AttemptRef, StartError
 from worker.runtimes.kubernetes import KubernetesRuntime
