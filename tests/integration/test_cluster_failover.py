@@ -67,6 +67,7 @@ async def test_killed_worker_tasks_move_within_three_ttls(cluster: Cluster) -> N
             3 * TTL + 5,
         )
         took = time.monotonic() - killed_at
+        print(f"rescheduled {took:.2f}s after the SIGKILL (TTL {TTL}s)")
         assert took < 3 * TTL, f"rescheduled after {took:.2f}s"
         assert moved.status.generation > task.status.generation
         assert (await client.get_node(nodes[first].id)).status is NodeStatus.DOWN
