@@ -127,6 +127,12 @@ async def _node_ready(manager: str, timeout: float) -> bool:
     return False
 
 
+async def _worker_ready(worker: str, manager: str) -> bool:
+    """The worker answers its own health check and the manager lists it READY."""
+    serving = worker.endswith(":0") or await wait_healthy(worker, timeout=READY_TIMEOUT)
+    return serving and await _node_ready(manager, READY_TIMEOUT)
+
+
 async def _stop_all(children: list[Child], grace: float) -> None:
     """SIGTERM each group, newest first; SIGKILL whatever is left after ``grace``.
 
@@ -200,7 +206,7 @@ async def supervise(settings: UpSettings) -> int:
     gateway_args = ["gateway", "--manager", s.manager_listen, "--listen", s.gateway_listen]
     steps: list[tuple[str, list[str], Callable[[], Awaitable[bool]]]] = [
         ("manager", manager_args, lambda: wait_healthy(s.manager_listen, timeout=READY_TIMEOUT)),
-        ("worker", worker_args, lambda: _node_ready(s.manager_listen, READY_TIMEOUT)),
+        ("worker", worker_args, lambda: _worker_ready(s.worker_listen, s.manager_listen)),
         ("gateway", gateway_args, lambda: _http_ready(gateway_url, READY_TIMEOUT)),
     ]
     try:

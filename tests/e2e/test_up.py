@@ -124,3 +124,14 @@ def test_up_fails_when_a_child_cannot_start(tmp_path: Path) -> None:
                 up.kill()
     assert code != 0
     assert "manager exited" in up.err.read_text()
+
+
+def test_up_stops_everything_when_a_child_dies(up: Up) -> None:
+    up.wait_up()
+    tree = up.tree()
+    [worker] = [p for p in tree if "worker" in p.cmdline()]
+    worker.kill()
+    assert up.popen.wait(30) == 1, up.logs()
+    assert "worker exited with code -9" in up.err.read_text()
+    _, alive = psutil.wait_procs(tree, timeout=5)
+    assert not alive, f"left behind: {alive}"
