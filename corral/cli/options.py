@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from corral.client import DEFAULT_TARGET, Client
-from corral.errors import CorralError, ValidationError
+from corral.errors import CorralError, Unavailable, ValidationError
 from corral.output import OUTPUTS
 
 T = TypeVar("T")
@@ -89,6 +89,12 @@ def with_client(manager: str, work: Callable[[Client], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(go())
+    except Unavailable as err:
+        errors.print(
+            f"[red]error:[/] cannot reach the manager at {escape(manager)}"
+            f" (is `corral up` running? set --manager or CORRAL_MANAGER): {escape(err.message)}"
+        )
+        raise typer.Exit(1) from None
     except CorralError as err:
         raise fail(err) from None
     except KeyboardInterrupt:

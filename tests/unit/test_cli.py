@@ -237,7 +237,7 @@ def test_unreachable_manager_is_a_clear_error(app: typer.Typer) -> None:
 
     result = CliRunner().invoke(app, ["node", "ls", "--manager", f"127.0.0.1:{free_port()}"])
     assert result.exit_code == 1
-    assert "error" in result.stderr
+    assert "cannot reach the manager at 127.0.0.1:" in result.stderr
 
 
 def _params(app: typer.Typer, name: str) -> dict[str, Any]:
