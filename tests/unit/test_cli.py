@@ -299,3 +299,10 @@ def test_worker_bad_capacity_names_the_field(
     result = CliRunner().invoke(app, ["worker", "--capacity", "gpus=2"])
     assert result.exit_code == 1
     assert "capacity" in result.stderr
+
+
+def test_sync_facade(served: ThreadedFake) -> None:
+    from corral.client import run_sync
+
+    nodes = run_sync(lambda c: c.list_nodes(), served.target)
+    assert [n.name for n in nodes] == ["alpha"]
