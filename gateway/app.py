@@ -78,7 +78,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         max_body_size=max_body_bytes,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
 
 
@@ -98,6 +98,12 @@ async def _http_error(request: Request, exc: Any) -> Response:
         # often has several (GET and POST /v1/tasks are two RPCs).
         headers["Allow"] = ", ".join(sorted(_methods_of(request)))
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug in the gateway: a google.rpc.Status 500 (Starlette logs the traceback)."""
+    err = UpstreamError(grpc.StatusCode.INTERNAL, f"internal error in the gateway: {exc!r}")
+    return JSONResponse(err.status_json(), status_code=500)
 
 
 def _methods_of(request: Request) -> set[str]:
