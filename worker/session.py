@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 WELCOME_TIMEOUT = 10.0
+COALESCE_TURNS = 3
+BUSY_GAP = 0.002
 
 
 @dataclass
@@ -203,8 +205,20 @@ class Session:
 
     async def _write(self, call: grpc.aio.StreamStreamCall) -> None:
         outbox = self.outbox
+        loop = asyncio.get_running_loop()
+        last_write = 0.0
         while True:
             await outbox.ready.wait()
+            # Busy stream: wait out a short gap since the last write so a burst of
+            # updates (attempts ending microseconds apart) travels as one message.
+            # An idle stream writes at once, so a lone update is not delayed.
+            gap = loop.time() - last_write
+            if gap < BUSY_GAP:
+                await asyncio.sleep(BUSY_GAP - gap)
+            # Attempts that became ready at the same instant reach emit() a few loop
+            # turns apart; yielding briefly (microseconds) gathers them too.
+            for _ in range(COALESCE_TURNS):
+                await asyncio.sleep(0)
             outbox.ready.clear()
             acks, outbox.acks = outbox.acks, []
             updates, outbox.updates = outbox.updates, []
@@ -224,6 +238,7 @@ class Session:
                     self._seq += 1
                     hb = manager_pb2.Heartbeat(seq=self._seq, stats=convert.stats_to(beat))
                     await call.write(manager_pb2.WorkerMessage(heartbeat=hb))
+                last_write = loop.time()
             except BaseException:
                 # Not written: keep them for the next stream (acks are re-earned by re-delivery).
                 outbox.updates[:0] = updates

@@ -53,9 +53,19 @@ log = logging.getLogger(__name__)
 
 SHELL = "/bin/sh"
 # $0 is the status file, "$@" the task's argv. TERM/INT/HUP are caught (not
-# ignored) so that the exec'd argv gets them with their default action while
-# the launcher survives to record the status.
-LAUNCHER = 'trap : TERM INT HUP; "$@"; c=$?; echo $c > "$0.tmp" && mv "$0.tmp" "$0"; exit $c'
+# ignored) so that the launcher survives a stop to record the status while
+# argv gets the signals (they go to the whole group). argv runs as a
+# background job that the launcher waits for: a foreground job would make
+# dash print "Terminated" into the task's output, and the wait loop resumes
+# after a trapped signal until argv itself has ended. The launcher's own
+# stderr is /dev/null; argv's reaches the log through fd 3. (As any
+# background job of a non-interactive shell, argv starts with SIGINT and
+# SIGQUIT ignored and stdin on /dev/null; stop uses SIGTERM and SIGKILL.)
+LAUNCHER = (
+    'exec 3>&2 2>/dev/null; trap : TERM INT HUP; "$@" 2>&3 3>&- & p=$!; exec 3>&-; '
+    "while :; do wait $p; c=$?; kill -0 $p || break; done; "
+    'echo $c > "$0.tmp" && mv "$0.tmp" "$0"; exit $c'
+)
 ADOPTED_POLL = 0.2
 LOG_ENFORCE_EVERY = 1.0
 
