@@ -395,7 +395,7 @@ async def test_tasks_keep_running_while_the_manager_is_away(
     await fresh.start()
     try:
         await until(lambda: fresh.fake.hellos)
-        await until(lambda: worker.session.connected.is_set())
+        await until(worker.session.connected.is_set)
         hello = fresh.fake.hellos[0]
         reported = {(a.task_id, a.generation): convert.state_from(a.state) for a in hello.attempts}
         assert reported == {
