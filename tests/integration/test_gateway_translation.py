@@ -235,3 +235,22 @@ async def test_manager_down_is_a_quick_503(pb: ModuleType) -> None:
                 assert body["code"] == 14 and closed in body["message"]
     finally:
         await gw.stop()
+
+
+async def test_manager_going_away_is_a_quick_503(pb: ModuleType) -> None:
+    gw = None
+    try:
+        async with things_server(pb) as target:
+            gw = await serve(target, "127.0.0.1:0", files=[pb.DESCRIPTOR], compat_modules=[])
+            base = f"http://127.0.0.1:{gw.port}"
+            async with httpx.AsyncClient(base_url=base, timeout=20) as c:
+                assert (await c.get("/v1test/things/a")).status_code == 200
+        # The server is gone now; the gateway's channel was connected to it.
+        async with httpx.AsyncClient(base_url=base, timeout=20) as c:
+            started = time.monotonic()
+            r = await c.get("/v1test/things/a")
+            assert r.status_code == 503, r.text
+            assert time.monotonic() - started < 5
+    finally:
+        if gw is not None:
+            await gw.stop()
