@@ -96,11 +96,34 @@ class Environments:
                 if current.spec.labels.get(LANGUAGE_LABEL) != language:
                     theirs = current.spec.labels.get(LANGUAGE_LABEL, "")
                     raise AlreadyExists(f"repl_id: {repl_id!r} already runs {theirs}")
-                return self._environment(current), False
-            spec = environment_spec(template, repl_id=repl_id, tenant=tenant, config=self.config)
-            (task,) = await self.tasks.submit([NewTask(spec)])
-        task = await self._until_started(task)
+                existing = True
+            else:
+                spec = environment_spec(
+                    template, repl_id=repl_id, tenant=tenant, config=self.config
+                )
+                (current,) = await self.tasks.submit([NewTask(spec)])
+                existing = False
+        if existing:
+            return self._environment(await self._until_running(current)), False
+        task = await self._until_started(current)
         return self._environment(task), True
+
+    async def _until_running(self, task: Task) -> Task:
+        """An existing environment: wait (bounded) while it (re)starts; never stop it."""
+        if task.status.state is TaskState.RUNNING:
+            return task
+        try:
+            task = await self.tasks.wait(
+                task.id,
+                lambda t: t.status.state is TaskState.RUNNING or t.status.state.final,
+                self.start_timeout,
+            )
+        except DeadlineExceeded:
+            task = await self.tasks.get(task.id)
+        if task.status.state is not TaskState.RUNNING:
+            why = task.status.message or task.status.state.value
+            raise StartFailed(f"environment {task.spec.name!r} is not running: {why}")
+        return task
 
     async def _until_started(self, task: Task) -> Task:
         try:
