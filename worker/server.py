@@ -18,6 +18,7 @@ from corral.model import NodeId, NodeStats, Resources
 from corral.serving import RunningServer, start_server
 from worker import records, servicer, stats
 from worker.config import WorkerConfig
+from worker.logfiles import LogStore
 from worker.runtimes import load_runtimes
 from worker.runtimes.base import Runtime
 from worker.session import Identity, Outbox, Session
@@ -70,7 +71,12 @@ async def serve(config: WorkerConfig) -> RunningWorker:
             running = supervisor.running_count
             return await stats.node_stats(config.data_dir, runtimes.values(), running)
 
-        service = servicer.WorkerServicer(supervisor, capacity=capacity, stats=node_stats)
+        service = servicer.WorkerServicer(
+            supervisor,
+            capacity=capacity,
+            stats=node_stats,
+            logs=LogStore(config.data_dir / "logs", config.log_max_bytes),
+        )
         server = await start_server(config.listen, [servicer.register(service)])
     except BaseException:
         await supervisor.close()

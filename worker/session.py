@@ -247,7 +247,12 @@ class Session:
     async def _beat(self) -> None:
         self._seq = 0
         while True:
-            self.outbox.beat(await self.stats())
+            try:
+                stats = await self.stats()
+            except Exception:  # a heartbeat without figures still proves the node alive
+                log.exception("sampling node stats failed")
+                stats = NodeStats()
+            self.outbox.beat(stats)
             await asyncio.sleep(self.heartbeat_interval)
 
     # -- manager -> worker ---------------------------------------------------------

@@ -425,8 +425,10 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         ("adopt", 1, process("sleep", "60")),
         ("ends", 1, process("sh", "-c", "read x < /dev/null; sleep 0.5; exit 3")),
         ("sick", 1, process("sleep", "60", health_check=check)),
+        ("said", 1, process("echo", "said")),
     )
     await until(lambda: all(fm.states(t) for t in ("adopt", "ends", "sick")))
+    await until(lambda: fm.states("said")[-1:] == [TaskState.COMPLETED])
     pids = _task_pids("adopt")
     await first.stop()  # the worker goes; its tasks stay
 
@@ -447,6 +449,12 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         assert _task_pids("adopt") == pids
         # The adopted attempt kept its spec: its health check still runs.
         await until(lambda: fm.states("sick")[-1:] == [TaskState.FAILED])
+        # Output of an attempt that ended before the restart is still served.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as ch:
+            stub = worker_pb2_grpc.WorkerServiceStub(ch)
+            request = worker_pb2.StreamLogsRequest(task_id="said")
+            chunks = [r.data async for r in stub.StreamLogs(request, timeout=5)]
+            assert b"".join(chunks) == b"said\n"
         # And it can be stopped by its new worker.
         fm.send(
             stop=manager_pb2.Stop(orders=[manager_pb2.StopOrder(task_id="adopt", generation=1)])

@@ -65,6 +65,8 @@ async def test_thousands_of_attempts_are_cheap() -> None:
         await rt.start(a)
     results = await asyncio.gather(*(rt.wait(a.ref) for a in assignments))
     assert all(r.ok for r in results)
+    # Ended attempts are kept only up to a bound.
+    assert len(rt._attempts) <= 1000
     # Generous bound (shared 2-core machine); the point is no per-attempt thread or process.
     assert time.monotonic() - started < 10
     await rt.close()

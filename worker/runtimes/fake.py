@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from corral.model import FakeSpec
 from worker.config import WorkerConfig
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started
+
+KEEP_ENDED = 1000
 
 
 @dataclass(slots=True)
@@ -35,6 +38,9 @@ class FakeRuntime:
 
     def __init__(self, *, seed: int | None = None) -> None:
         self._attempts: dict[str, _FakeAttempt] = {}
+        # Ended attempts are kept (for logs and repeated waits) up to a bound,
+        # so a benchmark running tens of thousands stays flat in memory.
+        self._ended: deque[str] = deque()
         self._random = random.Random(seed)
 
     async def available(self) -> bool:
@@ -55,7 +61,13 @@ class FakeRuntime:
             ended.set_result(exit_)
         output = f"fake attempt {key}\n".encode()
         self._attempts[key] = _FakeAttempt(ended, timer, output)
+        ended.add_done_callback(lambda _: self._retire(key))
         return Started(ports=assignment.spec.ports)
+
+    def _retire(self, key: str) -> None:
+        self._ended.append(key)
+        while len(self._ended) > KEEP_ENDED:
+            self._attempts.pop(self._ended.popleft(), None)
 
     def _outcome(self, fake: FakeSpec) -> Exit:
         if fake.failure_rate > 0 and self._random.random() < fake.failure_rate:
@@ -95,12 +107,6 @@ class FakeRuntime:
 
     async def usage(self) -> tuple[float, int]:
         return 0.0, 0
-
-    def forget(self, ref: AttemptRef) -> None:
-        """Drop an ended attempt's record (benchmarks run tens of thousands)."""
-        attempt = self._attempts.get(ref.key)
-        if attempt is not None and attempt.ended.done():
-            del self._attempts[ref.key]
 
     async def close(self) -> None:
         for attempt in self._attempts.values():
