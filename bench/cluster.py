@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing.connection
+import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -91,13 +95,47 @@ async def start_manager(data_dir: Path, **options: Any) -> ManagerProcess:
 
 @asynccontextmanager
 async def manager(**options: Any) -> AsyncIterator[ManagerProcess]:
-    """A manager over a fresh data dir, stopped (and its dir removed) afterwards."""
+    """A manager over a fresh data dir, stopped (and its dir removed) afterwards.
+
+    With ``BENCH_PROFILE=DIR`` in the environment, py-spy samples the manager
+    for its whole life and leaves collapsed stacks in ``DIR/manager-<pid>.txt``
+    (``python -m bench.profiles DIR/*.txt`` summarizes them).
+    """
     with tempfile.TemporaryDirectory(prefix="corral-bench-manager-") as tmp:
         process = await start_manager(Path(tmp), **options)
+        profiler = profile(process.pid)
         try:
             yield process
         finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                await asyncio.get_running_loop().run_in_executor(None, profiler.wait, 30)
             await process.stop()
+
+
+def profile(pid: int) -> subprocess.Popen[bytes] | None:
+    folder = os.environ.get("BENCH_PROFILE")
+    if not folder:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(Path(folder) / f"manager-{pid}.txt"),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def stub(channel: grpc.aio.Channel) -> manager_pb2_grpc.ManagerServiceStub:

@@ -49,6 +49,8 @@ class Record:
     heartbeats: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     stops: int = 0
+    # Sessions that ended and were opened again (a refused connect counts too).
+    reconnects: int = 0
 
 
 def _stamp(update: manager_pb2.TaskUpdate, now: float) -> None:
@@ -76,6 +78,20 @@ class SimWorker:
         self.record.heartbeats[node_id] = []
 
     async def run(self) -> None:
+        """Hold a session; like a real worker, reconnect with jittered backoff when it breaks."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._session()
+            except grpc.aio.AioRpcError as err:
+                what = "connect" if not self.welcomed.is_set() else "stream"
+                self.record.errors.append(f"{self.node_id}: {what} {err.code().name}")
+            self.record.reconnects += 1
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 2.0)
+
+    async def _session(self) -> None:
+        self._acks, self._updates, self._heartbeat_due = [], [], False
         call = self.stub.Connect()
         try:
             await call.write(
@@ -101,8 +117,7 @@ class SimWorker:
                 beats.cancel()
                 for timer in self._timers.values():
                     timer.cancel()
-        except grpc.aio.AioRpcError as err:
-            self.record.errors.append(f"{self.node_id}: {err.code().name} {err.details()}")
+                self._timers.clear()
         finally:
             call.cancel()
 
@@ -260,12 +275,14 @@ async def _fleet(
             "heartbeats": {k: list(v) for k, v in record.heartbeats.items()},
             "errors": list(record.errors),
             "stops": record.stops,
+            "reconnects": record.reconnects,
         }
         if reset:
             record.tasks.clear()
             for beats in record.heartbeats.values():
                 beats.clear()
             record.errors.clear()
+            record.reconnects = 0
         return data
 
     async def stop(_: Any) -> dict[str, Any]:
@@ -358,10 +375,17 @@ class Fleet:
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {"tasks": {}, "heartbeats": {}, "errors": [], "stops": 0}
+    merged: dict[str, Any] = {
+        "tasks": {},
+        "heartbeats": {},
+        "errors": [],
+        "stops": 0,
+        "reconnects": 0,
+    }
     for part in parts:
         merged["tasks"].update(part["tasks"])
         merged["heartbeats"].update(part["heartbeats"])
         merged["errors"].extend(part["errors"])
         merged["stops"] += part["stops"]
+        merged["reconnects"] += part["reconnects"]
     return merged
