@@ -20,7 +20,6 @@ and hands them to the supervisor.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -320,8 +319,3 @@ class Session:
                 AttemptRef(TaskId(ref.task_id), ref.generation),
                 reason="the manager no longer assigns it to this node",
             )
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await self._channel.close(None)

@@ -303,7 +303,11 @@ class Supervisor:
         if spec.deadline <= 0:
             return await waiting
         remaining = spec.deadline - (time.time() - attempt.created_at)
-        done, _ = await asyncio.wait({waiting}, timeout=max(0.0, remaining))
+        try:
+            done, _ = await asyncio.wait({waiting}, timeout=max(0.0, remaining))
+        except asyncio.CancelledError:
+            waiting.cancel()  # the worker is closing; the attempt itself runs on
+            raise
         if not done:
             self._request_stop(
                 attempt, TaskState.FAILED, f"deadline of {spec.deadline:g}s exceeded", None
@@ -351,7 +355,7 @@ class Supervisor:
         self._ended[key] = attempt
         while len(self._ended) > self.history:
             self._ended.popitem(last=False)
-        if self.records is not None and attempt.runtime is not None:
+        if self.records is not None:
             self.records.remove(attempt.ref, attempt.assignment.spec.runtime)
         self._publish(attempt, result=ended)
 
