@@ -60,8 +60,9 @@ class ManagerProcess:
     child: spawning.Child
     port: int
     data_dir: Path
-    # From process start to serving, measured inside the child (imports excluded).
+    # From the child's first line to serving, measured inside the child.
     ready_s: float
+    profiler: subprocess.Popen[bytes] | None = None
 
     @property
     def target(self) -> str:
@@ -79,6 +80,9 @@ class ManagerProcess:
         return int(psutil.Process(self.pid).memory_info().rss)
 
     async def stop(self) -> None:
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)
+            await asyncio.get_running_loop().run_in_executor(None, self.profiler.wait, 30)
         await self.child.close(20)
 
 
@@ -90,30 +94,28 @@ async def start_manager(data_dir: Path, **options: Any) -> ManagerProcess:
     except BaseException:
         child.kill()
         raise
-    return ManagerProcess(child, int(info["port"]), data_dir, float(info["ready_s"]))
+    return ManagerProcess(
+        child, int(info["port"]), data_dir, float(info["ready_s"]), profile(child.pid)
+    )
 
 
 @asynccontextmanager
 async def manager(**options: Any) -> AsyncIterator[ManagerProcess]:
-    """A manager over a fresh data dir, stopped (and its dir removed) afterwards.
-
-    With ``BENCH_PROFILE=DIR`` in the environment, py-spy samples the manager
-    for its whole life and leaves collapsed stacks in ``DIR/manager-<pid>.txt``
-    (``python -m bench.profiles DIR/*.txt`` summarizes them).
-    """
+    """A manager over a fresh data dir, stopped (and its dir removed) afterwards."""
     with tempfile.TemporaryDirectory(prefix="corral-bench-manager-") as tmp:
         process = await start_manager(Path(tmp), **options)
-        profiler = profile(process.pid)
         try:
             yield process
         finally:
-            if profiler is not None:
-                profiler.send_signal(signal.SIGINT)
-                await asyncio.get_running_loop().run_in_executor(None, profiler.wait, 30)
             await process.stop()
 
 
 def profile(pid: int) -> subprocess.Popen[bytes] | None:
+    """With ``BENCH_PROFILE=DIR``, py-spy samples the manager for its whole life.
+
+    It leaves collapsed stacks in ``DIR/manager-<pid>.txt``;
+    ``python -m bench.profiles DIR/*.txt`` summarizes them.
+    """
     folder = os.environ.get("BENCH_PROFILE")
     if not folder:
         return None
