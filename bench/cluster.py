@@ -214,3 +214,50 @@ async def count_states(client: manager_pb2_grpc.ManagerServiceStub) -> dict[str,
         token = page.next_page_token
         if not token:
             return counts
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
+    asyncio.run(_worker(conn, options))
+
+
+async def _worker(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
+    from worker.config import WorkerConfig
+    from worker.server import serve
+
+    try:
+        running = await serve(WorkerConfig(**options))
+    except Exception as err:
+        conn.send(("error", f"worker did not start: {type(err).__name__}: {err}"))
+        return
+    conn.send(("ok", {"runtimes": sorted(running.runtimes)}))
+    await spawning.serve_commands(conn, {"stop": lambda _: None})
+    await running.stop(0.5)
+
+
+async def start_worker(manager_target: str, data_dir: Path, **options: Any) -> spawning.Child:
+    """A real worker (``worker.server.serve``) in its own process; ``options`` are WorkerConfig
+    fields. Returns once it serves; wait for its node to be READY before placing work."""
+    child = spawning.spawn(
+        _worker_main,
+        {"manager": manager_target, "listen": "127.0.0.1:0", "data_dir": data_dir, **options},
+    )
+    try:
+        await child.answer(60)
+    except BaseException:
+        child.kill()
+        raise
+    return child
+
+
+async def wait_nodes(
+    client: manager_pb2_grpc.ManagerServiceStub, count: int, timeout: float
+) -> None:
+    """Wait until ``count`` nodes are READY."""
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = await client.ListNodes(manager_pb2.ListNodesRequest(), timeout=10)
+        if sum(n.status == types_pb2.NODE_STATUS_READY for n in nodes.nodes) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} nodes not READY after {timeout:.0f} s")
+        await asyncio.sleep(0.05)
