@@ -24,12 +24,20 @@ from typing import Any
 
 import docker
 import docker.errors
-import httpx
 import pytest
 
-from corral.model import PortMapping, Resources, TaskId, TaskSpec
+from corral.model import (
+    ExecProbe,
+    HealthCheck,
+    HttpProbe,
+    PortMapping,
+    Resources,
+    TaskId,
+    TaskSpec,
+)
+from worker import health
 from worker.config import WorkerConfig
-from worker.runtimes.base import Assignment, AttemptRef, Runtime, StartError
+from worker.runtimes.base import Assignment, AttemptRef, Runtime, Started, StartError
 from worker.runtimes.docker import LABEL_WORKER, DockerRuntime, create, started_from
 
 IMAGE = "corral-test/busybox:latest"
@@ -182,42 +190,61 @@ async def test_builds_bridge_ports_limits_env_and_labels(
     assert not (await asyncio.wait_for(runtime.wait(a.ref), 30)).ok
 
 
-async def test_http_health_turns_healthy_then_unhealthy_and_a_new_attempt_recovers(
+async def test_http_and_exec_health_turn_healthy_then_unhealthy_and_a_new_attempt_recovers(
     runtime: DockerRuntime,
 ) -> None:
+    """The worker's own probes (worker.health) against what the runtime reports."""
     port = free_port()
     serve = (
         f"mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 127.0.0.1:{port} -h /www"
     )
+    http_check = HealthCheck(HttpProbe("/index.html", port), interval=0.1, failure_threshold=2)
+    exec_check = HealthCheck(ExecProbe(("test", "-f", "/www/index.html")), interval=0.1)
 
-    async def probe(started_host: str) -> int:
-        async with httpx.AsyncClient(timeout=1) as http:
-            try:
-                return (await http.get(f"http://{started_host}:{port}/index.html")).status_code
-            except httpx.TransportError:
-                return 0
+    async def verdicts(ref: AttemptRef, started: Started) -> asyncio.Queue[tuple[str, bool, str]]:
+        async def run_exec(argv: tuple[str, ...], timeout: float) -> int:
+            return await runtime.exec(ref, argv, timeout)
 
-    async def until(status: int, host: str) -> None:
-        deadline = time.monotonic() + 20
-        while (got := await probe(host)) != status:
-            assert time.monotonic() < deadline, f"probe answered {got}, wanted {status}"
-            await asyncio.sleep(0.1)
+        target = health.Target(started.host, started.ports, run_exec)
+        seen: asyncio.Queue[tuple[str, bool, str]] = asyncio.Queue()
+        for kind, check in (("http", http_check), ("exec", exec_check)):
 
-    first = assign("httpd", "sh", "-c", serve, ports=(PortMapping(port),))
-    started = await runtime.start(first)
-    assert started.host == "127.0.0.1" and started.ports == (PortMapping(port, port),)
-    await until(200, started.host)
-    # Break it from inside: the file it serves disappears, the server answers 404.
-    assert await runtime.exec(first.ref, ("rm", "/www/index.html"), timeout=10) == 0
-    assert await runtime.exec(first.ref, ("false",), timeout=10) == 1
-    await until(404, started.host)
-    # What a restart policy does with an unhealthy attempt: stop it, start the next generation.
-    await runtime.stop(first.ref, grace=1)
-    await asyncio.wait_for(runtime.wait(first.ref), 30)
-    second = assign("httpd", "sh", "-c", serve, generation=2, ports=(PortMapping(port),))
-    await runtime.start(second)
-    await until(200, started.host)
-    await runtime.stop(second.ref, grace=0)
+            async def report(ok: bool, reason: str, kind: str = kind) -> None:
+                await seen.put((kind, ok, reason))
+
+            watchers.append(asyncio.create_task(health.watch(check, target, report)))
+        return seen
+
+    async def expect(seen: asyncio.Queue[tuple[str, bool, str]], ok: bool) -> list[str]:
+        got = [await asyncio.wait_for(seen.get(), 20) for _ in range(2)]
+        assert sorted(kind for kind, _, _ in got) == ["exec", "http"], got
+        assert all(verdict is ok for _, verdict, _ in got), got
+        return [reason for _, _, reason in got]
+
+    watchers: list[asyncio.Task[None]] = []
+    try:
+        first = assign("httpd", "sh", "-c", serve, ports=(PortMapping(port),))
+        started = await runtime.start(first)
+        assert started.host == "127.0.0.1" and started.ports == (PortMapping(port, port),)
+        seen = await verdicts(first.ref, started)
+        await expect(seen, True)
+        # Break it from inside: the page goes away, httpd answers 404, `test -f` exits 1.
+        assert await runtime.exec(first.ref, ("rm", "/www/index.html"), timeout=10) == 0
+        reasons = await expect(seen, False)
+        assert any("404" in r for r in reasons) and any("exited 1" in r for r in reasons)
+        for w in watchers:
+            w.cancel()
+        # What a restart policy does with an unhealthy attempt: stop it, start the next one.
+        await runtime.stop(first.ref, grace=1)
+        await asyncio.wait_for(runtime.wait(first.ref), 30)
+        second = assign("httpd", "sh", "-c", serve, generation=2, ports=(PortMapping(port),))
+        seen = await verdicts(second.ref, await runtime.start(second))
+        await expect(seen, True)
+        await runtime.stop(second.ref, grace=0)
+    finally:
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
 
 
 async def test_memory_limit_oom_kills(runtime: DockerRuntime) -> None:
