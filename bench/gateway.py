@@ -1,0 +1,149 @@
+"""gateway: REST through the gateway vs the same calls over gRPC, same manager, same run.
+
+The manager and the gateway each run in their own process. GetTask and
+SubmitTask are timed directly over gRPC and as ``GET /v1/tasks/{id}`` and
+``POST /v1/tasks`` through the gateway (httpx, one keep-alive connection),
+sequentially for latency, then with 32 requests in flight for req/s. Calls
+alternate between the two paths so a slow moment lands on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing.connection
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+
+from bench import cluster, figures, harness, spawning
+from corral.v1 import manager_pb2, types_pb2
+
+GOAL = "REST latency <= 1.5x the same call over gRPC"
+
+
+def _gateway_main(conn: multiprocessing.connection.Connection, manager: str) -> None:
+    asyncio.run(_gateway(conn, manager))
+
+
+async def _gateway(conn: multiprocessing.connection.Connection, manager: str) -> None:
+    from gateway.server import serve
+
+    try:
+        running = await serve(manager, "127.0.0.1:0")
+    except Exception as err:
+        conn.send(("error", f"gateway did not start: {type(err).__name__}: {err}"))
+        return
+    conn.send(("ok", running.port))
+    await spawning.serve_commands(conn, {"stop": lambda _: None})
+    await running.stop()
+
+
+async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+    t0 = time.perf_counter()
+    await call()
+    return time.perf_counter() - t0
+
+
+async def rate(call: Callable[[], Awaitable[Any]], count: int, in_flight: int = 32) -> float:
+    async def loop() -> None:
+        for _ in range(count // in_flight):
+            await call()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(in_flight)))
+    return (count // in_flight) * in_flight / (time.perf_counter() - t0)
+
+
+async def measure(*, samples: int, load: int) -> dict[str, Any]:
+    params = {"samples": samples, "rate_requests": load, "in_flight": 32, "http": "httpx, h1"}
+    lat: dict[str, list[float]] = {"grpc_get": [], "rest_get": [], "grpc_post": [], "rest_post": []}
+    with tempfile.TemporaryDirectory(prefix="corral-bench-gateway-") as tmp:
+        m = await cluster.start_manager(Path(tmp))
+        gw = spawning.spawn(_gateway_main, m.target)
+        try:
+            port = await gw.answer(60)
+            async with (
+                grpc.aio.insecure_channel(m.target) as channel,
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
+            ):
+                client = cluster.stub(channel)
+                first = await client.SubmitTask(cluster.fake_task("g-first"), timeout=10)
+                task_id = first.task.id
+                counter = iter(range(10**9))
+
+                async def grpc_get() -> None:
+                    await client.GetTask(manager_pb2.GetTaskRequest(id=task_id), timeout=10)
+
+                async def rest_get() -> None:
+                    (await http.get(f"/v1/tasks/{task_id}")).raise_for_status()
+
+                async def grpc_post() -> None:
+                    request = manager_pb2.SubmitTaskRequest(
+                        spec=types_pb2.TaskSpec(name=f"g-{next(counter)}", runtime="fake")
+                    )
+                    await client.SubmitTask(request, timeout=10)
+
+                async def rest_post() -> None:
+                    body = {"spec": {"name": f"g-{next(counter)}", "runtime": "fake"}}
+                    (await http.post("/v1/tasks", json=body)).raise_for_status()
+
+                calls = {
+                    "grpc_get": grpc_get,
+                    "rest_get": rest_get,
+                    "grpc_post": grpc_post,
+                    "rest_post": rest_post,
+                }
+                for call in calls.values():  # warm-up: connections, first-call paths
+                    for _ in range(20):
+                        await call()
+                for _ in range(samples):
+                    for name, call in calls.items():
+                        lat[name].append(await timed(call))
+                rates = {
+                    "grpc_get_per_s": await rate(grpc_get, load),
+                    "rest_get_per_s": await rate(rest_get, load),
+                }
+        finally:
+            await gw.close()
+            await m.stop()
+    out: dict[str, float] = {}
+    for name, samples_s in lat.items():
+        out[f"{name}_p50_ms"] = figures.ms(figures.percentile(samples_s, 50))
+        out[f"{name}_p99_ms"] = figures.ms(figures.percentile(samples_s, 99))
+    out.update({k: round(v) for k, v in rates.items()})
+    ratios = {
+        "rest_over_grpc_get_p50": figures.ratio(out["rest_get_p50_ms"], out["grpc_get_p50_ms"]),
+        "rest_over_grpc_post_p50": figures.ratio(out["rest_post_p50_ms"], out["grpc_post_p50_ms"]),
+        "rest_over_grpc_get_p99": figures.ratio(out["rest_get_p99_ms"], out["grpc_get_p99_ms"]),
+        "rest_over_grpc_get_rate": figures.ratio(out["rest_get_per_s"], out["grpc_get_per_s"]),
+    }
+    return {
+        "name": "gateway",
+        "params": params,
+        "figures": out,
+        "ratios": ratios,
+        "goal": GOAL,
+        "met": ratios["rest_over_grpc_get_p50"] <= 1.5 and ratios["rest_over_grpc_post_p50"] <= 1.5,
+    }
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    return await measure(samples=300 if quick else 2000, load=2000 if quick else 20000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--load", type=int, default=2000)
+    a = parser.parse_args()
+    harness.standalone(asyncio.run(measure(samples=a.samples, load=a.load)))
+
+
+if __name__ == "__main__":
+    main()
