@@ -209,13 +209,12 @@ class DockerRuntime:
     def _connect(self) -> tuple[Any, Any]:
         with self._connect_lock:
             if self._client is None:
-                base_url = self._config.docker_host or os.environ.get("DOCKER_HOST") or None
-                if base_url:
-                    self._client = docker.DockerClient(base_url=base_url, timeout=API_TIMEOUT)
-                    self._stream_client = docker.DockerClient(base_url=base_url, timeout=None)
-                else:
-                    self._client = docker.from_env(timeout=API_TIMEOUT)
-                    self._stream_client = docker.from_env(timeout=None)
+                # The flag wins over DOCKER_HOST; TLS settings still come from the environment.
+                env = dict(os.environ)
+                if self._config.docker_host:
+                    env["DOCKER_HOST"] = self._config.docker_host
+                self._client = docker.from_env(timeout=API_TIMEOUT, environment=env)
+                self._stream_client = docker.from_env(timeout=None, environment=env)
             return self._client, self._stream_client
 
     async def _clients(self) -> tuple[Any, Any]:
@@ -303,12 +302,9 @@ class DockerRuntime:
         failed = self._failed_pulls.get(image)
         if failed is not None and time.monotonic() - failed[0] < PULL_FAILURE_MEMORY:
             raise StartError(failed[1])
-        repository, tag = docker.utils.parse_repository_tag(image)
         try:
-            await asyncio.wait_for(
-                self._run(stream_client.images.pull, repository, tag=tag), PULL_TIMEOUT
-            )
-        except (*EngineErrors, TimeoutError) as err:
+            await asyncio.wait_for(self._run(_pull, stream_client, image), PULL_TIMEOUT)
+        except (*EngineErrors, PullFailed, TimeoutError) as err:
             reason = engine_reason(err) if not isinstance(err, TimeoutError) else "timed out"
             message = f"docker: cannot pull image {image!r}: {reason}"
             self._failed_pulls[image] = (time.monotonic(), message)
@@ -622,6 +618,18 @@ class DockerRuntime:
                 with contextlib.suppress(Exception):
                     client.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class PullFailed(Exception):
+    """The engine accepted a pull, then reported an error in its progress stream."""
+
+
+def _pull(client: Any, image: str) -> None:
+    """Pull ``image``, reading the progress stream: some failures only show up there."""
+    repository, tag = docker.utils.parse_repository_tag(image)
+    for line in client.api.pull(repository, tag=tag, stream=True, decode=True):
+        if isinstance(line, dict) and line.get("error"):
+            raise PullFailed(str(line["error"]))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
