@@ -85,7 +85,9 @@ class SimWorker:
                 await self._session()
             except grpc.aio.AioRpcError as err:
                 what = "connect" if not self.welcomed.is_set() else "stream"
-                self.record.errors.append(f"{self.node_id}: {what} {err.code().name}")
+                self.record.errors.append(
+                    f"{self.node_id}: {what} {err.code().name} {err.details()}"
+                )
             self.record.reconnects += 1
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 2.0)
@@ -353,8 +355,12 @@ class Fleet:
             await fleet.close()
             raise
         if sum(welcomed) < workers:
-            await fleet.close()
-            raise RuntimeError(f"only {sum(welcomed)} of {workers} simulated workers were welcomed")
+            seen = await fleet.close()
+            errors = sorted(set(e.split(": ", 1)[-1] for e in seen.get("errors", [])))[:3]
+            raise RuntimeError(
+                f"only {sum(welcomed)} of {workers} simulated workers were welcomed"
+                f" (errors: {'; '.join(errors) or 'none'})"
+            )
         return fleet
 
     @property
