@@ -137,7 +137,7 @@ class RunningWatch:
             await self._task
 
 
-async def corral_sample(client: Client, watch: RunningWatch) -> float:
+async def corral_sample(client: Client, watch: RunningWatch, engine: Any) -> float:
     task_id = f"bench-docker-{uuid.uuid4().hex[:12]}"
     seen = watch.expect(task_id)
     t0 = time.perf_counter()
@@ -148,15 +148,17 @@ async def corral_sample(client: Client, watch: RunningWatch) -> float:
         raise RuntimeError(f"task {task_id} ended {state.value}: {task.status.message}")
     elapsed = at - t0
     await client.stop_task(task_id, reason="benchmark sample taken")
-    await wait_final(client, task_id)
+    await wait_removed(engine, task_id)
     return elapsed
 
 
-async def wait_final(client: Client, task_id: str) -> None:
+async def wait_removed(engine: Any, task_id: str) -> None:
+    """Until the worker has stopped and removed the task's container."""
     deadline = time.monotonic() + 30
-    while not (await client.get_task(task_id)).status.state.final:
+    label = {"label": f"corral.task-id={task_id}"}
+    while await asyncio.to_thread(engine.containers.list, all=True, filters=label):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"task {task_id} did not stop within 30 s")
+            raise RuntimeError(f"the container of {task_id} was not removed within 30 s")
         await asyncio.sleep(0.05)
 
 
@@ -186,9 +188,11 @@ def floor_sample(engine: Any) -> float:
     return elapsed
 
 
-def remove_bare(engine: Any) -> None:
-    for container in engine.containers.list(all=True, filters={"label": BENCH_LABEL}):
-        container.remove(force=True)
+def remove_all(engine: Any, worker_dir: Path) -> None:
+    """What a failed run may leave: bare containers, and the worker's (it leaves them running)."""
+    for label in (BENCH_LABEL, f"corral.worker={worker_dir.resolve()}"):
+        for container in engine.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
 
 
 async def measure(samples: int) -> dict[str, Any]:
@@ -201,14 +205,14 @@ async def measure(samples: int) -> dict[str, Any]:
     bare: list[float] = []
     corral: list[float] = []
     floor: list[float] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="corral-bench-docker-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="corral-bench-docker-") as tmp:
+        try:
             async with corral_cluster(Path(tmp)) as client:
                 watch = RunningWatch(client)
                 try:
                     takers: list[tuple[list[float], Callable[[], Awaitable[float]]]] = [
                         (bare, lambda: asyncio.to_thread(bare_sample, engine)),
-                        (corral, lambda: corral_sample(client, watch)),
+                        (corral, lambda: corral_sample(client, watch, engine)),
                         (floor, lambda: asyncio.to_thread(floor_sample, engine)),
                     ]
                     for i in range(WARMUP + samples):
@@ -222,9 +226,9 @@ async def measure(samples: int) -> dict[str, Any]:
                             await asyncio.sleep(SETTLE_S)
                 finally:
                     await watch.close()
-    finally:
-        await asyncio.to_thread(remove_bare, engine)
-        engine.close()
+        finally:
+            await asyncio.to_thread(remove_all, engine, Path(tmp) / "worker")
+            engine.close()
     figures = {
         **latency_figures("corral_running", corral),
         **latency_figures("bare_running", bare),
