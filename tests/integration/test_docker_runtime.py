@@ -37,6 +37,7 @@ from corral.model import (
 )
 from worker import health
 from worker.config import WorkerConfig
+from worker.runtimes import docker as docker_runtime
 from worker.runtimes.base import Assignment, AttemptRef, Runtime, Started, StartError
 from worker.runtimes.docker import LABEL_WORKER, DockerRuntime, create, started_from
 
@@ -260,7 +261,10 @@ async def test_memory_limit_oom_kills(runtime: DockerRuntime) -> None:
     assert end.oom_killed and end.message == "OOM-killed" and not end.ok
 
 
-async def test_stop_sends_the_signal_then_kills_after_grace(runtime: DockerRuntime) -> None:
+async def test_stop_sends_the_signal_then_kills_after_grace(
+    runtime: DockerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker_runtime, "USAGE_CACHE", 0.2)  # node stats refresh, sped up
     polite = assign(
         "polite", "sh", "-c", "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"
     )

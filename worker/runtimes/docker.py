@@ -60,7 +60,9 @@ PULL_FAILURE_MEMORY = 30.0
 EXIT_POLL = 5.0
 # How long a start waits for the event subscription before relying on re-inspects.
 FEED_TIMEOUT = 5.0
-USAGE_CACHE = 1.0
+# Threads for calls that block for long; past this, follows and stops queue.
+LONG_CALLS = 256
+USAGE_CACHE = 2.0
 USAGE_CONCURRENCY = 8
 EXEC_TIMEOUT_CODE = 124
 EXEC_ERROR_CODE = 125
@@ -184,7 +186,10 @@ class DockerRuntime:
         self._config = config
         self._owner = str(config.data_dir.resolve())
         self._logs = LogStore(config.data_dir / "logs", config.log_max_bytes)
-        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="corral-docker")
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="corral-docker")
+        self._long_pool = ThreadPoolExecutor(
+            max_workers=LONG_CALLS, thread_name_prefix="corral-docker-long"
+        )
         self._client: Any = None
         # Streams (logs, events), pulls and stops may block for long: no read timeout.
         self._stream_client: Any = None
@@ -203,8 +208,17 @@ class DockerRuntime:
     # -- engine plumbing --------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A short engine call (create, start, inspect, remove)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def _run_long(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A call that may block for long (follow, stop grace, exec, pull, stats tick).
+
+        Its own pool: a hundred log followers must never delay the next start.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._long_pool, lambda: fn(*args, **kwargs))
 
     def _connect(self) -> tuple[Any, Any]:
         with self._connect_lock:
@@ -303,7 +317,7 @@ class DockerRuntime:
         if failed is not None and time.monotonic() - failed[0] < PULL_FAILURE_MEMORY:
             raise StartError(failed[1])
         try:
-            await asyncio.wait_for(self._run(_pull, stream_client, image), PULL_TIMEOUT)
+            await asyncio.wait_for(self._run_long(_pull, stream_client, image), PULL_TIMEOUT)
         except (*EngineErrors, PullFailed, TimeoutError) as err:
             reason = engine_reason(err) if not isinstance(err, TimeoutError) else "timed out"
             message = f"docker: cannot pull image {image!r}: {reason}"
@@ -407,7 +421,7 @@ class DockerRuntime:
         """Copy the output to the log store, then remove the container."""
         _, stream_client = await self._clients()
         try:
-            await self._run(self._copy_logs, stream_client, ref, container_id)
+            await self._run_long(self._copy_logs, stream_client, ref, container_id)
         except (*EngineErrors, OSError) as err:
             # Keep the container: its logs are still readable from the engine.
             log.warning("keeping container of %s: logs not copied: %s", ref.key, err)
@@ -451,13 +465,13 @@ class DockerRuntime:
         target = attempt.container_id if attempt else container_name(ref, self._owner)
         try:
             # The engine sends the stop signal, waits ``t`` seconds, then kills.
-            await self._run(stream_client.api.stop, target, timeout=math.ceil(max(grace, 0.0)))
+            await self._run_long(stream_client.api.stop, target, timeout=math.ceil(max(grace, 0.0)))
         except docker.errors.NotFound:
             return
         except EngineErrors as err:
             log.warning("stop %s: %s", ref.key, engine_reason(err))
             with contextlib.suppress(*EngineErrors):
-                await self._run(stream_client.api.kill, target)
+                await self._run_long(stream_client.api.kill, target)
 
     async def exec(self, ref: AttemptRef, argv: tuple[str, ...], timeout: float) -> int:
         attempt = self._attempts.get(ref.key)
@@ -466,7 +480,7 @@ class DockerRuntime:
         _, stream_client = await self._clients()
         try:
             return await asyncio.wait_for(
-                self._run(self._exec, stream_client, attempt.container_id, argv), timeout
+                self._run_long(self._exec, stream_client, attempt.container_id, argv), timeout
             )
         except TimeoutError:
             return EXEC_TIMEOUT_CODE
@@ -496,7 +510,7 @@ class DockerRuntime:
             return
         try:
             while True:
-                chunk = await self._run(next, stream, None)
+                chunk = await self._run_long(next, stream, None)
                 if chunk is None:
                     return
                 yield chunk
@@ -509,7 +523,7 @@ class DockerRuntime:
         _, stream_client = await self._clients()
         target = attempt.container_id if attempt else container_name(ref, self._owner)
         try:
-            return await self._run(
+            return await self._run_long(
                 stream_client.api.logs,
                 target,
                 stdout=True,
@@ -571,7 +585,7 @@ class DockerRuntime:
 
         async def sample(container_id: str) -> tuple[float, int]:
             async with gate:
-                return await self._run(self._sample, client, container_id)
+                return await self._run_long(self._sample, client, container_id)
 
         samples = await asyncio.gather(*map(sample, running), return_exceptions=True)
         cpu, memory = 0.0, 0
@@ -618,6 +632,7 @@ class DockerRuntime:
                 with contextlib.suppress(Exception):
                     client.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._long_pool.shutdown(wait=False, cancel_futures=True)
 
 
 class PullFailed(Exception):
