@@ -66,12 +66,13 @@ def unfit(spec: TaskSpec, node: NodeSlot) -> str | None:
     for key, value in spec.constraints.items():
         if node.labels.get(key) != value:
             return f"label {key}={value}"
-    need, free = spec.resources, node.free
-    if need.cpu > free.cpu + 1e-9:
+    # Field by field rather than through ``node.free``: this runs per node per pick.
+    need, cap, used = spec.resources, node.capacity, node.allocated
+    if need.cpu and need.cpu > cap.cpu - used.cpu + 1e-9:
         return "cpu"
-    if need.memory_bytes > free.memory_bytes:
+    if need.memory_bytes and need.memory_bytes > cap.memory_bytes - used.memory_bytes:
         return "memory"
-    if need.disk_bytes > free.disk_bytes:
+    if need.disk_bytes and need.disk_bytes > cap.disk_bytes - used.disk_bytes:
         return "disk"
     return None
 
@@ -98,9 +99,9 @@ def _fraction(used: float, capacity: float) -> float:
 
 def utilization(node: NodeSlot, extra: Resources = Resources()) -> float:
     """Mean of the cpu and memory shares allocated, with ``extra`` added."""
-    after = node.allocated + extra
-    cpu = _fraction(after.cpu, node.capacity.cpu)
-    memory = _fraction(after.memory_bytes, node.capacity.memory_bytes)
+    used, cap = node.allocated, node.capacity
+    cpu = _fraction(used.cpu + extra.cpu, cap.cpu)
+    memory = _fraction(used.memory_bytes + extra.memory_bytes, cap.memory_bytes)
     return (cpu + memory) / 2
 
 
@@ -159,7 +160,7 @@ class Scheduler:
 
     def sample_size(self, nodes: int) -> int:
         # Nomad scores log2(n) candidates for services; a floor keeps small clusters exact.
-        return max(self.sample, 2 * math.ceil(math.log2(max(nodes, 2))))
+        return max(self.sample, math.ceil(math.log2(max(nodes, 2))))
 
     def pick(self, spec: TaskSpec, nodes: Sequence[NodeSlot]) -> NodeSlot | None:
         """The best feasible node in a bounded sample, or None when none fits."""

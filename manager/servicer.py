@@ -13,9 +13,10 @@ import grpc
 
 from corral import convert
 from corral.errors import ValidationError
-from corral.model import TaskId, TaskState
+from corral.model import Task, TaskId, TaskState
 from corral.serving import translate_errors
-from corral.v1 import manager_pb2, manager_pb2_grpc
+from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
+from manager import wirecache
 from manager.control import NewTask, TaskQuery
 from manager.core import TaskManager
 from manager.sessions import WorkerSession
@@ -24,8 +25,15 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 def new_task(request: manager_pb2.SubmitTaskRequest) -> NewTask:
-    return NewTask(
-        spec=convert.spec_from(request.spec), id=TaskId(request.id) if request.id else None
+    spec = convert.spec_from(request.spec)
+    wirecache.remember(spec, request.spec)
+    return NewTask(spec=spec, id=TaskId(request.id) if request.id else None)
+
+
+def task_message(task: Task) -> types_pb2.Task:
+    # The spec's message comes from the cache: usually the very one the client sent.
+    return types_pb2.Task(
+        id=task.id, spec=wirecache.spec_message(task.spec), status=convert.status_to(task.status)
     )
 
 
@@ -56,20 +64,20 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.SubmitTaskRequest, context: Context
     ) -> manager_pb2.SubmitTaskResponse:
         (task,) = await self.core.submit([new_task(request)], prefix="")
-        return manager_pb2.SubmitTaskResponse(task=convert.task_to(task))
+        return manager_pb2.SubmitTaskResponse(task=task_message(task))
 
     @translate_errors
     async def SubmitTasks(
         self, request: manager_pb2.SubmitTasksRequest, context: Context
     ) -> manager_pb2.SubmitTasksResponse:
         tasks = await self.core.submit([new_task(r) for r in request.tasks])
-        return manager_pb2.SubmitTasksResponse(tasks=[convert.task_to(t) for t in tasks])
+        return manager_pb2.SubmitTasksResponse(tasks=[task_message(t) for t in tasks])
 
     @translate_errors
     async def GetTask(
         self, request: manager_pb2.GetTaskRequest, context: Context
     ) -> manager_pb2.GetTaskResponse:
-        return manager_pb2.GetTaskResponse(task=convert.task_to(await self.core.get(request.id)))
+        return manager_pb2.GetTaskResponse(task=task_message(await self.core.get(request.id)))
 
     @translate_errors
     async def ListTasks(
@@ -84,7 +92,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         )
         tasks, token = await self.core.list_tasks(query)
         return manager_pb2.ListTasksResponse(
-            tasks=[convert.task_to(t) for t in tasks], next_page_token=token
+            tasks=[task_message(t) for t in tasks], next_page_token=token
         )
 
     @translate_errors
@@ -92,7 +100,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.StopTaskRequest, context: Context
     ) -> manager_pb2.StopTaskResponse:
         task = await self.core.stop(request.id, request.reason)
-        return manager_pb2.StopTaskResponse(task=convert.task_to(task))
+        return manager_pb2.StopTaskResponse(task=task_message(task))
 
     @translate_errors
     async def WatchEvents(

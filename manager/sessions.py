@@ -26,6 +26,7 @@ from corral.errors import ValidationError
 from corral.model import NodeStats, Resources, TaskId
 from corral.v1 import manager_pb2
 from corral.validation import check_labels, check_resources, check_text
+from manager import wirecache
 from manager.core import HelloInfo, TaskManager
 from manager.nodes import NodeRecord
 
@@ -149,7 +150,7 @@ class WorkerSession:
                 items = []
                 for task_id, generation in assigns:
                     with contextlib.suppress(KeyError):
-                        spec = convert.spec_to(self.core.spec_of(task_id))
+                        spec = wirecache.spec_message(self.core.spec_of(task_id))
                         items.append(
                             manager_pb2.Assignment(
                                 task_id=task_id, generation=generation, spec=spec

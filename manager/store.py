@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 from corral import convert
 from corral.model import Attempt, Event, Node, Task, TaskId, TaskSpec, TaskState, TaskStatus
 from corral.v1 import types_pb2
+from manager import wirecache
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def encode_spec(spec: TaskSpec) -> bytes:
-    return convert.spec_to(spec).SerializeToString()
+    return wirecache.encoded(spec)
 
 
 def decode_spec(blob: bytes) -> TaskSpec:
     return convert.spec_from(types_pb2.TaskSpec.FromString(blob))
 
 
-def encode_status(status: TaskStatus) -> bytes:
+def _encode_status(status: TaskStatus) -> bytes:
     return convert.status_to(status).SerializeToString()
 
 
@@ -298,6 +299,15 @@ class Store:
 
     def _write(self, batch: Batch) -> None:
         db = self.db
+        # A status is usually stored twice (its task's row and its event): encode it once.
+        blobs: dict[int, bytes] = {}
+
+        def encode_status(status: TaskStatus) -> bytes:
+            blob = blobs.get(id(status))
+            if blob is None:
+                blob = blobs[id(status)] = _encode_status(status)
+            return blob
+
         db.execute("BEGIN")
         try:
             # A task submitted and changed in the same batch is inserted in its latest form.
@@ -337,7 +347,7 @@ class Store:
             )
             db.executemany(
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                list(_event_rows(batch.events)),
+                list(_event_rows(batch.events, encode_status)),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -371,7 +381,9 @@ def _attempt(row: Sequence[Any]) -> Attempt:
     )
 
 
-def _event_rows(events: Iterable[Event]) -> Iterable[tuple[Any, ...]]:
+def _event_rows(
+    events: Iterable[Event], encode_status: Callable[[TaskStatus], bytes]
+) -> Iterable[tuple[Any, ...]]:
     for e in events:
         if e.task is not None:
             status = encode_status(e.task.status)

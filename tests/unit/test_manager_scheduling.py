@@ -119,7 +119,7 @@ def test_allocations_are_tracked_between_picks() -> None:
 def test_large_clusters_score_a_bounded_sample() -> None:
     nodes = [node(f"n{i}") for i in range(5000)]
     scheduler = Scheduler("binpack")
-    assert scheduler.sample_size(5000) == 26
+    assert scheduler.sample_size(5000) == 13
     calls = 0
     original = nodes[0].__class__.free
 
