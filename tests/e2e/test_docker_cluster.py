@@ -10,6 +10,7 @@ on a laptop and fail in CI.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,16 +64,31 @@ class Cluster:
         )
 
 
+def connect_engine() -> tuple[Any, str]:
+    """A client of an engine that has the test image, or why there is none."""
+    # docker-py leaves the socket of a refused connection to the GC, which warns.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = docker.from_env(timeout=10)
+            client.ping()
+            client.images.get(IMAGE)
+            return client, ""
+        except docker.errors.DockerException as err:
+            reason = str(err)
+        gc.collect()
+    return None, reason
+
+
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Any]:
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-        client.images.get(IMAGE)
-    except docker.errors.DockerException as err:
+    client, reason = connect_engine()
+    if client is None:
         if IN_CI:
-            pytest.fail(f"CI needs a Docker engine with {IMAGE} (.ci/provision-docker.sh): {err}")
-        pytest.skip(f"no Docker engine with {IMAGE}: {err}")
+            pytest.fail(
+                f"CI needs a Docker engine with {IMAGE} (.ci/provision-docker.sh): {reason}"
+            )
+        pytest.skip(f"no Docker engine with {IMAGE}: {reason}")
     yield client
     client.close()
 

@@ -10,12 +10,14 @@ engine these tests skip on a laptop and fail in CI.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,16 +52,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def connect_engine() -> tuple[Any, str]:
+    """A client of an engine that has the test image, or why there is none."""
+    # docker-py leaves the socket of a refused connection to the GC, which warns.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = docker.from_env(timeout=10)
+            client.ping()
+            client.images.get(IMAGE)
+            return client, ""
+        except docker.errors.DockerException as err:
+            reason = str(err)
+        gc.collect()
+    return None, reason
+
+
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Any]:
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-        client.images.get(IMAGE)
-    except docker.errors.DockerException as err:
+    client, reason = connect_engine()
+    if client is None:
         if IN_CI:
-            pytest.fail(f"CI needs a Docker engine with {IMAGE} (.ci/provision-docker.sh): {err}")
-        pytest.skip(f"no Docker engine with {IMAGE}: {err}")
+            pytest.fail(
+                f"CI needs a Docker engine with {IMAGE} (.ci/provision-docker.sh): {reason}"
+            )
+        pytest.skip(f"no Docker engine with {IMAGE}: {reason}")
     yield client
     client.close()
 
