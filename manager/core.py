@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 10_000
 # Placements per pass: bounds how long one pass holds the event loop.
 PASS_LIMIT = 2_000
+# Tasks examined between two commits of a pass.
+CHUNK = 1_000
+NO_FIT = "no node fits"
 
 
 class LogSource(Protocol):
@@ -144,11 +147,11 @@ class TaskManager:
             record.tasks.add(entry.id)
             record.allocate(entry.task.spec.resources)
         # A task LOST when the manager went down is rescheduled now.
+        batch = Batch()
         for entry in list(self.catalog.active()):
             if entry.state is TaskState.LOST:
-                batch = Batch()
                 self._after_loss(entry, batch, "node lost before the manager restarted")
-                await self._commit(batch)
+        await self._commit(batch)
 
     async def start(self) -> None:
         self._loops = [
@@ -496,19 +499,28 @@ class TaskManager:
                 await asyncio.sleep(0)
 
     async def place_pending(self) -> bool:
-        """One placement pass; True when pending work is left for another pass."""
+        """One placement pass; True when pending work is left for another pass.
+
+        The pass commits every ``CHUNK`` tasks it examines, which also yields
+        the event loop, so a long queue never blocks the manager for long.
+        """
         now = time.time()
         batch = Batch()
         slots = self.registry.slots()
         # Shapes that fit nowhere in this pass: the next task of the same shape is not re-tried.
         unplaceable: dict[tuple[Any, ...], str] = {}
-        placed = 0
-        more = False
+        placed = examined = 0
         for task_id in list(self.pending):
             if placed >= PASS_LIMIT:
-                more = True
-                break
-            entry = self.catalog.by_id[task_id]
+                await self._commit(batch)
+                return True
+            examined += 1
+            if examined % CHUNK == 0:
+                await self._commit(batch)
+                batch = Batch()
+            entry = self.catalog.by_id.get(task_id)
+            if entry is None or task_id not in self.pending:
+                continue  # stopped while a chunk was committing
             task = entry.task
             if task.status.next_attempt_at is not None and task.status.next_attempt_at > now:
                 self._wake_at(task.status.next_attempt_at)
@@ -520,14 +532,30 @@ class TaskManager:
             if node is None:
                 if reason is None:
                     reason = unplaceable[shape] = explain(spec, slots)
-                if task.status.message != reason:
-                    self._change(entry, batch, kind="task.updated", message=reason)
+                self._unplaced(entry, batch, reason)
                 continue
             assert isinstance(node, NodeRecord)
             self._place(entry, node, batch, now)
             placed += 1
         await self._commit(batch)
-        return more
+        return False
+
+    def _unplaced(self, entry: TaskEntry, batch: Batch, reason: str) -> None:
+        """Show why the task waits.
+
+        Becoming unplaceable is a durable change with an event; later
+        refinements of the counts ("2 lack memory" -> "3 lack memory") only
+        update the status in memory, so a long queue is not rewritten every
+        time a node joins.
+        """
+        status = entry.task.status
+        if status.message == reason:
+            return
+        if not status.message.startswith(NO_FIT):
+            self._change(entry, batch, kind="task.updated", message=reason)
+        else:
+            task = entry.task
+            self.catalog.update(entry, Task(task.id, task.spec, replace(status, message=reason)))
 
     def _place(self, entry: TaskEntry, record: NodeRecord, batch: Batch, now: float) -> None:
         status = entry.task.status
