@@ -419,3 +419,18 @@ async def test_a_redelivered_assignment_starts_one_container(
     assert len(containers_of(engine, data_dir)) == 1
     await runtime.stop(a.ref, grace=0)
     await asyncio.wait_for(runtime.wait(a.ref), 30)
+
+
+async def test_kept_logs_are_bounded_and_keep_the_newest_lines(data_dir: Path) -> None:
+    rt = create(WorkerConfig(data_dir=data_dir, docker_network="host", log_max_bytes=4096))
+    try:
+        a = assign(
+            "chatty", "sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done"
+        )
+        await rt.start(a)
+        assert (await asyncio.wait_for(rt.wait(a.ref), 30)).ok
+        kept = await read_logs(rt, a.ref)
+        assert 0 < len(kept) <= 4096
+        assert kept.endswith(b"line 2999\n") and kept.startswith(b"line ")
+    finally:
+        await rt.close()
