@@ -39,7 +39,8 @@ from worker import health
 from worker.config import WorkerConfig
 from worker.runtimes import docker as docker_runtime
 from worker.runtimes.base import Assignment, AttemptRef, Runtime, Started, StartError
-from worker.runtimes.docker import LABEL_WORKER, DockerRuntime, create, started_from
+from worker.runtimes.containerspecs import LABEL_WORKER, started_from
+from worker.runtimes.docker import DockerRuntime, create
 
 IMAGE = "corral-test/busybox:latest"
 # A registry on a closed loopback port: the pull fails at once and nothing leaves the host.
