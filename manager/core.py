@@ -354,19 +354,21 @@ class TaskManager:
     async def nodes(self) -> list[Node]:
         return [record.view() for record in self.registry]
 
-    async def node(self, node_id: str) -> Node:
-        record = self.registry.get(node_id)
+    def _record(self, ref: str) -> NodeRecord:
+        """A node by id, else by name."""
+        record = self.registry.get(ref) or next((r for r in self.registry if r.name == ref), None)
         if record is None:
-            raise NotFound(f"node {node_id!r} not found")
-        return record.view()
+            raise NotFound(f"node {ref!r} not found")
+        return record
 
-    async def drain(self, node_id: str) -> Node:
+    async def node(self, ref: str) -> Node:
+        return self._record(ref).view()
+
+    async def drain(self, ref: str) -> Node:
         """No new placements on the node; its tasks are stopped there and placed elsewhere."""
-        record = self.registry.get(node_id)
-        if record is None:
-            raise NotFound(f"node {node_id!r} not found")
+        record = self._record(ref)
         if record.status is NodeStatus.DOWN:
-            raise FailedPrecondition(f"node {node_id!r} is down")
+            raise FailedPrecondition(f"node {ref!r} is down")
         batch = Batch()
         record.status = NodeStatus.DRAINING
         record.refresh()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import grpc
+
 from corral.model import Resources
 from corral.serving import channel
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
@@ -48,7 +50,19 @@ async def test_silent_worker_goes_down_and_its_tasks_move(tmp_path: Path) -> Non
             node = (await stub.GetNode(manager_pb2.GetNodeRequest(id="n1"), timeout=5)).node
             assert node.status == T.NODE_STATUS_DOWN
             assert set(w2.running) == {t.id for t in tasks}
+            # The silent stream was ended; when n1 comes back it must stop its old attempts.
+            stale = w1.attempts()
+            assert w1._call is not None
+            await eventually(w1._call.done)
+            assert await w1._call.code() == grpc.StatusCode.UNAVAILABLE
             await w1.close()
+            back = SimWorker(target(manager), "n1")
+            await back.connect(stale)
+            assert back.reconcile is not None and not back.reconcile.keep
+            assert {s.task_id for s in back.reconcile.stop} == {t.id for t in tasks}
+            node = (await stub.GetNode(manager_pb2.GetNodeRequest(id="n1"), timeout=5)).node
+            assert node.status == T.NODE_STATUS_READY
+            await back.close()
             await w2.close()
     finally:
         await manager.stop(0)
