@@ -432,7 +432,8 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
     pids = _task_pids("adopt")
     await first.stop()  # the worker goes; its tasks stay
 
-    await until(lambda: not _task_pids("ends"))
+    # "ends" ends while no worker runs (its launcher records the status).
+    await until((tmp_path / "worker" / "process" / "ends.1.status").exists)
     second = await serve(config(tmp_path, manager.port))
     try:
         await until(lambda: len(fm.hellos) == 2)
