@@ -8,6 +8,7 @@ measuring client's.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing.connection
 import os
 import signal
@@ -44,6 +45,10 @@ async def _manager(conn: multiprocessing.connection.Connection, options: dict[st
     from manager.server import serve
 
     started = time.monotonic()
+    if os.environ.get("BENCH_SERVER_OPTIONS"):  # experiments: extra grpc server options
+        from corral import serving
+
+        serving.SERVER_OPTIONS.extend(json.loads(os.environ["BENCH_SERVER_OPTIONS"]))
     try:
         # The core alone: jobs, schedules and environments take no part in these workloads.
         running = await serve(ManagerConfig(listen="127.0.0.1:0", **options), extension_modules=[])

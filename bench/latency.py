@@ -38,7 +38,7 @@ async def echo_rtt() -> list[float]:
 
 
 async def offered_load(
-    client: Any, *, rate: int, seconds: float, duration: float
+    client: Any, *, rate: int, seconds: float, duration: float, notes: list[str]
 ) -> dict[str, float]:
     """Submit ``rate`` tasks/s for ``seconds``; the RUNNING latency of each."""
     count = int(rate * seconds)
@@ -86,6 +86,7 @@ async def offered_load(
     with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
         await watcher
     samples = [running[i] - submitted[i] for i in ids if i in running]
+    notes.extend(f"at {rate}/s: {e}" for e in sorted(set(errors))[:2])
     return {
         "offered_per_s": round(count / offered_for, 1),
         "running_p50_ms": figures.ms(figures.percentile(samples, 50)),
@@ -107,6 +108,7 @@ async def measure(
         "task_duration_s": duration,
     }
     rtt = await echo_rtt()
+    notes: list[str] = []
     out: dict[str, float] = {
         "echo_rtt_p50_ms": figures.ms(figures.percentile(rtt, 50)),
         "echo_rtt_p99_ms": figures.ms(figures.percentile(rtt, 99)),
@@ -118,7 +120,7 @@ async def measure(
                 client = cluster.stub(channel)
                 for rate in loads:
                     result = await offered_load(
-                        client, rate=rate, seconds=seconds, duration=duration
+                        client, rate=rate, seconds=seconds, duration=duration, notes=notes
                     )
                     for key, value in result.items():
                         out[f"{key}_at_{rate}"] = value
@@ -138,6 +140,7 @@ async def measure(
         },
         "goal": GOAL,
         "met": (p99 <= 20 and out.get("never_running_at_500", 1) == 0) if 500 in loads else None,
+        "submit_errors": notes,
     }
 
 

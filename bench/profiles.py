@@ -38,12 +38,30 @@ def summarize(stacks: list[tuple[list[str], int]], top: int) -> str:
     return "\n".join(lines)
 
 
+def phases(stacks: list[tuple[list[str], int]], markers: list[str]) -> str:
+    """Share of samples per marker: a stack counts for the first marker (in the given
+    order) that one of its frames contains."""
+    total = sum(n for _, n in stacks) or 1
+    counts: Counter[str] = Counter()
+    for frames, n in stacks:
+        hit = next((m for m in markers if any(m in f for f in frames)), "(other)")
+        counts[hit] += n
+    return "\n".join(f"{100 * n / total:6.1f}  {m}" for m, n in counts.most_common())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profiles", description=__doc__)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--phases", default="", help="comma-separated frame markers to group samples by"
+    )
     a = parser.parse_args()
-    print(summarize(load(a.files), a.top))
+    stacks = load(a.files)
+    if a.phases:
+        print(phases(stacks, a.phases.split(",")))
+    else:
+        print(summarize(stacks, a.top))
 
 
 if __name__ == "__main__":
