@@ -134,7 +134,7 @@ class TaskManager:
             if entry.state is TaskState.PENDING:
                 self.pending[entry.id] = None
         for node in snapshot.nodes:
-            self.registry.restore(node)
+            self.registry.restore(node, grace=self.config.ttl)
         for attempt in snapshot.active_attempts:
             found = self.catalog.by_id.get(attempt.task_id)
             record = self.registry.get(attempt.node_id)

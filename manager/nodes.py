@@ -92,8 +92,12 @@ class NodeRegistry:
     def slots(self) -> Sequence[NodeRecord]:
         return self._slots
 
-    def restore(self, node: Node) -> NodeRecord:
-        """A node read from the store: known, not connected, with a fresh TTL."""
+    def restore(self, node: Node, *, grace: float = 0.0) -> NodeRecord:
+        """A node read from the store: known, not connected, with a fresh TTL plus ``grace``.
+
+        Its worker has to notice the manager is back and redial (with backoff),
+        so one TTL alone would declare healthy nodes DOWN after a restart.
+        """
         record = NodeRecord(
             id=node.id,
             capacity=node.capacity,
@@ -105,7 +109,7 @@ class NodeRegistry:
             registered_at=node.registered_at,
             last_heartbeat=node.last_heartbeat,
         )
-        record.touch()
+        record.last_seen = time.monotonic() + grace
         record.refresh()
         self._add(record)
         return record

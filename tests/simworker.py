@@ -82,7 +82,9 @@ class SimWorker:
 
     async def _read(self) -> None:
         assert self._call is not None
-        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+        with contextlib.suppress(
+            grpc.aio.AioRpcError, asyncio.CancelledError, asyncio.InvalidStateError
+        ):
             while (message := await self._call.read()) is not grpc.aio.EOF:
                 self.messages.append(message)
                 await self._react(message)
@@ -107,7 +109,12 @@ class SimWorker:
 
     async def _beat(self) -> None:
         assert self.heartbeat_period is not None
-        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError, grpc.aio.UsageError):
+        with contextlib.suppress(
+            grpc.aio.AioRpcError,
+            asyncio.CancelledError,
+            grpc.aio.UsageError,
+            asyncio.InvalidStateError,
+        ):
             while True:
                 self._seq += 1
                 await self.send(

@@ -16,7 +16,9 @@ from manager.config import ManagerConfig
 from manager.server import RunningManager, serve
 from tests.simworker import COMPLETED, FAILED, RUNNING, SimWorker
 
-FAST = {"heartbeat_interval": 0.1, "ttl": 0.6}
+# A long TTL by default: on a loaded machine a short one declares live nodes DOWN.
+# The test about DOWN nodes sets its own.
+FAST = {"heartbeat_interval": 0.1, "ttl": 10.0}
 
 
 async def start(data_dir: Path, **overrides: Any) -> RunningManager:

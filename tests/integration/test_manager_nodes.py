@@ -31,7 +31,7 @@ async def submit(stub: manager_pb2_grpc.ManagerServiceStub, *specs: T.TaskSpec) 
 
 
 async def test_silent_worker_goes_down_and_its_tasks_move(tmp_path: Path) -> None:
-    manager = await start(tmp_path)
+    manager = await start(tmp_path, ttl=1.0)
     try:
         async with channel(target(manager)) as ch:
             stub = manager_pb2_grpc.ManagerServiceStub(ch)
