@@ -115,10 +115,10 @@ async def manager(**options: Any) -> AsyncIterator[ManagerProcess]:
             await process.stop()
 
 
-def profile(pid: int) -> subprocess.Popen[bytes] | None:
-    """With ``BENCH_PROFILE=DIR``, py-spy samples the manager for its whole life.
+def profile(pid: int, label: str = "manager") -> subprocess.Popen[bytes] | None:
+    """With ``BENCH_PROFILE=DIR``, py-spy samples the process for its whole life.
 
-    It leaves collapsed stacks in ``DIR/manager-<pid>.txt``;
+    It leaves collapsed stacks in ``DIR/<label>-<pid>.txt``;
     ``python -m bench.profiles DIR/*.txt`` summarizes them.
     """
     folder = os.environ.get("BENCH_PROFILE")
@@ -137,7 +137,7 @@ def profile(pid: int) -> subprocess.Popen[bytes] | None:
             "--format",
             "raw",
             "--output",
-            str(Path(folder) / f"manager-{pid}.txt"),
+            str(Path(folder) / f"{label}-{pid}.txt"),
             "--nonblocking",
         ],
         stdout=subprocess.DEVNULL,

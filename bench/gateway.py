@@ -2,7 +2,7 @@
 
 The manager and the gateway each run in their own process. GetTask and
 SubmitTask are timed directly over gRPC and as ``GET /v1/tasks/{id}`` and
-``POST /v1/tasks`` through the gateway (httpx, one keep-alive connection),
+``POST /v1/tasks`` through the gateway (aiohttp, keep-alive connections),
 sequentially for latency, then with 32 requests in flight for req/s. Calls
 alternate between the two paths so a slow moment lands on both.
 """
@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing.connection
+import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
-import httpx
 
 from bench import cluster, figures, harness, spawning
 from corral.v1 import manager_pb2, types_pb2
@@ -61,16 +62,27 @@ async def rate(call: Callable[[], Awaitable[Any]], count: int, in_flight: int = 
 
 
 async def measure(*, samples: int, load: int) -> dict[str, Any]:
-    params = {"samples": samples, "rate_requests": load, "in_flight": 32, "http": "httpx, h1"}
+    params = {
+        "samples": samples,
+        "rate_requests": load,
+        "in_flight": 32,
+        "http_client": "aiohttp, HTTP/1.1 keep-alive",
+    }
     lat: dict[str, list[float]] = {"grpc_get": [], "rest_get": [], "grpc_post": [], "rest_post": []}
     with tempfile.TemporaryDirectory(prefix="corral-bench-gateway-") as tmp:
         m = await cluster.start_manager(Path(tmp))
         gw = spawning.spawn(_gateway_main, m.target)
+        profiler = None
         try:
             port = await gw.answer(60)
+            profiler = cluster.profile(gw.pid, "gateway")
             async with (
                 grpc.aio.insecure_channel(m.target) as channel,
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
+                aiohttp.ClientSession(
+                    base_url=f"http://127.0.0.1:{port}",
+                    timeout=aiohttp.ClientTimeout(total=30),
+                    connector=aiohttp.TCPConnector(limit=64),
+                ) as http,
             ):
                 client = cluster.stub(channel)
                 first = await client.SubmitTask(cluster.fake_task("g-first"), timeout=10)
@@ -81,7 +93,9 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                     await client.GetTask(manager_pb2.GetTaskRequest(id=task_id), timeout=10)
 
                 async def rest_get() -> None:
-                    (await http.get(f"/v1/tasks/{task_id}")).raise_for_status()
+                    async with http.get(f"/v1/tasks/{task_id}") as response:
+                        response.raise_for_status()
+                        await response.read()
 
                 async def grpc_post() -> None:
                     request = manager_pb2.SubmitTaskRequest(
@@ -91,7 +105,9 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
 
                 async def rest_post() -> None:
                     body = {"spec": {"name": f"g-{next(counter)}", "runtime": "fake"}}
-                    (await http.post("/v1/tasks", json=body)).raise_for_status()
+                    async with http.post("/v1/tasks", json=body) as response:
+                        response.raise_for_status()
+                        await response.read()
 
                 calls = {
                     "grpc_get": grpc_get,
@@ -110,6 +126,9 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                     "rest_get_per_s": await rate(rest_get, load),
                 }
         finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                await asyncio.get_running_loop().run_in_executor(None, profiler.wait, 30)
             await gw.close()
             await m.stop()
     out: dict[str, float] = {}
