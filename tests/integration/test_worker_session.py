@@ -9,6 +9,7 @@ for a fixed time to let something happen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -364,7 +365,7 @@ async def test_worker_service_lists_attempts_stats_and_logs(
 
 
 async def test_tasks_keep_running_while_the_manager_is_away(
-    manager: ManagerServer, worker: RunningWorker
+    tmp_path: Path, manager: ManagerServer, worker: RunningWorker
 ) -> None:
     fm = manager.fake
     await until(lambda: fm.hellos)
@@ -374,13 +375,13 @@ async def test_tasks_keep_running_while_the_manager_is_away(
         ("quick", 1, fake(0.5)),
     )
     await until(lambda: all(fm.states(t) == [TaskState.RUNNING] for t in ("keep", "drop", "quick")))
-    pids = _task_pids("keep")
+    pids = _task_pids("keep", tmp_path)
     assert len(pids) == 1
     await manager.stop()
     await until(lambda: not worker.session.connected.is_set())
     # "quick" ends while nobody listens; "keep" runs on.
     await until(lambda: worker.supervisor.running_count == 2)
-    assert _task_pids("keep") == pids
+    assert _task_pids("keep", tmp_path) == pids
 
     # The manager comes back: it keeps "keep" and no longer gives the node "drop".
     fresh = ManagerServer(manager.port)
@@ -405,7 +406,7 @@ async def test_tasks_keep_running_while_the_manager_is_away(
         }
         await until(lambda: fresh.fake.states("drop") == [TaskState.STOPPED])
         assert "no longer assigns it" in fresh.fake.updates("drop")[0].message
-        assert fresh.fake.states("keep") == [] and _task_pids("keep") == pids
+        assert fresh.fake.states("keep") == [] and _task_pids("keep", tmp_path) == pids
     finally:
         await fresh.stop()
         manager.server = fresh.server  # the fixture stops it again: harmless
@@ -429,7 +430,7 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
     )
     await until(lambda: all(fm.states(t) for t in ("adopt", "ends", "sick")))
     await until(lambda: fm.states("said")[-1:] == [TaskState.COMPLETED])
-    pids = _task_pids("adopt")
+    pids = _task_pids("adopt", tmp_path)
     await first.stop()  # the worker goes; its tasks stay
 
     # "ends" ends while no worker runs (its launcher records the status).
@@ -447,7 +448,7 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         # Re-delivery after the restart does not start a second copy.
         fm.assign(("adopt", 1, process("sleep", "60")))
         await until(lambda: sum(len(a.attempts) for a in fm.of_kind("ack")) == 4)
-        assert _task_pids("adopt") == pids
+        assert _task_pids("adopt", tmp_path) == pids
         # The adopted attempt kept its spec: its health check still runs.
         await until(lambda: fm.states("sick")[-1:] == [TaskState.FAILED])
         # Output of an attempt that ended before the restart is still served.
@@ -461,20 +462,24 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
             stop=manager_pb2.Stop(orders=[manager_pb2.StopOrder(task_id="adopt", generation=1)])
         )
         await until(lambda: fm.states("adopt")[-1:] == [TaskState.STOPPED])
-        await until(lambda: not _task_pids("adopt"))
+        await until(lambda: not _task_pids("adopt", tmp_path))
     finally:
         await shutdown(second)
 
 
-def _task_pids(task_id: str) -> list[int]:
-    """Pids of the task's own process (children of its launcher)."""
+def _task_pids(task_id: str, root: Path) -> list[int]:
+    """Pids of the task's own processes: children of its launcher under ``root``.
+
+    Other tests (and other runs) may run tasks with the same ids at the same
+    time, so the launcher's status-file argument must lie under this test's dir.
+    """
     found = []
-    for proc in psutil.process_iter(["environ", "cmdline"]):
-        try:
-            env = proc.info["environ"] or {}
-            cmd = proc.info["cmdline"] or []
-        except psutil.Error:
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if cmd[:2] != ["/bin/sh", "-c"] or len(cmd) < 4:
             continue
-        if env.get("CORRAL_TASK_ID") == task_id and cmd[:1] != ["/bin/sh"]:
-            found.append(proc.pid)
+        status = Path(cmd[3])
+        if status.is_relative_to(root) and status.name.startswith(f"{task_id}."):
+            with contextlib.suppress(psutil.Error):
+                found.extend(child.pid for child in proc.children())
     return found

@@ -163,7 +163,7 @@ async def test_a_restarted_worker_adopts_its_running_process(tmp_path: Path) -> 
     # No duplicate: exactly one process runs the attempt, the original one.
     assert psutil.pid_exists(pid)
     await second.start(a)  # a re-delivered assignment does not start it again
-    assert _launchers(a.ref) == [pid]
+    assert _launchers(a.ref, tmp_path) == [pid]
     assert await second.adopt() == []  # adopting twice finds nothing new
     await second.stop(a.ref, grace=5)
     ended = await second.wait(a.ref)
@@ -213,13 +213,12 @@ def _record_pid(tmp_path: Path, ref: AttemptRef) -> int:
     return int(json.loads((tmp_path / "process" / f"{ref.key}.json").read_text())["pid"])
 
 
-def _launchers(ref: AttemptRef) -> list[int]:
+def _launchers(ref: AttemptRef, root: Path) -> list[int]:
+    """Launchers of the attempt under this test's dir (other runs may use the same ids)."""
     out = []
-    for p in psutil.process_iter(["environ", "cmdline"]):
-        try:
-            env = p.info["environ"] or {}
-        except psutil.Error:
-            continue
-        if env.get("CORRAL_TASK_ID") == ref.task_id and (p.info["cmdline"] or [""])[0] == "/bin/sh":
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        ours = cmd[:2] == ["/bin/sh", "-c"] and len(cmd) > 3 and cmd[3].startswith(str(root))
+        if ours and Path(cmd[3]).name == f"{ref.key}.status":
             out.append(p.pid)
     return out

@@ -241,10 +241,13 @@ class ProcessRuntime:
         try:
             return await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
             return 124
+        finally:
+            # Also when the caller gave up first (cancelled): no probe outlives its check.
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
 
     async def usage(self) -> tuple[float, int]:
         return await asyncio.to_thread(self._usage)
