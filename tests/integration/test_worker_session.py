@@ -212,13 +212,20 @@ async def test_capacity_can_be_configured_and_node_id_is_stable(
 
 
 async def test_heartbeats_carry_stats(manager: ManagerServer, worker: RunningWorker) -> None:
-    await until(lambda: len(manager.fake.of_kind("heartbeat")) >= 3)
-    beats = manager.fake.of_kind("heartbeat")
+    fm = manager.fake
+    await until(lambda: len(fm.of_kind("heartbeat")) >= 3)
+    beats = fm.of_kind("heartbeat")
     assert [b.seq for b in beats[:3]] == [1, 2, 3]
     stats = beats[-1].stats
     assert stats.memory_total_bytes > 0 and 0 < stats.memory_used_bytes <= stats.memory_total_bytes
     assert stats.disk_total_bytes > 0
     assert stats.load1 >= 0
+    assert stats.task_count == 0 and stats.container_memory_bytes == 0
+    # What the runtimes run shows up: the task count and the processes' memory.
+    fm.assign(("busy", 1, process("sleep", "30")))
+    await until(lambda: fm.states("busy"))
+    await until(lambda: fm.of_kind("heartbeat")[-1].stats.container_memory_bytes > 0)
+    assert fm.of_kind("heartbeat")[-1].stats.task_count == 1
 
 
 # -- assignments, acks and updates ------------------------------------------------------

@@ -130,6 +130,22 @@ async def test_unhealthy_attempt_fails_with_the_reason() -> None:
     assert final.message == "unhealthy: exec probe exited 1"
 
 
+async def test_healthy_verdicts_are_reported() -> None:
+    from corral.model import ExecProbe, HealthCheck
+
+    rec = Recorder()
+    sup = supervisor(rec)  # the fake runtime's exec answers 0 while the attempt runs
+    check = HealthCheck(ExecProbe(("probe",)), interval=0.01)
+    sup.apply(assign("t", duration=3600, health_check=check))
+    await rec.until(lambda: len(rec.states("t")) == 2)
+    first, healthy = rec.updates
+    assert first.health is Health.UNKNOWN and first.state is TaskState.RUNNING
+    assert healthy.health is Health.HEALTHY and healthy.state is TaskState.RUNNING
+    (current,) = sup.current()
+    assert current.health is Health.HEALTHY
+    await sup.close()
+
+
 async def test_adoption_uses_saved_specs_and_reports_vanished_ones(tmp_path: Path) -> None:
     class Survivor(FakeRuntime):
         async def adopt(self) -> list[Adopted]:
