@@ -171,6 +171,21 @@ async def test_a_restarted_worker_adopts_its_running_process(tmp_path: Path) -> 
     await second.close()
 
 
+async def test_an_adopted_process_that_ends_reports_its_exit_code(tmp_path: Path) -> None:
+    first = runtime(tmp_path)
+    a = assign("later", "sh", "-c", "echo up; sleep 0.5; exit 7")
+    await first.start(a)
+    await wait_for_output(first, a.ref, b"up")
+    await first.close()
+    second = runtime(tmp_path)
+    (adopted,) = await second.adopt()
+    assert adopted.exit is None  # still running when adopted
+    ended = await asyncio.wait_for(second.wait(a.ref), 10)
+    assert ended.exit_code == 7 and ended.message == "exit code 7"
+    assert await output(second, a.ref) == b"up\n"
+    await second.close()
+
+
 async def test_adoption_ignores_a_reused_pid(tmp_path: Path) -> None:
     rt = runtime(tmp_path)
     (tmp_path / "process").mkdir(parents=True)
