@@ -173,7 +173,7 @@ async def test_a_restarted_worker_adopts_its_running_process(tmp_path: Path) -> 
 
 async def test_an_adopted_process_that_ends_reports_its_exit_code(tmp_path: Path) -> None:
     first = runtime(tmp_path)
-    a = assign("later", "sh", "-c", "echo up; sleep 0.5; exit 7")
+    a = assign("later", "sh", "-c", "echo up; sleep 1.5; exit 7")
     await first.start(a)
     await wait_for_output(first, a.ref, b"up")
     await first.close()
