@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,19 @@ async def stack(fake: FakeKube, tmp_path: Path) -> AsyncIterator[Stack]:
         yield Stack(fake, manager, worker, gateway, http, target)
     finally:
         await http.aclose()
-        await gateway.stop()
-        await worker.stop()
-        await manager.stop(0.5)
+        await bounded_stop("gateway", gateway.stop())
+        await bounded_stop("worker", worker.stop())
+        await bounded_stop("manager", manager.stop(0.5))
+
+
+async def bounded_stop(name: str, stopping: Coroutine[Any, Any, None]) -> None:
+    """A stop that hangs fails fast, with every task's stack to say where."""
+    try:
+        await asyncio.wait_for(stopping, 20)
+    except TimeoutError:
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        raise AssertionError(f"the {name} did not stop in 20s") from None
 
 
 def names(fake: FakeKube, resource: str, namespace: str = NS) -> list[str]:

@@ -480,30 +480,35 @@ class KubernetesRuntime:
         outcome = ko.job_outcome(job)
         if outcome is None or attempt.concluding:
             return
-        if outcome.succeeded:
-            self._finish(attempt, Exit(0, "completed"))
-            return
         attempt.concluding = True
-        task = asyncio.ensure_future(self._conclude_failed(attempt, outcome))
+        task = asyncio.ensure_future(self._conclude(attempt, outcome))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _conclude_failed(self, attempt: _Attempt, outcome: ko.JobOutcome) -> None:
-        """Report a failed Job with its pod's reason (OOMKilled, exit code).
+    async def _conclude(self, attempt: _Attempt, outcome: ko.JobOutcome) -> None:
+        """Report a finished Job with its pod's reason (OOMKilled, exit code) and output.
 
-        The Pod and Job watches are separate streams, so the Job's failure can
-        arrive before the pod's last state: then the pod is listed once.
+        The Pod and Job watches are separate streams, so the Job's end can
+        arrive before the pod's last states: then the pods are listed once, for
+        the reason and to copy the output of a pod whose Running state was missed.
         """
         pod = attempt.pod_exit
-        if pod is None:
+        if pod is None or not attempt.logged_pods:
             labels = ko.attempt_labels(attempt.ref.task_id, attempt.ref.generation, self._worker)
             selector = ",".join(f"{k}={v}" for k, v in labels.items())
             with contextlib.suppress(ApiException, OSError):
                 body = await self._acall(
                     "CoreV1Api", "list_namespaced_pod", attempt.namespace, label_selector=selector
                 )
-                ended = [ko.pod_outcome(p) for p in body.get("items") or []]
-                pod = next((o for o in ended if o.ended), None)
+                for item in body.get("items") or []:
+                    seen = ko.pod_outcome(item)
+                    if seen.phase != "Pending":
+                        self._follow_logs(attempt, item["metadata"]["name"])
+                    if pod is None and seen.ended:
+                        pod = seen
+        if outcome.succeeded:
+            self._finish(attempt, Exit(0, "completed"))
+            return
         parts = [outcome.reason, outcome.message]
         if pod is not None and pod.reason and pod.reason not in parts:
             parts.insert(0, pod.describe())
