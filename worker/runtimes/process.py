@@ -38,13 +38,14 @@ import shutil
 import signal
 import subprocess
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from corral.model import TaskSpec
+from corral.model import PortMapping, TaskSpec
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore, read_log
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
@@ -67,6 +68,7 @@ LAUNCHER = (
     'echo $c > "$0.tmp" && mv "$0.tmp" "$0"; exit $c'
 )
 ADOPTED_POLL = 0.2
+KEEP_ENDED = 1000
 LOG_ENFORCE_EVERY = 1.0
 
 
@@ -100,6 +102,7 @@ class ProcessRuntime:
         self.root = root
         self.logstore = logs
         self._attempts: dict[str, _Running] = {}
+        self._ended: deque[str] = deque()
         self._enforcer: asyncio.Task[None] | None = None
 
     async def available(self) -> bool:
@@ -142,7 +145,7 @@ class ProcessRuntime:
     def _started(self, spec: TaskSpec) -> Started:
         # Processes share the node's network: a port is its own host port.
         ports = tuple(
-            type(p)(p.container_port, p.host_port or p.container_port, p.protocol)
+            PortMapping(p.container_port, p.host_port or p.container_port, p.protocol)
             for p in spec.ports
         )
         return Started(ports=ports, host="127.0.0.1")
@@ -165,7 +168,14 @@ class ProcessRuntime:
         if run.ended is None:
             run.ended = await (self._wait_adopted(run) if run.adopted else self._wait_child(run))
             self._forget_files(run)
+            self._retire(run.ref.key)
         return run.ended
+
+    def _retire(self, key: str) -> None:
+        """Keep a bounded number of ended attempts; their logs stay readable by path."""
+        self._ended.append(key)
+        while len(self._ended) > KEEP_ENDED:
+            self._attempts.pop(self._ended.popleft(), None)
 
     async def _wait_child(self, run: _Running) -> Exit:
         assert run.exited is not None
@@ -306,6 +316,7 @@ class ProcessRuntime:
         if run.ps is None:
             run.ended = self._status_from_file(run)
             self._forget_files(run)
+            self._retire(ref.key)
             return Adopted(ref, None, exit=run.ended)
         return Adopted(ref, None, started=Started())
 
