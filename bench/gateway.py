@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import grpc
+import psutil
 
 from bench import cluster, figures, harness, spawning
 from corral.v1 import manager_pb2, types_pb2
@@ -43,6 +44,11 @@ async def _gateway(conn: multiprocessing.connection.Connection, manager: str) ->
     conn.send(("ok", running.port))
     await spawning.serve_commands(conn, {"stop": lambda _: None})
     await running.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 async def timed(call: Callable[[], Awaitable[Any]]) -> float:
@@ -121,9 +127,17 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                 for _ in range(samples):
                     for name, call in calls.items():
                         lat[name].append(await timed(call))
+                manager_cpu0 = m.cpu_seconds()
+                grpc_rate = await rate(grpc_get, load)
+                manager_cpu1, gateway_cpu1 = m.cpu_seconds(), cpu_seconds(gw.pid)
+                rest_rate = await rate(rest_get, load)
+                gateway_cpu2 = cpu_seconds(gw.pid)
+                done = (load // 32) * 32
                 rates = {
-                    "grpc_get_per_s": await rate(grpc_get, load),
-                    "rest_get_per_s": await rate(rest_get, load),
+                    "grpc_get_per_s": grpc_rate,
+                    "rest_get_per_s": rest_rate,
+                    "manager_cpu_us_per_get": (manager_cpu1 - manager_cpu0) / done * 1e6,
+                    "gateway_cpu_us_per_get": (gateway_cpu2 - gateway_cpu1) / done * 1e6,
                 }
         finally:
             if profiler is not None:
