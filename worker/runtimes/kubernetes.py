@@ -312,8 +312,7 @@ class KubernetesRuntime:
         for follow in list(self._follows):
             follow.shutdown()
             threads.append(follow.thread)
-        for thread in threads:
-            await asyncio.to_thread(thread.join, 5.0)
+        await asyncio.to_thread(_join_all, threads, 5.0)
         self._watches.clear()
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]
@@ -607,6 +606,14 @@ class KubernetesRuntime:
 
     def _find(self, ref: AttemptRef) -> _Attempt | None:
         return self._attempts.get(f"{ko.label_value(ref.task_id)}.{ref.generation}")
+
+
+def _join_all(threads: list[threading.Thread], timeout: float) -> None:
+    """Join every thread within one shared deadline (they were all told to stop)."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        if thread.is_alive() or thread.ident is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _timestamp(text: Any) -> float | None:
