@@ -142,20 +142,26 @@ def free_port() -> int:
 
 
 def redis_binary() -> str:
+    """Debian's redis-server, installed with apt-get when missing (package lists refreshed once
+    if the first install finds nothing)."""
     found = shutil.which("redis-server")
     if found:
         return found
-    install = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "redis-server"],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=300,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "redis-server"]
+    done = subprocess.run(
+        install, capture_output=True, check=False, text=True, timeout=300, env=env
     )
+    if done.returncode != 0:
+        subprocess.run(
+            ["apt-get", "update", "-q"], capture_output=True, check=False, timeout=300, env=env
+        )
+        done = subprocess.run(
+            install, capture_output=True, check=False, text=True, timeout=300, env=env
+        )
     found = shutil.which("redis-server")
     if not found:
-        raise RuntimeError(f"redis-server is missing and apt-get failed: {install.stderr[-300:]}")
+        raise RuntimeError(f"redis-server is missing and apt-get failed: {done.stderr[-300:]}")
     return found
 
 
