@@ -103,6 +103,7 @@ class ProcessRuntime:
         self.logstore = logs
         self._attempts: dict[str, _Running] = {}
         self._ended: deque[str] = deque()
+        self._root_made = False
         self._enforcer: asyncio.Task[None] | None = None
 
     async def available(self) -> bool:
@@ -117,14 +118,16 @@ class ProcessRuntime:
         env = {**os.environ, **spec.env, "CORRAL_TASK_ID": ref.task_id}
         env["CORRAL_GENERATION"] = str(ref.generation)
         _check_startable(spec, env)
-        self.root.mkdir(parents=True, exist_ok=True)
-        log_path = self.logstore.create(ref.task_id, ref.generation)
+        if not self._root_made:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._root_made = True
+        log_path = self.logstore.path(ref.task_id, ref.generation)
         status_path = self.root / f"{ref.key}.status"
         status_path.unlink(missing_ok=True)
         script = LAUNCHER
         if spec.resources.memory_bytes > 0:
             script = f"ulimit -v {max(1, spec.resources.memory_bytes // 1024)}; {script}"
-        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _open_log(log_path)
         try:
             proc = _spawn(
                 [SHELL, "-c", script, str(status_path), *spec.command],
@@ -138,7 +141,10 @@ class ProcessRuntime:
         run = _Running(ref, proc.pid, log_path, meta_path, status_path, spec)
         run.exited, run.unwatch = _watch_exit(proc.pid)
         self._attempts[ref.key] = run
-        _write_meta(run)
+        # Written right after RUNNING is reported rather than before: reading the
+        # new process's create time is a third of the start's cost. A worker that
+        # dies in between (microseconds) leaves a process it cannot adopt.
+        asyncio.get_running_loop().call_soon(_write_meta, run)
         self._ensure_enforcer()
         return self._started(spec)
 
@@ -368,6 +374,15 @@ def _check_startable(spec: TaskSpec, env: dict[str, str]) -> None:
         raise StartError(f"executable not found: {program}")
     if spec.working_dir and not os.path.isdir(spec.working_dir):
         raise StartError(f"working directory not found: {spec.working_dir}")
+
+
+def _open_log(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:  # the task's first attempt: make its directory
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, flags, 0o644)
 
 
 @dataclass
