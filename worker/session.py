@@ -223,16 +223,17 @@ class Session:
             updates, outbox.updates = outbox.updates, []
             beat, outbox.heartbeat = outbox.heartbeat, None
             try:
+                # Updates first: they are what a user waits for (RUNNING, exit codes).
+                if updates:
+                    batch = manager_pb2.TaskUpdates(updates=[convert.update_to(u) for u in updates])
+                    await call.write(manager_pb2.WorkerMessage(updates=batch))
+                    updates = []
                 if acks:
                     refs = [
                         manager_pb2.AttemptRef(task_id=r.task_id, generation=r.generation)
                         for r in acks
                     ]
                     await call.write(manager_pb2.WorkerMessage(ack=manager_pb2.Ack(attempts=refs)))
-                if updates:
-                    batch = manager_pb2.TaskUpdates(updates=[convert.update_to(u) for u in updates])
-                    await call.write(manager_pb2.WorkerMessage(updates=batch))
-                    updates = []
                 if beat is not None:
                     self._seq += 1
                     hb = manager_pb2.Heartbeat(seq=self._seq, stats=convert.stats_to(beat))
