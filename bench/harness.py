@@ -272,7 +272,10 @@ def run_all(
                 continue
             limit = min(limit, left)
         console.print(f"[bold]running {case.name}[/bold]")
+        # The machine may be shared: its load before each case tells how noisy a figure is.
+        load_before = round(os.getloadavg()[0], 2)
         result = run_case_child(case, quick=quick, console=console, limit=limit)
+        result["load_average_1m_before"] = load_before
         result.setdefault("name", case.name)
         results.append(result)
         # Written after every case so an interrupted run still leaves what it measured.
