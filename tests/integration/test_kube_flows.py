@@ -22,6 +22,7 @@ import pytest
 import yaml
 from fakekube import FakeKube
 
+from corral import convert
 from corral.client import Client
 from corral.model import NodeId, TaskId, TaskSpec, TaskState
 from corral.v1 import environments_pb2
@@ -97,23 +98,34 @@ async def stack(fake: FakeKube, tmp_path: Path) -> AsyncIterator[Stack]:
             if any(n.name == "kw1" for n in await client.list_nodes()):
                 break
             await asyncio.sleep(0.05)
+    stack = Stack(fake, manager, worker, gateway, http, target)
     try:
-        yield Stack(fake, manager, worker, gateway, http, target)
+        yield stack
     finally:
         await http.aclose()
-        await bounded_stop("gateway", gateway.stop())
-        await bounded_stop("worker", worker.stop())
-        await bounded_stop("manager", manager.stop(0.5))
+        # Each part is stopped even when another fails: a leaked gRPC server
+        # would complain in whichever test the garbage collector finds it.
+        failures = [
+            err
+            for err in [
+                await bounded_stop("gateway", gateway.stop()),
+                await bounded_stop("worker", stack.worker.stop()),  # the test may replace it
+                await bounded_stop("manager", manager.stop(0.5)),
+            ]
+            if err
+        ]
+        assert not failures, failures
 
 
-async def bounded_stop(name: str, stopping: Coroutine[Any, Any, None]) -> None:
+async def bounded_stop(name: str, stopping: Coroutine[Any, Any, None]) -> str:
     """A stop that hangs fails fast, with every task's stack to say where."""
     try:
         await asyncio.wait_for(stopping, 20)
     except TimeoutError:
         for task in asyncio.all_tasks():
             task.print_stack(file=sys.stderr)
-        raise AssertionError(f"the {name} did not stop in 20s") from None
+        return f"the {name} did not stop in 20s"
+    return ""
 
 
 def names(fake: FakeKube, resource: str, namespace: str = NS) -> list[str]:
@@ -321,3 +333,41 @@ async def test_rbac_grants_exactly_the_verbs_used(stack: Stack, tmp_path: Path) 
     for call in fake.calls:
         used.setdefault((call.group, call.resource), set()).add(call.verb)
     assert rbac_rules() == used
+
+
+async def test_restarted_worker_adopts_and_reconciles_orphans(stack: Stack, tmp_path: Path) -> None:
+    """Objects outlive their worker; the next one adopts them by label, and those whose
+    environment was stopped meanwhile are deleted through the manager's Reconcile."""
+    fake, http = stack.fake, stack.http
+    for repl_id in ("keep-me", "drop-me"):
+        reply = await http.post("/start", json={"replId": repl_id, "language": "python"})
+        assert reply.status_code == 200, reply.text
+    await stack.worker.stop()
+    assert sorted(names(fake, "deployments")) == ["drop-me", "keep-me"]  # still there
+    # Stopped while no worker listens: only the manager knows.
+    assert (await http.post("/stop", json={"replId": "drop-me"})).status_code == 200
+    assert sorted(names(fake, "deployments")) == ["drop-me", "keep-me"]
+
+    stack.worker = await serve_worker(
+        WorkerConfig(
+            manager=stack.target,
+            listen="127.0.0.1:0",
+            data_dir=tmp_path / "worker",
+            name="kw1",
+            runtimes=("kubernetes",),
+            kubeconfig=str(fake.kubeconfig(tmp_path)),
+            namespace=JOBS_NS,
+            reconnect_initial=0.05,
+            reconnect_max=0.2,
+        )
+    )
+    await fake.await_for(
+        lambda: all(names(fake, r) == ["keep-me"] for r in ("deployments", "services", "ingresses"))
+    )
+    assert len(fake.calls_to("create", "deployments")) == 2  # adopted, not recreated
+    async with Client(stack.target) as client:
+        request = environments_pb2.GetEnvironmentRequest(repl_id="keep-me")
+        env = (await client.call(client.environments.GetEnvironment, request)).environment
+        assert convert.state_from(env.state) is TaskState.RUNNING
+    assert (await http.post("/stop", json={"replId": "keep-me"})).status_code == 200
+    await fake.await_for(lambda: not names(fake, "deployments"))
