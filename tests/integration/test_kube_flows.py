@@ -182,6 +182,12 @@ async def test_start_and_stop_make_exactly_the_template(stack: Stack) -> None:
         assert got_env.environment.host == "proj-1.envs.example.com"
         assert got_env.environment.namespace == NS
 
+    # The canonical routes of EnvironmentService, from its google.api.http annotations.
+    listed = (await http.get("/v1/environments")).json()
+    assert [e["replId"] for e in listed["environments"]] == ["proj-1"]
+    one = (await http.get("/v1/environments/proj-1")).json()
+    assert one["state"] == "TASK_STATE_RUNNING" and one["runtime"] == "kubernetes"
+
     stopped = await http.post("/stop", json={"replId": "proj-1"})
     assert stopped.status_code == 200 and stopped.json() == {"success": True}
     # The manager records the stop and tells the worker, which deletes at once.

@@ -121,7 +121,7 @@ class KubernetesRuntime:
         *,
         sweep_interval: float = 60.0,
         sweep_grace: float = 30.0,
-        ready_timeout: float = 120.0,
+        ready_timeout: float = 30.0,
         watch_seconds: int = WATCH_SECONDS,
     ) -> None:
         self._config = config
