@@ -119,8 +119,12 @@ async def measure(
             async with grpc.aio.insecure_channel(m.target) as channel:
                 client = cluster.stub(channel)
                 for rate in loads:
+                    cpu0, t0 = m.cpu_seconds(), time.monotonic()
                     result = await offered_load(
                         client, rate=rate, seconds=seconds, duration=duration, notes=notes
+                    )
+                    result["manager_cpu_share"] = round(
+                        (m.cpu_seconds() - cpu0) / (time.monotonic() - t0), 3
                     )
                     for key, value in result.items():
                         out[f"{key}_at_{rate}"] = value
