@@ -36,7 +36,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,7 @@ from worker.config import WorkerConfig
 from worker.logfiles import LogStore, read_log
 from worker.runtimes import kubeobjects as ko
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
+from worker.runtimes.kubestreams import LogFollow, WatchThread
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,8 @@ class KubernetesRuntime:
         self._watch_seconds = watch_seconds
         self._api: kclient.ApiClient | None = None
         self._attempts: dict[str, _Attempt] = {}  # by label key (kubeobjects.attempt_key)
-        self._watches: dict[tuple[str, str], _WatchThread] = {}
-        self._follows: set[_LogFollow] = set()
+        self._watches: dict[tuple[str, str], WatchThread] = {}
+        self._follows: set[LogFollow] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -401,7 +402,17 @@ class KubernetesRuntime:
     def _ensure_watches(self, namespace: str) -> None:
         for kind in WATCHED:
             if (namespace, kind) not in self._watches:
-                watch = _WatchThread(self, namespace, kind)
+                api = getattr(kclient, _WATCH_API[kind])(self._client())
+                watch = WatchThread(
+                    open_list=getattr(api, f"list_namespaced_{kind.lower()}"),
+                    namespace=namespace,
+                    kind=kind,
+                    selector=f"{ko.LABEL_TASK},{ko.LABEL_WORKER}={self._worker}",
+                    watch_seconds=self._watch_seconds,
+                    call_timeout=CALL_TIMEOUT,
+                    on_event=self._deliver,
+                    on_relist=self._deliver_relist,
+                )
                 self._watches[namespace, kind] = watch
                 watch.thread.start()
 
@@ -532,11 +543,35 @@ class KubernetesRuntime:
         if pod in attempt.logged_pods or self._loop is None:
             return
         attempt.logged_pods.add(pod)
-        follow = _LogFollow(self, attempt, pod, self._loop.create_future())
+        loop = self._loop
+        api: Any = kclient.CoreV1Api(self._client())
+        namespace = attempt.namespace
+        path = self._logs.path(attempt.ref.task_id, attempt.ref.generation)
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def open_log() -> Any:
+            return api.read_namespaced_pod_log(
+                pod,
+                namespace,
+                follow=True,
+                _preload_content=False,
+                _request_timeout=(CALL_TIMEOUT, FOLLOW_READ_TIMEOUT),
+            )
+
+        def done() -> None:  # in the follow's thread
+            with contextlib.suppress(RuntimeError):  # loop closed under us
+                loop.call_soon_threadsafe(_resolve, finished)
+
+        follow = LogFollow(
+            open_log=open_log,
+            pod=pod,
+            write=lambda chunk: self._logs.append(path, chunk),
+            done=done,
+        )
         self._follows.add(follow)
+        finished.add_done_callback(lambda _: self._follows.discard(follow))
         previous = attempt.copier
-        attempt.copier = follow.finished
-        follow.finished.add_done_callback(lambda _: self._follows.discard(follow))
+        attempt.copier = finished
         if previous is None or previous.done():
             follow.thread.start()
         else:  # the next pod of a Deployment: keep its lines after the first's
@@ -622,175 +657,6 @@ def _timestamp(text: Any) -> float | None:
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     return None
-
-
-class _Stoppable:
-    """A blocking HTTP stream in a thread that another thread can cut short."""
-
-    def __init__(self) -> None:
-        self._resp: Any = None
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-
-    def _hold(self, resp: Any) -> bool:
-        with self._lock:
-            if self._stopped.is_set():
-                resp.release_conn()
-                return False
-            self._resp = resp
-            return True
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._stopped.set()
-            if self._resp is not None:
-                # Wakes the thread blocked in recv (urllib3 >= 2.3).
-                with contextlib.suppress(Exception):
-                    self._resp.shutdown()
-
-
-class _WatchThread(_Stoppable):
-    """List then watch one kind in one namespace; re-list when the watch expires (410)."""
-
-    def __init__(self, runtime: KubernetesRuntime, namespace: str, kind: str) -> None:
-        super().__init__()
-        self.runtime, self.namespace, self.kind = runtime, namespace, kind
-        self.thread = threading.Thread(
-            target=self._run, name=f"kube-watch-{namespace}-{kind}", daemon=True
-        )
-        self._selector = f"{ko.LABEL_TASK},{ko.LABEL_WORKER}={runtime._worker}"
-        self._listed = False
-
-    def _method(self) -> Callable[..., Any]:
-        api = getattr(kclient, _WATCH_API[self.kind])(self.runtime._client())
-        return getattr(api, f"list_namespaced_{self.kind.lower()}")  # type: ignore[no-any-return]
-
-    def _run(self) -> None:
-        version = ""
-        backoff = 0.2
-        while not self._stopped.is_set():
-            try:
-                if not version:
-                    version = self._relist()
-                version = self._watch(version)
-                backoff = 0.2
-            except _Expired:
-                version = ""
-            except Exception as err:  # network, 5xx: retry with backoff
-                if self._stopped.is_set():
-                    return
-                log.info("watch %s/%s: %s", self.namespace, self.kind, err)
-                version = ""
-                self._stopped.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-
-    def _relist(self) -> str:
-        resp = self._method()(
-            self.namespace,
-            label_selector=self._selector,
-            _preload_content=False,
-            _request_timeout=CALL_TIMEOUT,
-        )
-        body = json.loads(resp.data)
-        resp.release_conn()
-        items = body.get("items") or []
-        for item in items:
-            self.runtime._deliver(self.kind, "MODIFIED", item)
-        if self._listed and self.kind != "Pod":
-            # The watch was down: a deletion in the gap sent no event.
-            names = {str(i["metadata"]["name"]) for i in items}
-            self.runtime._deliver_relist(self.kind, self.namespace, names)
-        self._listed = True
-        return str(body.get("metadata", {}).get("resourceVersion", ""))
-
-    def _watch(self, version: str) -> str:
-        resp = self._method()(
-            self.namespace,
-            label_selector=self._selector,
-            watch=True,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.runtime._watch_seconds,
-            _preload_content=False,
-            _request_timeout=(CALL_TIMEOUT, self.runtime._watch_seconds + CALL_TIMEOUT),
-        )
-        if not self._hold(resp):
-            return version
-        try:
-            for line in _lines(resp):
-                event = json.loads(line)
-                obj = event.get("object") or {}
-                if event.get("type") == "ERROR":
-                    if obj.get("code") == 410:
-                        raise _Expired
-                    raise RuntimeError(str(obj.get("message", obj)))
-                version = str(obj.get("metadata", {}).get("resourceVersion", version))
-                if event.get("type") != "BOOKMARK":
-                    self.runtime._deliver(self.kind, str(event.get("type")), obj)
-        finally:
-            resp.release_conn()
-        return version
-
-
-class _Expired(Exception):
-    """The watch's resourceVersion is too old: list again."""
-
-
-def _lines(resp: Any) -> Iterator[bytes]:
-    buffer = b""
-    for chunk in resp.stream(amt=None, decode_content=False):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        yield from (line for line in lines if line.strip())
-    if buffer.strip():
-        yield buffer
-
-
-class _LogFollow(_Stoppable):
-    """Copies one pod's output into the attempt's log file while it runs."""
-
-    def __init__(
-        self,
-        runtime: KubernetesRuntime,
-        attempt: _Attempt,
-        pod: str,
-        finished: asyncio.Future[None],
-    ) -> None:
-        super().__init__()
-        self.runtime, self.pod, self.finished = runtime, pod, finished
-        self.namespace = attempt.namespace
-        self.path = runtime._logs.path(attempt.ref.task_id, attempt.ref.generation)
-        self.thread = threading.Thread(target=self._run, name=f"kube-logs-{pod}", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self._copy()
-        except Exception as err:  # the pod vanished, the API went away: keep what we have
-            if not self._stopped.is_set():
-                log.info("following logs of %s: %s", self.pod, err)
-        finally:
-            loop = self.runtime._loop
-            if loop is not None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_resolve, self.finished)
-
-    def _copy(self) -> None:
-        api: Any = kclient.CoreV1Api(self.runtime._client())
-        resp = api.read_namespaced_pod_log(
-            self.pod,
-            self.namespace,
-            follow=True,
-            _preload_content=False,
-            _request_timeout=(CALL_TIMEOUT, FOLLOW_READ_TIMEOUT),
-        )
-        if not self._hold(resp):
-            return
-        try:
-            for chunk in resp.stream(amt=64 * 1024, decode_content=False):
-                if chunk:
-                    self.runtime._logs.append(self.path, chunk)
-        finally:
-            resp.release_conn()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
