@@ -8,7 +8,7 @@ propagation ``Background``.
 State comes from WATCHES, one per namespace and kind (Jobs, Pods, Deployments)
 selected by the ``corral.task-id`` and ``corral.worker`` labels, never from
 polling each object. The official client blocks, so each watch runs in its own
-thread and hands events to the event loop with ``call_soon_threadsafe``; the
+thread (``kubestreams``) and hands events to the loop with ``call_soon_threadsafe``; the
 loop alone touches the attempts. Short calls go through ``asyncio.to_thread``.
 Every call asks for the raw response (``_preload_content=False``): the runtime
 works on plain dicts, the same shapes ``kubeobjects`` builds.
