@@ -41,6 +41,10 @@ _HELP = {
 }
 
 
+# Names the issues and the originals use, beside the generated ones.
+_ALIASES = {"schedules_file": ("--schedules",)}
+
+
 def _env_name(field: str) -> str:
     return "CORRAL_" + field.upper()
 
@@ -101,6 +105,7 @@ def config_command(config_cls: type[Any], module: str) -> Callable[..., None]:
         )
         option = typer.Option(
             "--" + field.name.replace("_", "-"),
+            *_ALIASES.get(field.name, ()),
             envvar=_env_name(field.name),
             help=_HELP.get(field.name, field.name.replace("_", " ").capitalize() + "."),
         )

@@ -246,12 +246,15 @@ def _announce(s: UpSettings) -> None:
     )
 
 
-def _given(**flags: str | Path | None) -> list[str]:
+def _given(**flags: str | Path | bool | None) -> list[str]:
     """``--flag value`` for each flag the user gave (children keep their defaults)."""
     out: list[str] = []
     for name, value in flags.items():
-        if value is not None:
-            out += ["--" + name.replace("_", "-"), str(value)]
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif value is not None and value is not False:
+            out += [flag, str(value)]
     return out
 
 
@@ -276,6 +279,18 @@ def up(
         str | None, typer.Option(help="Runtime of environments.")
     ] = None,
     schedules: Annotated[Path | None, typer.Option(help="Schedules file.")] = None,
+    environments_domain: Annotated[
+        str | None, typer.Option(help="Ingress domain of environments ({replId}.DOMAIN).")
+    ] = None,
+    environment_templates: Annotated[
+        Path | None, typer.Option(help="Per-language environment templates (YAML).")
+    ] = None,
+    tenant_namespaces: Annotated[
+        bool, typer.Option(help="One Kubernetes namespace per environment tenant.")
+    ] = False,
+    docker_network: Annotated[
+        str | None, typer.Option(help="Default Docker network of the worker: bridge or host.")
+    ] = None,
     kubeconfig: Annotated[str | None, typer.Option(help="Kubeconfig for kubernetes.")] = None,
     namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
 ) -> None:
@@ -293,8 +308,13 @@ def up(
                 environments_runtime=environments_runtime,
                 schedules_file=schedules,
                 environments_namespace=namespace,
+                environments_domain=environments_domain,
+                environment_templates=environment_templates,
+                tenant_namespaces=tenant_namespaces,
             )
         ),
-        worker_flags=tuple(_given(kubeconfig=kubeconfig, namespace=namespace)),
+        worker_flags=tuple(
+            _given(kubeconfig=kubeconfig, namespace=namespace, docker_network=docker_network)
+        ),
     )
     raise typer.Exit(asyncio.run(supervise(settings)))
