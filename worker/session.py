@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 
 import grpc
 
@@ -39,7 +40,10 @@ from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+try:
+    VERSION = metadata.version("corral")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    VERSION = "0.0.0"
 WELCOME_TIMEOUT = 10.0
 COALESCE_TURNS = 3
 BUSY_GAP = 0.002

@@ -192,6 +192,7 @@ async def test_hello_tells_who_the_node_is(
     assert hello.capacity.cpu >= 1 and hello.capacity.memory_bytes > 0
     assert hello.capacity.disk_bytes > 0
     assert list(hello.attempts) == []
+    assert hello.version and hello.version != "0.0.0"
 
 
 async def test_capacity_can_be_configured_and_node_id_is_stable(
