@@ -24,7 +24,7 @@ class TaskEntry:
             self.id, self.name, self.state = task.id, task.spec.name, task.status.state
             self.node_id = task.status.node_id
         elif row is not None:
-            self.id, self.name, self.state, self.node_id = row.id, row.name, row.state, ""
+            self.id, self.name, self.state, self.node_id = row.id, row.name, row.state, row.node_id
         else:
             raise ValueError("an entry needs a task or a row")
 

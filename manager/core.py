@@ -135,15 +135,12 @@ class TaskManager:
                 self.pending[entry.id] = None
         for node in snapshot.nodes:
             self.registry.restore(node, grace=self.config.ttl)
-        for attempt in snapshot.active_attempts:
-            found = self.catalog.by_id.get(attempt.task_id)
-            record = self.registry.get(attempt.node_id)
-            if found is None or record is None or found.state not in ACTIVE_STATES:
+        for row in snapshot.tasks:
+            record = self.registry.get(row.node_id)
+            if row.state not in ACTIVE_STATES or record is None:
                 continue
-            entry = found
-            if entry.task.status.generation != attempt.generation:
-                continue
-            self.live[entry.id] = Live(record.id, attempt.generation, acked=True)
+            entry = self.catalog.by_id[row.id]
+            self.live[entry.id] = Live(record.id, row.generation, acked=True)
             record.tasks.add(entry.id)
             record.allocate(entry.task.spec.resources)
         # A task LOST when the manager went down is rescheduled now.
@@ -183,7 +180,7 @@ class TaskManager:
             return None
         task = Task(old.id, old.spec, status)
         self.catalog.update(entry, task)
-        batch.statuses[entry.id] = task
+        batch.statuses[entry.seq] = task
         if status.state is old.status.state and kind == "task.state":
             kind = "task.updated"
         batch.events.append(
@@ -580,9 +577,6 @@ class TaskManager:
         record.allocate(entry.task.spec.resources)
         record.tasks.add(entry.id)
         self.live[entry.id] = Live(record.id, generation)
-        batch.attempts[(entry.id, generation)] = Attempt(
-            entry.id, generation, record.id, TaskState.SCHEDULED, created_at=now
-        )
         # The session sends only after the store confirms this batch (see sessions).
         if record.session is not None:
             record.session.assign(entry.id, generation)

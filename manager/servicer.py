@@ -13,7 +13,7 @@ import grpc
 
 from corral import convert
 from corral.errors import ValidationError
-from corral.model import Task, TaskId, TaskState
+from corral.model import Event, Task, TaskId, TaskState
 from corral.serving import translate_errors
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
 from manager import wirecache
@@ -34,6 +34,18 @@ def task_message(task: Task) -> types_pb2.Task:
     # The spec's message comes from the cache: usually the very one the client sent.
     return types_pb2.Task(
         id=task.id, spec=wirecache.spec_message(task.spec), status=convert.status_to(task.status)
+    )
+
+
+def event_message(event: Event) -> types_pb2.Event:
+    if event.task is None:
+        return convert.event_to(event)
+    return types_pb2.Event(
+        index=event.index,
+        time=convert.timestamp(event.time),
+        kind=event.kind,
+        message=event.message,
+        task=task_message(event.task),
     )
 
 
@@ -109,7 +121,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         async for event in self.core.watch(
             from_index=request.from_index, kinds=list(request.kinds)
         ):
-            yield manager_pb2.WatchEventsResponse(event=convert.event_to(event))
+            yield manager_pb2.WatchEventsResponse(event=event_message(event))
 
     @translate_errors
     async def GetTaskLogs(

@@ -105,10 +105,13 @@ class WorkerSession:
             sender = asyncio.create_task(self._send())
             closed = asyncio.create_task(self._closed.wait())
             loops: list[asyncio.Task[Any]] = [reader, sender, closed]
-            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            try:
+                done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Also when the RPC itself is cancelled: no loop outlives its stream.
+                for task in loops:
+                    task.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
             for task in done:
                 if not task.cancelled() and (err := task.exception()) is not None:
                     raise err

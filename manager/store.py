@@ -37,15 +37,19 @@ log = logging.getLogger(__name__)
 # Each entry migrates the schema from version i to i + 1; never edit a shipped one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
+        # Keyed by the submission sequence (the rowid): status updates find their
+        # row without a text index. The spec lives apart, so rewriting a status
+        # never rewrites the (possibly large) spec.
         """CREATE TABLE tasks (
-            id TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL,
-            state TEXT NOT NULL, spec BLOB NOT NULL, status BLOB NOT NULL)""",
-        "CREATE INDEX tasks_name ON tasks (name)",
+            seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+            state TEXT NOT NULL, node_id TEXT NOT NULL, generation INTEGER NOT NULL,
+            status BLOB NOT NULL)""",
+        "CREATE TABLE specs (seq INTEGER PRIMARY KEY, spec BLOB NOT NULL)",
+        # Ended attempts only: the current one is in its task's status.
         """CREATE TABLE attempts (
             task_id TEXT NOT NULL, generation INTEGER NOT NULL, node_id TEXT NOT NULL,
             state TEXT NOT NULL, exit_code INTEGER, message TEXT NOT NULL,
             created_at REAL, finished_at REAL, PRIMARY KEY (task_id, generation))""",
-        "CREATE INDEX attempts_active ON attempts (state) WHERE state IN ('scheduled', 'running')",
         "CREATE TABLE nodes (id TEXT PRIMARY KEY, record BLOB NOT NULL)",
         """CREATE TABLE events (
             idx INTEGER PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL,
@@ -84,8 +88,9 @@ class Batch:
     """Changes that commit together (or not at all)."""
 
     new_tasks: list[tuple[int, Task]] = field(default_factory=list)
-    # Latest status per task; a later change in the same batch replaces an earlier one.
-    statuses: dict[TaskId, Task] = field(default_factory=dict)
+    # Latest status per task (by seq); a later change in the same batch replaces an earlier one.
+    statuses: dict[int, Task] = field(default_factory=dict)
+    # Attempts that ended.
     attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -109,6 +114,8 @@ class TaskRow:
     seq: int
     name: str
     state: TaskState
+    node_id: str
+    generation: int
     spec: bytes
     status: bytes
 
@@ -116,7 +123,6 @@ class TaskRow:
 @dataclass
 class Snapshot:
     tasks: list[TaskRow]
-    active_attempts: list[Attempt]
     nodes: list[Node]
     last_event: int
 
@@ -190,21 +196,15 @@ class Store:
     def _load(self) -> Snapshot:
         db = self.db
         tasks = [
-            TaskRow(TaskId(i), seq, name, TaskState(state), spec, status)
-            for i, seq, name, state, spec, status in db.execute(
-                "SELECT id, seq, name, state, spec, status FROM tasks ORDER BY seq"
-            )
-        ]
-        attempts = [
-            _attempt(row)
-            for row in db.execute(
-                "SELECT task_id, generation, node_id, state, exit_code, message, created_at,"
-                " finished_at FROM attempts WHERE state IN ('scheduled', 'running')"
+            TaskRow(TaskId(i), seq, name, TaskState(state), node_id, generation, spec, status)
+            for seq, i, name, state, node_id, generation, spec, status in db.execute(
+                "SELECT t.seq, t.id, t.name, t.state, t.node_id, t.generation, s.spec, t.status"
+                " FROM tasks t JOIN specs s ON s.seq = t.seq ORDER BY t.seq"
             )
         ]
         nodes = [decode_node(blob) for (blob,) in db.execute("SELECT record FROM nodes")]
         last = db.execute("SELECT COALESCE(MAX(idx), 0) FROM events").fetchone()[0]
-        return Snapshot(tasks, attempts, nodes, int(last))
+        return Snapshot(tasks, nodes, int(last))
 
     async def attempt(self, task_id: str, generation: int) -> Attempt | None:
         def read() -> Attempt | None:
@@ -227,8 +227,9 @@ class Store:
 
     def _events(self, start: int, until: int, kinds: tuple[str, ...], limit: int) -> list[Event]:
         sql = (
-            "SELECT e.idx, e.time, e.kind, e.task_id, e.message, e.payload, t.spec"
+            "SELECT e.idx, e.time, e.kind, e.task_id, e.message, e.payload, s.spec"
             " FROM events e LEFT JOIN tasks t ON t.id = e.task_id"
+            " LEFT JOIN specs s ON s.seq = t.seq"
             " WHERE e.idx >= ? AND e.idx <= ?"
         )
         args: list[Any] = [start, until]
@@ -312,18 +313,26 @@ class Store:
         try:
             # A task submitted and changed in the same batch is inserted in its latest form.
             latest = dict(batch.statuses)
+            db.executemany(
+                "INSERT INTO specs (seq, spec) VALUES (?, ?)",
+                [(seq, encode_spec(task.spec)) for seq, task in batch.new_tasks],
+            )
             rows = []
             for seq, task in batch.new_tasks:
-                status = latest.pop(task.id, task).status
-                spec = encode_spec(task.spec)
-                rows.append((task.id, seq, task.spec.name, status.state.value, spec, status))
+                status = latest.pop(seq, task).status
+                columns = _status_columns(status, encode_status(status))
+                rows.append((seq, task.id, task.spec.name, *columns))
             db.executemany(
-                "INSERT INTO tasks (id, seq, name, state, spec, status) VALUES (?, ?, ?, ?, ?, ?)",
-                [(*row[:5], encode_status(row[5])) for row in rows],
+                "INSERT INTO tasks (seq, id, name, state, node_id, generation, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
             db.executemany(
-                "UPDATE tasks SET state = ?, status = ? WHERE id = ?",
-                [(t.status.state.value, encode_status(t.status), t.id) for t in latest.values()],
+                "UPDATE tasks SET state = ?, node_id = ?, generation = ?, status = ? WHERE seq = ?",
+                [
+                    (*_status_columns(t.status, encode_status(t.status)), seq)
+                    for seq, t in latest.items()
+                ],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -365,6 +374,10 @@ class Store:
             await self._run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
+
+
+def _status_columns(status: TaskStatus, blob: bytes) -> tuple[str, str, int, bytes]:
+    return (status.state.value, status.node_id, status.generation, blob)
 
 
 def _attempt(row: Sequence[Any]) -> Attempt:

@@ -55,6 +55,7 @@ class SimWorker:
         self._call: grpc.aio.StreamStreamCall | None = None  # type: ignore[type-arg]
         self._tasks: list[asyncio.Task[None]] = []
         self._seq = 0
+        self._writing = asyncio.Lock()
 
     async def connect(self, attempts: Iterable[manager_pb2.TaskUpdate] = ()) -> None:
         self._channel = channel(self.target)
@@ -87,8 +88,8 @@ class SimWorker:
         ):
             while (message := await self._call.read()) is not grpc.aio.EOF:
                 self.messages.append(message)
-                await self._react(message)
                 self.received.put_nowait(message)
+                await self._react(message)
 
     async def _react(self, message: manager_pb2.ManagerMessage) -> None:
         kind = message.WhichOneof("kind")
@@ -123,8 +124,10 @@ class SimWorker:
                 await asyncio.sleep(self.heartbeat_period)
 
     async def send(self, message: manager_pb2.WorkerMessage) -> None:
+        # grpc.aio allows one write at a time per call; heartbeats and reactions share it.
         assert self._call is not None
-        await self._call.write(message)
+        async with self._writing:
+            await self._call.write(message)
 
     async def update(self, items: Iterable[tuple[str, int, int, int | None, str]]) -> None:
         """Send (task_id, generation, state, exit_code, message) updates as ONE message."""

@@ -34,9 +34,11 @@ async def test_commit_then_reopen_returns_everything(tmp_path: Path) -> None:
     batch = Batch()
     for i in range(3):
         batch.new_tasks.append((i + 1, make(i)))
-    running = Task(TaskId("id1"), make(1).spec, TaskStatus(state=TaskState.RUNNING, node_id="n1"))
-    batch.statuses[running.id] = running
-    batch.attempts[("id1", 1)] = Attempt(TaskId("id1"), 1, "n1", TaskState.RUNNING)
+    status = TaskStatus(state=TaskState.RUNNING, node_id="n1", generation=2)
+    running = Task(TaskId("id1"), make(1).spec, status)
+    batch.statuses[2] = running
+    ended = Attempt(TaskId("id1"), 1, "n0", TaskState.FAILED, 1, "exit code 1")
+    batch.attempts[("id1", 1)] = ended
     batch.nodes["n1"] = Node(NodeId("n1"), "n1", capacity=Resources(2, 1024))
     batch.events.append(Event(1, 1.0, "task.submitted", task=make(0)))
     batch.events.append(Event(2, 2.0, "task.state", task=running, message="running"))
@@ -46,8 +48,10 @@ async def test_commit_then_reopen_returns_everything(tmp_path: Path) -> None:
     store = await Store.open(tmp_path)
     snapshot = await store.load()
     assert [row.id for row in snapshot.tasks] == ["id0", "id1", "id2"]
-    assert snapshot.tasks[1].state is TaskState.RUNNING
-    assert snapshot.active_attempts == [Attempt(TaskId("id1"), 1, "n1", TaskState.RUNNING)]
+    row = snapshot.tasks[1]
+    assert (row.state, row.node_id, row.generation) == (TaskState.RUNNING, "n1", 2)
+    assert await store.attempt("id1", 1) == ended
+    assert await store.attempt("id1", 2) is None
     assert snapshot.nodes[0].capacity == Resources(2, 1024)
     assert snapshot.last_event == 2
     events = await store.events(1, 2)
