@@ -150,8 +150,14 @@ def stub(channel: grpc.aio.Channel) -> manager_pb2_grpc.ManagerServiceStub:
 
 
 def fake_task(
-    name: str, *, duration: float = 0.0, cpu: float = 0.1
+    name: str,
+    *,
+    duration: float = 0.0,
+    cpu: float = 0.1,
+    exit_code: int = 0,
+    failure_rate: float = 0.0,
 ) -> manager_pb2.SubmitTaskRequest:
+    """A ``fake``-runtime task: the simulated worker "runs" it for ``duration`` seconds."""
     d = duration_pb2.Duration()
     d.FromNanoseconds(int(duration * 1e9))
     return manager_pb2.SubmitTaskRequest(
@@ -159,7 +165,7 @@ def fake_task(
             name=name,
             runtime="fake",
             resources=types_pb2.Resources(cpu=cpu),
-            fake=types_pb2.FakeSpec(duration=d),
+            fake=types_pb2.FakeSpec(duration=d, exit_code=exit_code, failure_rate=failure_rate),
         )
     )
 
@@ -172,6 +178,7 @@ async def submit_batches(
     in_flight: int = 2,
     duration: float = 0.0,
     cpu: float = 0.1,
+    failure_rate: float = 0.0,
 ) -> list[str]:
     """Submit fake tasks in SubmitTasks batches (``in_flight`` at a time); returns ids."""
     chunks = [names[i : i + batch] for i in range(0, len(names), batch)]
@@ -180,7 +187,9 @@ async def submit_batches(
 
     async def send(i: int, chunk: Sequence[str]) -> None:
         request = manager_pb2.SubmitTasksRequest(
-            tasks=[fake_task(n, duration=duration, cpu=cpu) for n in chunk]
+            tasks=[
+                fake_task(n, duration=duration, cpu=cpu, failure_rate=failure_rate) for n in chunk
+            ]
         )
         async with gate:
             response = await client.SubmitTasks(request, timeout=120)

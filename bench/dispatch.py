@@ -53,7 +53,14 @@ def fleet_cpu(fleet: Fleet) -> float:
 
 
 async def measure(
-    *, workers: int, tasks: int, batch: int, procs: int, per_channel: int, strategy: str
+    *,
+    workers: int,
+    tasks: int,
+    batch: int,
+    procs: int,
+    per_channel: int,
+    strategy: str,
+    failure_rate: float = 0.0,
 ) -> dict[str, Any]:
     params = {
         "workers": workers,
@@ -63,6 +70,7 @@ async def measure(
         "client_procs": procs,
         "streams_per_channel": per_channel,
         "strategy": strategy,
+        "failure_rate": failure_rate,
         "task_cpu": 0.1,
         "worker_cpu": max(2.0, tasks / workers * 0.1),
     }
@@ -84,7 +92,7 @@ async def measure(
                 cpu0 = m.cpu_seconds()
                 fleet0 = fleet_cpu(fleet)
                 started = time.time()
-                await cluster.submit_batches(client, names, batch=batch)
+                await cluster.submit_batches(client, names, batch=batch, failure_rate=failure_rate)
                 submitted = time.time()
                 settled = await cluster.wait_settled(client, timeout=300)
                 cpu_share = (m.cpu_seconds() - cpu0) / (settled - started)
@@ -112,6 +120,7 @@ async def measure(
         "simworkers_cpu_share": round(fleet_share, 3),
         "last_assign_s": round(max(assign_latency), 3),
         "completed_tasks": counts.get("completed", 0),
+        "failed_tasks": counts.get("failed", 0),
         "stream_errors": len(seen["errors"]),
     }
     ratio = figures.ratio(placements, floor_rate)
@@ -143,6 +152,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--per-channel", type=int, default=10)
     parser.add_argument("--strategy", default="binpack")
+    parser.add_argument("--failure-rate", type=float, default=0.0, help="fake tasks that fail")
     a = parser.parse_args()
     harness.standalone(
         asyncio.run(
@@ -153,6 +163,7 @@ def main() -> None:
                 procs=a.procs,
                 per_channel=a.per_channel,
                 strategy=a.strategy,
+                failure_rate=a.failure_rate,
             )
         )
     )
