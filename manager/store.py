@@ -57,6 +57,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+CHECKPOINT_PERIOD = 1.0
 
 
 def encode_spec(spec: TaskSpec) -> bytes:
@@ -139,6 +140,11 @@ class Store:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._writing = False
+        # Checkpoints (the only fsyncs in WAL mode with synchronous=NORMAL) run on
+        # their own connection and thread, so a commit never waits for the disk.
+        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-ckpt")
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._dirty = False
 
     @classmethod
     async def open(cls, data_dir: Path) -> Store:
@@ -147,8 +153,10 @@ class Store:
             await store._run(store._connect)
         except BaseException:
             store._executor.shutdown(wait=False)
+            store._checkpoints.shutdown(wait=False)
             raise
         store._writer = asyncio.create_task(store._write_loop(), name="corral-store-writer")
+        store._checkpointer = asyncio.create_task(store._checkpoint_loop(), name="corral-ckpt")
         return store
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -166,6 +174,7 @@ class Store:
         # NORMAL in WAL mode is durable against process crashes (the ones a
         # manager restart is about); only an OS crash may lose the last commits.
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = db.execute("SELECT version FROM schema_version").fetchone()
         version = row[0] if row else 0
@@ -286,6 +295,7 @@ class Store:
             try:
                 if merged:
                     await self._run(self._write, merged)
+                    self._dirty = True
             except Exception as err:
                 log.exception("store commit failed")
                 for _, future in queued:
@@ -363,17 +373,45 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
+    async def _checkpoint_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        db = await loop.run_in_executor(
+            self._checkpoints,
+            lambda: sqlite3.connect(self.path, isolation_level=None, check_same_thread=False),
+        )
+        try:
+            while True:
+                await asyncio.sleep(CHECKPOINT_PERIOD)
+                if not self._dirty:
+                    continue
+                self._dirty = False
+                try:
+                    # PASSIVE never blocks the writer; what it cannot copy now waits for the next.
+                    await loop.run_in_executor(
+                        self._checkpoints, db.execute, "PRAGMA wal_checkpoint(PASSIVE)"
+                    )
+                except sqlite3.Error:
+                    log.exception("checkpoint failed")
+        finally:
+            await loop.run_in_executor(self._checkpoints, db.close)
+
     async def close(self) -> None:
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
         if self._writer is not None:
             # Let queued and in-flight commits finish before the connection goes.
             await self.barrier()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
         if self._db is not None:
+            # A last full checkpoint keeps the WAL file from outliving the manager.
+            await self._run(self._db.execute, "PRAGMA wal_checkpoint(TRUNCATE)")
             await self._run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
+        self._checkpoints.shutdown(wait=True)
 
 
 def _status_columns(status: TaskStatus, blob: bytes) -> tuple[str, str, int, bytes]:
