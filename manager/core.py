@@ -64,6 +64,7 @@ PASS_LIMIT = 2_000
 # Tasks examined between two commits of a pass.
 CHUNK = 1_000
 NO_FIT = "no node fits"
+DEFAULT_GRACE = 10.0
 
 
 class LogSource(Protocol):
@@ -581,6 +582,11 @@ class TaskManager:
         if record.session is not None:
             record.session.assign(entry.id, generation)
 
+    def _grace(self, task_id: TaskId) -> float:
+        entry = self.catalog.by_id.get(task_id)
+        # An unknown task gets the model's default grace.
+        return entry.task.spec.stop_grace if entry is not None else DEFAULT_GRACE
+
     def spec_of(self, task_id: TaskId) -> TaskSpec:
         return self.catalog.by_id[task_id].task.spec
 
@@ -664,7 +670,12 @@ class TaskManager:
         for update in updates:
             live = self.live.get(update.task_id)
             if live is None or live.generation != update.generation or live.node_id != record.id:
-                continue  # a stale generation: fenced off
+                # A stale generation is fenced off; if it still runs, it must stop.
+                if update.state is TaskState.RUNNING and record.session is not None:
+                    grace = self._grace(update.task_id)
+                    why = "attempt no longer assigned to this node"
+                    record.session.stop(update.task_id, update.generation, why, grace)
+                continue
             live.acked = True
             entry = self.catalog.by_id[update.task_id]
             if update.state is TaskState.RUNNING:

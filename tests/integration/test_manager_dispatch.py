@@ -92,10 +92,13 @@ async def test_assignments_arrive_batched_and_updates_move_states(
     await worker.update([(first.id, 1, COMPLETED, 0, "")])
     done = await eventually(lambda: _is(stub, first.id, types_pb2.TASK_STATE_COMPLETED))
     assert done.status.exit_code == 0 and done.status.finished_at.seconds > 0
-    # A stale generation is fenced off.
+    # A stale generation is fenced off, and told to stop if it claims to run.
     await worker.update([(tasks[1].id, 7, FAILED, 1, "stale")])
-    await asyncio.sleep(0.1)
+    await worker.update([(tasks[2].id, 5, RUNNING, None, "")])
+    order = (await worker.next("stop")).stop.orders[0]
+    assert (order.task_id, order.generation) == (tasks[2].id, 5)
     assert (await state_of(stub, tasks[1].id)).status.state == types_pb2.TASK_STATE_RUNNING
+    assert (await state_of(stub, tasks[2].id)).status.generation == 1
     await worker.close()
 
 
