@@ -27,7 +27,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -54,6 +54,7 @@ from worker.runtimes.containerspecs import (
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 API_TIMEOUT = 30.0
 # A pull that cannot finish in this time ends the attempt; big images on slow links need minutes.
 PULL_TIMEOUT = 300.0
@@ -65,6 +66,9 @@ EXIT_POLL = 5.0
 FEED_TIMEOUT = 5.0
 # Threads for calls that block for long; past this, follows and stops queue.
 LONG_CALLS = 256
+UNCLAIMED_EVENTS = 1000
+# How long an exit by SIGKILL under a memory limit waits for a trailing "oom" event.
+OOM_GRACE = 1.0
 USAGE_CACHE = 2.0
 USAGE_CONCURRENCY = 8
 EXEC_TIMEOUT_CODE = 124
@@ -81,7 +85,11 @@ class _Attempt:
     started: Started
     done: asyncio.Future[Exit]
     died: asyncio.Event = field(default_factory=asyncio.Event)
+    # The engine's "oom" event: it can trail the exit, so inspect may not say OOMKilled yet.
+    oom: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: asyncio.Task[None] | None = None
+    # Set by stop(): a SIGKILL after the grace is ours, not the kernel's OOM killer.
+    stopping: bool = False
 
 
 def engine_reason(err: BaseException) -> str:
@@ -110,6 +118,8 @@ class DockerRuntime:
         self._attempts: dict[str, _Attempt] = {}
         self._starting: dict[str, asyncio.Task[Started]] = {}
         self._by_container: dict[str, _Attempt] = {}
+        # Events of containers not tracked yet: id -> (when, actions).
+        self._unclaimed: dict[str, tuple[float, set[str]]] = {}
         self._failed_pulls: dict[str, tuple[float, str]] = {}
         self._events: Any = None
         self._events_ready: asyncio.Future[None] | None = None
@@ -133,13 +143,17 @@ class DockerRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._long_pool, lambda: fn(*args, **kwargs))
 
+    def _environment(self) -> dict[str, str]:
+        # The flag wins over DOCKER_HOST; TLS settings still come from the environment.
+        env = dict(os.environ)
+        if self._config.docker_host:
+            env["DOCKER_HOST"] = self._config.docker_host
+        return env
+
     def _connect(self) -> tuple[Any, Any]:
         with self._connect_lock:
             if self._client is None:
-                # The flag wins over DOCKER_HOST; TLS settings still come from the environment.
-                env = dict(os.environ)
-                if self._config.docker_host:
-                    env["DOCKER_HOST"] = self._config.docker_host
+                env = self._environment()
                 self._client = docker.from_env(timeout=API_TIMEOUT, environment=env)
                 self._stream_client = docker.from_env(timeout=None, environment=env)
             return self._client, self._stream_client
@@ -150,6 +164,13 @@ class DockerRuntime:
         return await self._run(self._connect)
 
     async def available(self) -> bool:
+        host = self._environment().get("DOCKER_HOST") or DEFAULT_SOCKET
+        socket_path = host.removeprefix("unix://") if host.startswith("unix://") else ""
+        if socket_path and not await asyncio.to_thread(os.path.exists, socket_path):
+            # No socket, no engine. (Asking docker-py anyway would leak the socket of the
+            # refused connection, which it never closes.)
+            log.info("docker engine unavailable: no socket at %s", host)
+            return False
         try:
             client, _ = await self._clients()
             return bool(await self._run(client.ping))
@@ -197,7 +218,7 @@ class DockerRuntime:
             await self._discard(ref)
             raise StartError(f"docker: {engine_reason(err)}") from err
         started = dataclasses.replace(started, message=f"container {container_id[:12]}")
-        self._track(ref, container_id, started)
+        self._track(ref, container_id, started, fresh=True)
         return started
 
     async def _create(self, client: Any, ref: AttemptRef, options: dict[str, Any]) -> str:
@@ -246,11 +267,19 @@ class DockerRuntime:
             if container.labels.get(LABEL_WORKER) == self._owner:
                 await self._run(container.remove, force=True)
 
-    def _track(self, ref: AttemptRef, container_id: str, started: Started) -> _Attempt:
+    def _track(
+        self, ref: AttemptRef, container_id: str, started: Started, *, fresh: bool
+    ) -> _Attempt:
         attempt = _Attempt(ref, container_id, started, asyncio.get_running_loop().create_future())
         self._attempts[ref.key] = attempt
         self._by_container[container_id] = attempt
-        attempt.watcher = asyncio.create_task(self._watch(attempt), name=f"docker-{ref.key}")
+        _, early = self._unclaimed.pop(container_id, (0.0, set()))
+        if "oom" in early:
+            attempt.oom.set()
+        if "die" in early:
+            attempt.died.set()  # it died before start() returned
+        watch = self._watch(attempt, fresh=fresh)
+        attempt.watcher = asyncio.create_task(watch, name=f"docker-{ref.key}")
         return attempt
 
     # -- exits ------------------------------------------------------------
@@ -275,7 +304,7 @@ class DockerRuntime:
                 _, stream_client = self._connect()
                 filters = {
                     "type": "container",
-                    "event": ["die"],
+                    "event": ["die", "oom"],
                     "label": [f"{LABEL_WORKER}={self._owner}"],
                 }
                 self._events = stream_client.events(decode=True, filters=filters)
@@ -288,7 +317,8 @@ class DockerRuntime:
                 loop.call_soon_threadsafe(self._wake_all)
                 delay = 0.2
                 for event in self._events:
-                    loop.call_soon_threadsafe(self._on_die, event.get("id", ""))
+                    action = event.get("Action") or event.get("status") or ""
+                    loop.call_soon_threadsafe(self._on_event, action, event.get("id", ""))
             except EngineErrors as err:
                 log.debug("docker event stream: %s", engine_reason(err))
             except RuntimeError:  # the loop closed under us
@@ -298,18 +328,32 @@ class DockerRuntime:
             time.sleep(delay)
             delay = min(delay * 2, EXIT_POLL)
 
-    def _on_die(self, container_id: str) -> None:
+    def _on_event(self, action: str, container_id: str) -> None:
         attempt = self._by_container.get(container_id)
         if attempt is not None:
-            attempt.died.set()
+            (attempt.oom if action == "oom" else attempt.died).set()
+            return
+        # A container can die (or OOM) between its start call and _track: keep the news briefly.
+        now = time.monotonic()
+        self._unclaimed.setdefault(container_id, (now, set()))[1].add(action)
+        if len(self._unclaimed) > UNCLAIMED_EVENTS:
+            for stale in [k for k, (t, _) in self._unclaimed.items() if now - t > EXIT_POLL]:
+                del self._unclaimed[stale]
 
     def _wake_all(self) -> None:
         for attempt in self._attempts.values():
             attempt.died.set()
 
-    async def _watch(self, attempt: _Attempt) -> None:
-        """Wait for the container to end, keep its logs, remove it, resolve ``done``."""
+    async def _watch(self, attempt: _Attempt, *, fresh: bool) -> None:
+        """Wait for the container to end, keep its logs, remove it, resolve ``done``.
+
+        A container this runtime just started is known to run, and the event feed was
+        subscribed before it was created: its first inspect waits for its death (or the
+        slow poll), keeping an engine call off the path to RUNNING.
+        """
         client, _ = await self._clients()
+        if fresh:
+            await self._until_died(attempt)
         while True:
             attempt.died.clear()
             try:
@@ -322,13 +366,30 @@ class DockerRuntime:
             else:
                 state = attrs.get("State") or {}
                 if not state.get("Running") and state.get("Status") not in ("created", "running"):
-                    outcome = exit_from(state)
+                    outcome = await self._exit(attempt, attrs)
                     await self._harvest(attempt.ref, attempt.container_id)
                     break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(attempt.died.wait(), EXIT_POLL)
+            await self._until_died(attempt)
         if not attempt.done.done():
             attempt.done.set_result(outcome)
+
+    @staticmethod
+    async def _exit(attempt: _Attempt, attrs: Mapping[str, Any]) -> Exit:
+        """How it ended; a SIGKILL under a memory limit waits briefly for a trailing OOM event."""
+        outcome = exit_from(attrs.get("State") or {})
+        limited = bool((attrs.get("HostConfig") or {}).get("Memory"))
+        if outcome.oom_killed or outcome.exit_code != 137 or not limited or attempt.stopping:
+            return outcome
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(attempt.oom.wait(), OOM_GRACE)
+        if attempt.oom.is_set():
+            return Exit(exit_code=outcome.exit_code, message="OOM-killed", oom_killed=True)
+        return outcome
+
+    @staticmethod
+    async def _until_died(attempt: _Attempt) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(attempt.died.wait(), EXIT_POLL)
 
     async def _harvest(self, ref: AttemptRef, container_id: str) -> None:
         """Copy the output to the log store, then remove the container."""
@@ -376,6 +437,8 @@ class DockerRuntime:
         _, stream_client = await self._clients()
         attempt = self._attempts.get(ref.key)
         target = attempt.container_id if attempt else container_name(ref, self._owner)
+        if attempt is not None:
+            attempt.stopping = True
         try:
             # The engine sends the stop signal, waits ``t`` seconds, then kills.
             await self._run_long(stream_client.api.stop, target, timeout=math.ceil(max(grace, 0.0)))
@@ -470,7 +533,7 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 continue
             started = started_from(attrs)
-            attempt = self._track(ref, summary["Id"], started)
+            attempt = self._track(ref, summary["Id"], started, fresh=False)
             running = (attrs.get("State") or {}).get("Running", False)
             outcome = None if running else await asyncio.shield(attempt.done)
             adopted.append(Adopted(ref=ref, spec=None, exit=outcome, started=started))
