@@ -60,9 +60,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
 # Placements per pass: bounds how long one pass holds the event loop.
-PASS_LIMIT = 2_000
-# Tasks examined between two commits of a pass.
-CHUNK = 1_000
+PASS_LIMIT = 10_000
+# Tasks examined between two commits of a pass (each commit yields the event loop).
+CHUNK = 2_000
 NO_FIT = "no node fits"
 DEFAULT_GRACE = 10.0
 
@@ -116,6 +116,8 @@ class TaskManager:
         self._log_source = log_source
         self._waiters: dict[TaskId, asyncio.Event] = {}
         self._kick = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._loops: list[asyncio.Task[None]] = []
         self._timer: asyncio.TimerHandle | None = None
 
@@ -489,14 +491,25 @@ class TaskManager:
         while True:
             await self._kick.wait()
             self._kick.clear()
+            self._settled.clear()
             try:
                 more = await self.place_pending()
             except Exception:
                 log.exception("placement pass failed")
                 more = False
+            finally:
+                self._settled.set()
             if more:
                 self._kick.set()
                 await asyncio.sleep(0)
+
+    async def settled(self) -> None:
+        """Return when no placement pass is running.
+
+        Sessions wait for this before flushing, so one pass's placements on a
+        node leave in one ``Assign`` message instead of one per commit chunk.
+        """
+        await self._settled.wait()
 
     async def place_pending(self) -> bool:
         """One placement pass; True when pending work is left for another pass.

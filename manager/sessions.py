@@ -141,6 +141,7 @@ class WorkerSession:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await self.core.settled()
             # Everything queued before now is committed once this returns.
             await self.core.store.barrier()
             stops, self._stops = self._stops, []
