@@ -33,6 +33,7 @@ from manager.nodes import NodeRecord
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT = 30.0
+SETTLE_WAIT = 0.05
 
 
 class WorkerSession:
@@ -141,7 +142,10 @@ class WorkerSession:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.core.settled()
+            # Coalesce a running pass's placements, but never wait long for a big pass.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_WAIT):
+                    await self.core.settled()
             # Everything queued before now is committed once this returns.
             await self.core.store.barrier()
             stops, self._stops = self._stops, []
