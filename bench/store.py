@@ -6,7 +6,9 @@ load all of them as live work, the heavier case). Then the manager process is
 stopped and a new one started over the same data dir; ``restart_ready_s`` runs
 from spawning the process to the first answered ListTasks, as a user would
 see it (interpreter start and imports included), ``restart_serve_s`` is the
-part inside ``manager.server.serve``.
+part inside ``manager.server.serve``. Then SubmitTask and GetTask are timed
+while the whole backlog still waits for a node (each submit asks for a
+placement pass over the queue).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from bench import cluster, harness
+from bench import cluster, figures, harness
 from corral.v1 import manager_pb2
 
 GOAL = "<= 300 MB RSS and <= 3 s restart-to-ready with 100,000 tasks stored"
@@ -43,6 +45,22 @@ async def first_answer(target: str, timeout: float) -> None:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.01)
+
+
+async def calls_with_backlog(client: Any, count: int) -> dict[str, float]:
+    """SubmitTask and GetTask latency while every stored task waits for a node."""
+    submit, get = [], []
+    for i in range(count):
+        t0 = time.perf_counter()
+        response = await client.SubmitTask(cluster.fake_task(f"late-{i}"), timeout=30)
+        submit.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        await client.GetTask(manager_pb2.GetTaskRequest(id=response.task.id), timeout=30)
+        get.append(time.perf_counter() - t0)
+    return {
+        "submit_p50_ms_with_backlog": figures.ms(figures.percentile(submit, 50)),
+        "get_p50_ms_with_backlog": figures.ms(figures.percentile(get, 50)),
+    }
 
 
 async def measure(*, tasks: int, batch: int) -> dict[str, Any]:
@@ -69,7 +87,9 @@ async def measure(*, tasks: int, batch: int) -> dict[str, Any]:
             ready_s = time.monotonic() - spawned
             rss_restarted = second.rss_bytes()
             async with grpc.aio.insecure_channel(second.target) as channel:
-                counts = await cluster.count_states(cluster.stub(channel))
+                client = cluster.stub(channel)
+                counts = await cluster.count_states(client)
+                backlog = await calls_with_backlog(client, 50)
         finally:
             await second.stop()
     stored = sum(counts.values())
@@ -85,6 +105,7 @@ async def measure(*, tasks: int, batch: int) -> dict[str, Any]:
             "fill_tasks_per_s": round(tasks / fill_s),
             "data_dir_mb": round(db_bytes / MB, 1),
             "tasks_after_restart": stored,
+            **backlog,
         },
         "ratios": {"rss_kb_per_task": round(worst_rss * 1024 / tasks, 2)},
         "goal": GOAL,
