@@ -24,7 +24,8 @@ import grpc
 import psutil
 
 from bench import cluster, figures, harness, spawning
-from corral.v1 import manager_pb2, types_pb2
+from bench.simworkers import Fleet
+from corral.v1 import manager_pb2
 
 GOAL = "REST latency <= 1.5x the same call over gRPC"
 
@@ -79,7 +80,11 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
         m = await cluster.start_manager(Path(tmp))
         gw = spawning.spawn(_gateway_main, m.target)
         profiler = None
+        fleet = None
         try:
+            # Workers run what is POSTed, so no backlog of waiting tasks builds up: a long
+            # queue makes every submit pay a placement pass and would blur both paths.
+            fleet = await Fleet.start(m.target, workers=2, procs=1, cpu=512.0)
             port = await gw.answer(60)
             profiler = cluster.profile(gw.pid, "gateway")
             async with (
@@ -104,13 +109,17 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                         await response.read()
 
                 async def grpc_post() -> None:
-                    request = manager_pb2.SubmitTaskRequest(
-                        spec=types_pb2.TaskSpec(name=f"g-{next(counter)}", runtime="fake")
-                    )
+                    request = cluster.fake_task(f"g-{next(counter)}")
                     await client.SubmitTask(request, timeout=10)
 
                 async def rest_post() -> None:
-                    body = {"spec": {"name": f"g-{next(counter)}", "runtime": "fake"}}
+                    body = {
+                        "spec": {
+                            "name": f"g-{next(counter)}",
+                            "runtime": "fake",
+                            "resources": {"cpu": 0.1},
+                        }
+                    }
                     async with http.post("/v1/tasks", json=body) as response:
                         response.raise_for_status()
                         await response.read()
@@ -144,6 +153,8 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                 profiler.send_signal(signal.SIGINT)
                 await asyncio.get_running_loop().run_in_executor(None, profiler.wait, 30)
             await gw.close()
+            if fleet is not None:
+                await fleet.close()
             await m.stop()
     out: dict[str, float] = {}
     for name, samples_s in lat.items():
