@@ -10,6 +10,7 @@ on a laptop and fail in CI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -138,8 +139,9 @@ def cluster(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
             up.wait()
         log.close()
         owner = str((data / "worker").resolve())
-        for c in engine.containers.list(all=True, filters={"label": f"corral.worker={owner}"}):
-            c.remove(force=True)
+        for c in engine.api.containers(all=True, filters={"label": f"corral.worker={owner}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.api.remove_container(c["Id"], force=True)
 
 
 def _docker_node_ready(manager: str) -> bool:

@@ -10,6 +10,7 @@ engine these tests skip on a laptop and fail in CI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -146,8 +147,9 @@ async def servers(engine: Any, tmp_path: Path) -> AsyncIterator[Servers]:
     finally:
         s.stop_all()
         owner = str(s.worker_dir.resolve())
-        for c in engine.containers.list(all=True, filters={"label": f"corral.worker={owner}"}):
-            c.remove(force=True)
+        for c in engine.api.containers(all=True, filters={"label": f"corral.worker={owner}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.api.remove_container(c["Id"], force=True)
 
 
 async def until(
@@ -170,8 +172,10 @@ async def docker_node(client: Client) -> bool:
         return False
 
 
-def containers_of(engine: Any, task_id: str) -> list[Any]:
-    return list(engine.containers.list(all=True, filters={"label": f"corral.task-id={task_id}"}))
+def containers_of(engine: Any, task_id: str) -> list[str]:
+    """Ids of the task's containers (summaries: listing objects would race a removal)."""
+    found = engine.api.containers(all=True, filters={"label": f"corral.task-id={task_id}"})
+    return [c["Id"] for c in found]
 
 
 async def test_unhealthy_container_is_restarted_by_policy(servers: Servers, engine: Any) -> None:
@@ -201,7 +205,8 @@ async def test_unhealthy_container_is_restarted_by_policy(servers: Servers, engi
             return t if ok else None
 
         first = await until("healthy", healthy, servers)
-        (container,) = containers_of(engine, task.id)
+        (container_id,) = containers_of(engine, task.id)
+        container = engine.containers.get(container_id)
         # Break it from inside: the page it serves goes away, the probe gets 404.
         assert container.exec_run(["rm", "/www/index.html"]).exit_code == 0
 
@@ -212,7 +217,7 @@ async def test_unhealthy_container_is_restarted_by_policy(servers: Servers, engi
         second = await until("a restarted, healthy attempt", restarted, servers)
         assert second.status.restart_count >= 1
         (replacement,) = containers_of(engine, task.id)  # the broken one is gone
-        assert replacement.id != container.id
+        assert replacement != container.id
 
         async def unhealthy_event() -> str:
             async for event in client.watch_events(1):
@@ -245,7 +250,8 @@ async def test_a_worker_killed_and_replaced_adopts_its_containers(
             return t if t.status.state is TaskState.RUNNING else None
 
         before = await until("running", running, servers)
-        (container,) = containers_of(engine, task.id)
+        (container_id,) = containers_of(engine, task.id)
+        container = engine.containers.get(container_id)
 
         servers.procs[-1].send_signal(signal.SIGKILL)
         servers.procs[-1].wait()
@@ -275,7 +281,7 @@ async def test_a_worker_killed_and_replaced_adopts_its_containers(
         after = await client.get_task(task.id)
         assert after.status.state is TaskState.RUNNING
         assert after.status.generation == before.status.generation
-        assert [c.id for c in containers_of(engine, task.id)] == [container.id]
+        assert containers_of(engine, task.id) == [container.id]
         # The new worker owns it: a stop reaches the adopted container.
         await client.stop_task(task.id)
         await until("adopted container stopped", lambda: _none_left(engine, task.id), servers)

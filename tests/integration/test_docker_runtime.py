@@ -9,6 +9,7 @@ these tests skip on a laptop and fail in CI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -91,8 +92,9 @@ def data_dir(tmp_path: Path, engine: Any) -> Iterator[Path]:
     yield tmp_path
     # Whatever a test left behind on the engine goes, found by the worker label.
     owner = str(tmp_path.resolve())
-    for container in engine.containers.list(all=True, filters={"label": f"{LABEL_WORKER}={owner}"}):
-        container.remove(force=True)
+    for c in engine.api.containers(all=True, filters={"label": f"{LABEL_WORKER}={owner}"}):
+        with contextlib.suppress(docker.errors.NotFound):
+            engine.api.remove_container(c["Id"], force=True)
 
 
 @pytest.fixture

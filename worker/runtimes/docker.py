@@ -292,6 +292,8 @@ class DockerRuntime:
             threading.Thread(
                 target=self._feed, args=(loop, self._events_ready), daemon=True
             ).start()
+        if self._events_ready.done():
+            return
         # A feed that cannot subscribe leaves exits to the slow re-inspect.
         with contextlib.suppress(TimeoutError, *EngineErrors):
             await asyncio.wait_for(asyncio.shield(self._events_ready), FEED_TIMEOUT)
