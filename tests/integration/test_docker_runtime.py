@@ -433,3 +433,23 @@ async def test_kept_logs_are_bounded_and_keep_the_newest_lines(data_dir: Path) -
         assert kept.endswith(b"line 2999\n") and kept.startswith(b"line ")
     finally:
         await rt.close()
+
+
+async def test_adopting_a_container_that_never_started_reports_it_and_removes_it(
+    runtime: DockerRuntime, engine: Any, data_dir: Path
+) -> None:
+    # What a worker killed between create and start leaves behind.
+    engine.api.create_container(
+        IMAGE,
+        ["true"],
+        labels={
+            LABEL_WORKER: str(data_dir.resolve()),
+            "corral.task-id": "half",
+            "corral.generation": "2",
+            "corral.node-id": "node-1",
+        },
+    )
+    (adopted,) = await runtime.adopt()
+    assert adopted.ref == AttemptRef(TaskId("half"), 2)
+    assert adopted.exit is not None and "never started" in adopted.exit.message
+    assert containers_of(engine, data_dir) == []

@@ -534,6 +534,13 @@ class DockerRuntime:
                 attrs = await self._run(client.api.inspect_container, summary["Id"])
             except docker.errors.NotFound:
                 continue
+            if (attrs.get("State") or {}).get("Status") == "created":
+                # The last worker stopped between create and start: it never ran.
+                with contextlib.suppress(*EngineErrors):
+                    await self._run(client.api.remove_container, summary["Id"], force=True)
+                never = Exit(None, "never started: the worker stopped while starting it")
+                adopted.append(Adopted(ref=ref, spec=None, exit=never))
+                continue
             started = started_from(attrs)
             attempt = self._track(ref, summary["Id"], started, fresh=False)
             running = (attrs.get("State") or {}).get("Running", False)
