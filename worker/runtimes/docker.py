@@ -1,13 +1,14 @@
 """The ``docker`` runtime: one container per attempt, on a real engine.
 
 The Docker SDK is blocking, so every call runs in this runtime's own thread
-pool, never on the event loop and never in the loop's default executor (a
+pools, never on the event loop and never in the loop's default executor (a
 follow-mode log stream or a ``stop`` with a long grace would otherwise starve
-everyone else's ``to_thread``).
+everyone else's ``to_thread``); calls that block for long have a pool of their
+own so they never delay a start.
 
-Exits are learned from one engine event stream (``die`` events filtered by
-this worker's label) instead of one blocking ``wait`` call per container; a
-slow re-inspect behind it covers a dropped stream. When an attempt ends, its
+Exits are learned from one engine event stream (``die`` and ``oom`` events
+filtered by this worker's label) instead of one blocking ``wait`` call per
+container; a slow re-inspect behind it covers a dropped stream. When an attempt ends, its
 output is copied to the worker's ``LogStore`` and only then is the container
 removed, so ``corral logs`` keeps working on finished tasks.
 
@@ -285,7 +286,7 @@ class DockerRuntime:
     # -- exits ------------------------------------------------------------
 
     async def _ensure_feed(self) -> None:
-        """Subscribe to this worker's ``die`` events once; returns when subscribed."""
+        """Subscribe to this worker's ``die`` and ``oom`` events once; returns when subscribed."""
         if self._events_ready is None:
             loop = asyncio.get_running_loop()
             self._events_ready = loop.create_future()
@@ -299,7 +300,7 @@ class DockerRuntime:
             await asyncio.wait_for(asyncio.shield(self._events_ready), FEED_TIMEOUT)
 
     def _feed(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
-        """Thread: forward die events to the loop, resubscribing while the runtime lives."""
+        """Thread: forward events to the loop, resubscribing while the runtime lives."""
         delay = 0.2
         while not self._closed:
             try:
