@@ -7,7 +7,7 @@ protobuf decodes; listing by state or node never decodes at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from corral.model import Task, TaskId, TaskState
 from manager.store import TaskRow, decode_spec, decode_status
@@ -49,6 +49,9 @@ class Catalog:
         self.active_names: dict[str, TaskId] = {}
         self.latest_names: dict[str, TaskId] = {}
         self._order: list[TaskEntry] = []
+        # Entries by state (keyed by seq): a query for a few states (the active
+        # ones, polled while most tasks are finished) reads only those entries.
+        self._by_state: dict[TaskState, dict[int, TaskEntry]] = {s: {} for s in TaskState}
         self.next_seq = 1
 
     def __len__(self) -> int:
@@ -57,6 +60,7 @@ class Catalog:
     def add(self, entry: TaskEntry) -> None:
         self.by_id[entry.id] = entry
         self._order.append(entry)
+        self._by_state[entry.state][entry.seq] = entry
         self.latest_names[entry.name] = entry.id
         if not entry.state.final:
             self.active_names[entry.name] = entry.id
@@ -65,6 +69,7 @@ class Catalog:
     def discard(self, entry: TaskEntry) -> None:
         """Undo ``add`` (a submission whose commit failed)."""
         self.by_id.pop(entry.id, None)
+        self._by_state[entry.state].pop(entry.seq, None)
         if self._order and self._order[-1] is entry:
             self._order.pop()
         else:
@@ -79,7 +84,11 @@ class Catalog:
                 del self.latest_names[entry.name]
 
     def update(self, entry: TaskEntry, task: Task) -> None:
+        before = entry.state
         entry.set(task)
+        if entry.state is not before:
+            del self._by_state[before][entry.seq]
+            self._by_state[entry.state][entry.seq] = entry
         if entry.state.final and self.active_names.get(entry.name) == entry.id:
             del self.active_names[entry.name]
 
@@ -105,8 +114,29 @@ class Catalog:
         for i in range(hi - 1, -1, -1):
             yield order[i]
 
+    def newest_in(
+        self, states: Collection[TaskState], below_seq: int | None = None
+    ) -> Iterator[TaskEntry]:
+        """Like ``newest_first``, only entries in ``states``."""
+        count = sum(len(self._by_state[s]) for s in states)
+        if count * 8 > len(self._order):
+            # Many match: walking the order and skipping is cheaper than sorting them.
+            return (e for e in self.newest_first(below_seq) if e.state in states)
+        found = [
+            e
+            for s in states
+            for e in self._by_state[s].values()
+            if below_seq is None or e.seq < below_seq
+        ]
+        found.sort(key=_seq, reverse=True)
+        return iter(found)
+
     def active(self) -> Iterator[TaskEntry]:
         return (e for e in self._order if e.state not in _FINAL)
+
+
+def _seq(entry: TaskEntry) -> int:
+    return entry.seq
 
 
 _FINAL = frozenset(s for s in TaskState if s.final)

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any, Protocol
 
 from corral.errors import (
@@ -65,6 +66,16 @@ PASS_LIMIT = 10_000
 CHUNK = 2_000
 NO_FIT = "no node fits"
 DEFAULT_GRACE = 10.0
+
+
+_STATUS_FIELDS = tuple(f.name for f in dataclass_fields(TaskStatus))
+
+
+def _evolve(status: TaskStatus, **changes: Any) -> TaskStatus:
+    """``dataclasses.replace`` for the hottest path: a third of its cost per change."""
+    values = {name: getattr(status, name) for name in _STATUS_FIELDS}
+    values.update(changes)
+    return TaskStatus(**values)
 
 
 class LogSource(Protocol):
@@ -178,7 +189,8 @@ class TaskManager:
     ) -> Task | None:
         """Apply ``fields`` to the task's status; None when the state machine refuses."""
         old = entry.task
-        status = replace(old.status, updated_at=time.time(), **fields)
+        now = time.time()
+        status = _evolve(old.status, updated_at=now, **fields)
         if not states.move(entry.id, old.status.state, status.state):
             return None
         task = Task(old.id, old.spec, status)
@@ -187,7 +199,7 @@ class TaskManager:
         if status.state is old.status.state and kind == "task.state":
             kind = "task.updated"
         batch.events.append(
-            Event(self.hub.allocate(), time.time(), kind, task=task, message=status.message)
+            Event(self.hub.allocate(), now, kind, task=task, message=status.message)
         )
         if (waiter := self._waiters.pop(entry.id, None)) is not None:
             waiter.set()
@@ -276,9 +288,12 @@ class TaskManager:
                 raise ValidationError("page_token", "is not a token this server issued")
             below = int(query.page_token)
         page: list[TaskEntry] = []
-        for entry in self.catalog.newest_first(below):
-            if query.states and entry.state not in query.states:
-                continue
+        entries = (
+            self.catalog.newest_in(query.states, below)
+            if query.states
+            else self.catalog.newest_first(below)
+        )
+        for entry in entries:
             task = entry.task if (query.node_id or query.labels) else None
             if task is not None and query.node_id and task.status.node_id != query.node_id:
                 continue
