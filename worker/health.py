@@ -49,7 +49,9 @@ class Target:
 async def probe(check: Probe, target: Target, timeout: float) -> str | None:
     """Run one probe; None when healthy, else why not."""
     try:
-        return await asyncio.wait_for(_probe(check, target, timeout), timeout)
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+        async with asyncio.timeout(timeout):
+            return await _probe(check, target, timeout)
     except TimeoutError:
         return f"timed out after {timeout:g}s"
 

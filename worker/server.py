@@ -41,9 +41,11 @@ class RunningWorker:
 
     async def stop(self, grace: float = 2.0) -> None:
         """Leave the manager and stop serving; attempts keep running."""
-        self._session_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._session_task
+        # Cancel until it has ended: a cancellation that lands inside a grpc
+        # call can be absorbed there, and a worker must never hang on its way out.
+        while not self._session_task.done():
+            self._session_task.cancel()
+            await asyncio.wait({self._session_task}, timeout=1.0)
         await self.supervisor.close()
         await self._server.stop(grace)
         for runtime in self.runtimes.values():

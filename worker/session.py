@@ -150,7 +150,9 @@ class Session:
         try:
             told = len(self.outbox.updates)
             await call.write(manager_pb2.WorkerMessage(hello=self._hello()))
-            first = await asyncio.wait_for(call.read(), WELCOME_TIMEOUT)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+            async with asyncio.timeout(WELCOME_TIMEOUT):
+                first = await call.read()
             if first is grpc.aio.EOF or first.WhichOneof("kind") != "welcome":
                 raise ConnectionError("the manager did not answer Hello with Welcome")
             # The Hello carried the queued updates; sending them again would only repeat them.

@@ -74,7 +74,8 @@ async def node_stats(data_dir: Path, runtimes: Iterable[Runtime], task_count: in
     cpu, memory = 0.0, 0
     for runtime in runtimes:
         with contextlib.suppress(Exception):  # a slow or broken backend must not stop heartbeats
-            used_cpu, used_memory = await asyncio.wait_for(runtime.usage(), 2.0)
+            async with asyncio.timeout(2.0):
+                used_cpu, used_memory = await runtime.usage()
             cpu += used_cpu
             memory += used_memory
     return replace(host, task_count=task_count, container_cpu=cpu, container_memory_bytes=memory)

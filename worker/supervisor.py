@@ -16,7 +16,6 @@ Ended attempts are kept in a bounded history for ``ListAttempts`` and logs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -392,9 +391,9 @@ class Supervisor:
 
     async def close(self) -> None:
         """Stop watching; the attempts themselves keep running (adopted on restart)."""
-        tasks = [a.task for a in self._running.values() if a.task is not None]
+        tasks = {a.task for a in self._running.values() if a.task is not None}
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            # asyncio.wait neither raises their CancelledError nor swallows ours.
+            await asyncio.wait(tasks, timeout=5.0)

@@ -55,20 +55,25 @@ log = logging.getLogger(__name__)
 SHELL = "/bin/sh"
 # $0 is the status file, "$@" the task's argv. TERM/INT/HUP are caught (not
 # ignored) so that the launcher survives a stop to record the status while
-# argv gets the signals (they go to the whole group). argv runs as a
-# background job that the launcher waits for: a foreground job would make
-# dash print "Terminated" into the task's output, and the wait loop resumes
-# after a trapped signal until argv itself has ended. The launcher's own
-# stderr is /dev/null; argv's reaches the log through fd 3. (As any
-# background job of a non-interactive shell, argv starts with SIGINT and
-# SIGQUIT ignored and stdin on /dev/null; stop uses SIGTERM and SIGKILL.)
+# argv gets the signals (they go to the whole group). A signal that arrives
+# before argv's process exists is remembered and passed on once it does, so a
+# stop right after the start is not lost. argv runs as a background job that
+# the launcher waits for: a foreground job would make dash print "Terminated"
+# into the task's output, and the wait loop resumes after a trapped signal
+# until argv itself has ended. The launcher's own stderr is /dev/null; argv's
+# reaches the log through fd 3. (As any background job of a non-interactive
+# shell, argv starts with SIGINT and SIGQUIT ignored and stdin on /dev/null;
+# stop uses SIGTERM and SIGKILL.)
 LAUNCHER = (
-    'exec 3>&2 2>/dev/null; trap : TERM INT HUP; "$@" 2>&3 3>&- & p=$!; exec 3>&-; '
+    "exec 3>&2 2>/dev/null; s=; trap s=TERM TERM; trap s=INT INT; trap s=HUP HUP; "
+    '"$@" 2>&3 3>&- & p=$!; exec 3>&-; [ -n "$s" ] && kill -$s $p; '
     "while :; do wait $p; c=$?; kill -0 $p || break; done; "
     'echo $c > "$0.tmp" && mv "$0.tmp" "$0"; exit $c'
 )
 ADOPTED_POLL = 0.2
 KEEP_ENDED = 1000
+STARTUP_WINDOW = 1.0
+RETERM_AFTER = 0.2
 LOG_ENFORCE_EVERY = 1.0
 
 
@@ -88,6 +93,8 @@ class _Running:
     ps: psutil.Process | None = None
     ended: Exit | None = None
     ending: asyncio.Future[Exit] | None = None
+    # Loop time of the spawn (0 for adopted attempts: long past their start).
+    spawned_at: float = 0.0
 
 
 def create(config: WorkerConfig) -> ProcessRuntime:
@@ -139,6 +146,7 @@ class ProcessRuntime:
             os.close(fd)
         meta_path = self.root / f"{ref.key}.json"
         run = _Running(ref, proc.pid, log_path, meta_path, status_path, spec)
+        run.spawned_at = asyncio.get_running_loop().time()
         run.exited, run.unwatch = _watch_exit(proc.pid)
         self._attempts[ref.key] = run
         # Written right after RUNNING is reported rather than before: reading the
@@ -216,9 +224,17 @@ class ProcessRuntime:
             return
         run.stopping = True
         ending = self._ending(run)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         _kill_group(run.pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(ending), grace)
+        if loop.time() - run.spawned_at < STARTUP_WINDOW:
+            # A signal can land in the instant between the launcher's fork and
+            # argv's exec, where the shell's own handlers swallow it. Only a
+            # freshly started attempt can be in that instant: tell it once more.
+            if await _ends_within(ending, min(RETERM_AFTER, grace)):
+                return
+            _kill_group(run.pid, signal.SIGTERM)
+        if await _ends_within(ending, max(0.0, deadline - loop.time())):
             return
         if run.ended is None:
             _kill_group(run.pid, signal.SIGKILL)
@@ -255,7 +271,8 @@ class ProcessRuntime:
             start_new_session=True,
         )
         try:
-            return await asyncio.wait_for(proc.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                return await proc.wait()
         except TimeoutError:
             return 124
         finally:
@@ -319,7 +336,9 @@ class ProcessRuntime:
         )
         run.ps = _same_process(run.pid, float(meta["create_time"]))
         self._attempts[ref.key] = run
-        if run.ps is None:
+        # The status file is written once argv has ended: a launcher still alive
+        # then is only about to exit.
+        if run.ps is None or run.status_path.exists():
             run.ended = self._status_from_file(run)
             self._forget_files(run)
             self._retire(ref.key)
@@ -374,6 +393,12 @@ def _check_startable(spec: TaskSpec, env: dict[str, str]) -> None:
         raise StartError(f"executable not found: {program}")
     if spec.working_dir and not os.path.isdir(spec.working_dir):
         raise StartError(f"working directory not found: {spec.working_dir}")
+
+
+async def _ends_within(ending: asyncio.Future[Exit], seconds: float) -> bool:
+    """Wait up to ``seconds`` without cancelling ``ending`` (asyncio.wait never does)."""
+    done, _ = await asyncio.wait({ending}, timeout=seconds)
+    return bool(done)
 
 
 def _open_log(path: Path) -> int:
