@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Young-generation allocations between collections (default 700), then the older generations'.
 GC_THRESHOLDS = (50_000, 20, 20)
+# Seconds a thread may hold the GIL while another waits (default 0.005).
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -57,6 +60,9 @@ async def serve(
     # flight, protobuf messages): at the default thresholds the cyclic collector
     # rescans them so often that it took about a quarter of the CPU under load.
     gc.set_threshold(*GC_THRESHOLDS)
+    # The store's thread needs the GIL back to finish each commit that a reply or
+    # an Assign waits for; at the default 5 ms a busy event loop delays it that long.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     installed: list[Extension] = []
     try:
         installed = extensions.install_all(core, config, extension_modules)
