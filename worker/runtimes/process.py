@@ -34,9 +34,7 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
-import subprocess
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -48,28 +46,11 @@ import psutil
 from corral.model import PortMapping, TaskSpec
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore, read_log
-from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
+from worker.runtimes import launching
+from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started
 
 log = logging.getLogger(__name__)
 
-SHELL = "/bin/sh"
-# $0 is the status file, "$@" the task's argv. TERM/INT/HUP are caught (not
-# ignored) so that the launcher survives a stop to record the status while
-# argv gets the signals (they go to the whole group). A signal that arrives
-# before argv's process exists is remembered and passed on once it does, so a
-# stop right after the start is not lost. argv runs as a background job that
-# the launcher waits for: a foreground job would make dash print "Terminated"
-# into the task's output, and the wait loop resumes after a trapped signal
-# until argv itself has ended. The launcher's own stderr is /dev/null; argv's
-# reaches the log through fd 3. (As any background job of a non-interactive
-# shell, argv starts with SIGINT and SIGQUIT ignored and stdin on /dev/null;
-# stop uses SIGTERM and SIGKILL.)
-LAUNCHER = (
-    "exec 3>&2 2>/dev/null; s=; trap s=TERM TERM; trap s=INT INT; trap s=HUP HUP; "
-    '"$@" 2>&3 3>&- & p=$!; exec 3>&-; [ -n "$s" ] && kill -$s $p; '
-    "while :; do wait $p; c=$?; kill -0 $p || break; done; "
-    'echo $c > "$0.tmp" && mv "$0.tmp" "$0"; exit $c'
-)
 ADOPTED_POLL = 0.2
 KEEP_ENDED = 1000
 STARTUP_WINDOW = 1.0
@@ -114,7 +95,7 @@ class ProcessRuntime:
         self._enforcer: asyncio.Task[None] | None = None
 
     async def available(self) -> bool:
-        return os.access(SHELL, os.X_OK)
+        return os.access(launching.SHELL, os.X_OK)
 
     # -- start -----------------------------------------------------------------
 
@@ -124,20 +105,20 @@ class ProcessRuntime:
             return self._started(spec)
         env = {**os.environ, **spec.env, "CORRAL_TASK_ID": ref.task_id}
         env["CORRAL_GENERATION"] = str(ref.generation)
-        _check_startable(spec, env)
+        launching.check_startable(spec, env)
         if not self._root_made:
             self.root.mkdir(parents=True, exist_ok=True)
             self._root_made = True
         log_path = self.logstore.path(ref.task_id, ref.generation)
         status_path = self.root / f"{ref.key}.status"
         status_path.unlink(missing_ok=True)
-        script = LAUNCHER
+        script = launching.LAUNCHER
         if spec.resources.memory_bytes > 0:
             script = f"ulimit -v {max(1, spec.resources.memory_bytes // 1024)}; {script}"
-        fd = _open_log(log_path)
+        fd = launching.open_log(log_path)
         try:
-            proc = _spawn(
-                [SHELL, "-c", script, str(status_path), *spec.command],
+            proc = launching.spawn(
+                [launching.SHELL, "-c", script, str(status_path), *spec.command],
                 fd=fd,
                 env=env,
                 cwd=spec.working_dir or None,
@@ -147,7 +128,7 @@ class ProcessRuntime:
         meta_path = self.root / f"{ref.key}.json"
         run = _Running(ref, proc.pid, log_path, meta_path, status_path, spec)
         run.spawned_at = asyncio.get_running_loop().time()
-        run.exited, run.unwatch = _watch_exit(proc.pid)
+        run.exited, run.unwatch = launching.watch_exit(proc.pid)
         self._attempts[ref.key] = run
         # Written right after RUNNING is reported rather than before: reading the
         # new process's create time is a third of the start's cost. A worker that
@@ -194,13 +175,13 @@ class ProcessRuntime:
     async def _wait_child(self, run: _Running) -> Exit:
         assert run.exited is not None
         status = await asyncio.shield(run.exited)
-        _kill_group(run.pid, signal.SIGKILL)  # leftovers the task started in its group
+        launching.kill_group(run.pid, signal.SIGKILL)  # leftovers the task started in its group
         self.logstore.enforce_limit(run.log_path)
         if status >= 0:
-            return _exit_from_code(status, memory=_memory(run.spec))
+            return launching.exit_from_code(status, memory=_memory(run.spec))
         sig = -status
         # The launcher itself was killed (SIGKILL on stop or by the OOM killer).
-        return Exit(128 + sig, _signal_message(sig, stopping=run.stopping))
+        return Exit(128 + sig, launching.signal_message(sig, stopping=run.stopping))
 
     async def _wait_adopted(self, run: _Running) -> Exit:
         # Not our child: no pidfd wait is possible after the parent changed, so poll.
@@ -216,7 +197,7 @@ class ProcessRuntime:
                 return Exit(137, "killed by SIGKILL")
             # The launcher was killed before it could record how argv ended.
             return Exit(None, "process ended while the worker was away; exit status unknown")
-        return _exit_from_code(code, memory=_memory(run.spec))
+        return launching.exit_from_code(code, memory=_memory(run.spec))
 
     async def stop(self, ref: AttemptRef, grace: float) -> None:
         run = self._attempts.get(ref.key)
@@ -226,18 +207,18 @@ class ProcessRuntime:
         ending = self._ending(run)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        _kill_group(run.pid, signal.SIGTERM)
+        launching.kill_group(run.pid, signal.SIGTERM)
         if loop.time() - run.spawned_at < STARTUP_WINDOW:
             # A signal can land in the instant between the launcher's fork and
             # argv's exec, where the shell's own handlers swallow it. Only a
             # freshly started attempt can be in that instant: tell it once more.
             if await _ends_within(ending, min(RETERM_AFTER, grace)):
                 return
-            _kill_group(run.pid, signal.SIGTERM)
+            launching.kill_group(run.pid, signal.SIGTERM)
         if await _ends_within(ending, max(0.0, deadline - loop.time())):
             return
         if run.ended is None:
-            _kill_group(run.pid, signal.SIGKILL)
+            launching.kill_group(run.pid, signal.SIGKILL)
             if run.adopted:
                 # Not our child: nobody records its status once the launcher is killed.
                 with contextlib.suppress(psutil.Error):
@@ -384,95 +365,10 @@ class ProcessRuntime:
 # -- process plumbing ----------------------------------------------------------
 
 
-def _check_startable(spec: TaskSpec, env: dict[str, str]) -> None:
-    """Refuse early what would otherwise only show as exit 127 in the log."""
-    if not spec.command:
-        raise StartError("command is empty")
-    program = spec.command[0]
-    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-        raise StartError(f"executable not found: {program}")
-    if spec.working_dir and not os.path.isdir(spec.working_dir):
-        raise StartError(f"working directory not found: {spec.working_dir}")
-
-
 async def _ends_within(ending: asyncio.Future[Exit], seconds: float) -> bool:
     """Wait up to ``seconds`` without cancelling ``ending`` (asyncio.wait never does)."""
     done, _ = await asyncio.wait({ending}, timeout=seconds)
     return bool(done)
-
-
-def _open_log(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-    try:
-        return os.open(path, flags, 0o644)
-    except FileNotFoundError:  # the task's first attempt: make its directory
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o644)
-
-
-@dataclass
-class _Spawned:
-    pid: int
-
-
-def _spawn(argv: list[str], *, fd: int, env: dict[str, str], cwd: str | None) -> _Spawned:
-    """Fork and exec on the loop's thread: it takes well under a millisecond,
-    less than handing it to a thread would."""
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as err:
-        raise StartError(f"cannot start: {err}") from err
-    # Popen's own bookkeeping is not used (the pidfd watcher reaps the child);
-    # marking it finished keeps Popen.__del__ from warning about a live child
-    # that, by design, may outlive this worker.
-    proc.returncode = 0
-    return _Spawned(proc.pid)
-
-
-def _watch_exit(pid: int) -> tuple[asyncio.Future[int], Callable[[], None]]:
-    """A future for the child's wait status, driven by a pidfd (no thread per child).
-
-    The result is the exit code, or minus the signal number that killed it.
-    """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[int] = loop.create_future()
-    pidfd = os.pidfd_open(pid)
-    watching = True
-
-    def unwatch() -> None:
-        nonlocal watching
-        if watching:
-            watching = False
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-
-    def reap() -> None:
-        try:
-            got, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # reaped by someone else: the status is lost
-            got, status = pid, 0
-        if got == 0:
-            return
-        unwatch()
-        if not fut.done():
-            fut.set_result(os.waitstatus_to_exitcode(status))
-
-    loop.add_reader(pidfd, reap)
-    return fut, unwatch
-
-
-def _kill_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 def _same_process(pid: int, create_time: float) -> psutil.Process | None:
@@ -514,23 +410,3 @@ def _write_meta(run: _Running) -> None:
 
 def _memory(spec: TaskSpec | None) -> int:
     return spec.resources.memory_bytes if spec else 0
-
-
-def _exit_from_code(code: int, *, memory: int) -> Exit:
-    if code == 0:
-        return Exit(0)
-    if code > 128 and code - 128 < signal.NSIG:
-        sig = code - 128
-        return Exit(code, _signal_message(sig, stopping=False))
-    hint = " (memory limit reached?)" if memory else ""
-    return Exit(code, f"exit code {code}{hint}")
-
-
-def _signal_message(sig: int, *, stopping: bool) -> str:
-    try:
-        name = signal.Signals(sig).name
-    except ValueError:
-        name = f"signal {sig}"
-    if sig == signal.SIGKILL and not stopping:
-        return f"killed by {name} (OOM-killed?)"
-    return f"killed by {name}"
