@@ -100,9 +100,14 @@ def _fraction(used: float, capacity: float) -> float:
 def utilization(node: NodeSlot, extra: Resources = Resources()) -> float:
     """Mean of the cpu and memory shares allocated, with ``extra`` added."""
     used, cap = node.allocated, node.capacity
-    cpu = _fraction(used.cpu + extra.cpu, cap.cpu)
-    memory = _fraction(used.memory_bytes + extra.memory_bytes, cap.memory_bytes)
-    return (cpu + memory) / 2
+    # Divisions inline when capacities are known: this runs per sampled node per pick.
+    cpu, memory = used.cpu + extra.cpu, used.memory_bytes + extra.memory_bytes
+    cpu = cpu / cap.cpu if cap.cpu > 0 else _fraction(cpu, cap.cpu)
+    if cap.memory_bytes > 0:
+        memory_share = memory / cap.memory_bytes
+    else:
+        memory_share = _fraction(memory, cap.memory_bytes)
+    return (cpu + memory_share) / 2
 
 
 def epvm_cost(spec: TaskSpec, node: NodeSlot) -> float:
