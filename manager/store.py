@@ -163,6 +163,7 @@ class Store:
         self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-ckpt")
         self._checkpointer: asyncio.Task[None] | None = None
         self._dirty = False
+        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(cls, data_dir: Path) -> Store:
@@ -178,7 +179,14 @@ class Store:
         return store
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._loop().run_in_executor(self._executor, fn, *args)
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # asyncio.get_running_loop() makes a getpid() system call each time (3.11);
+        # commits ask for the loop thousands of times a second.
+        if self._event_loop is None:
+            self._event_loop = asyncio.get_running_loop()
+        return self._event_loop
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -286,7 +294,7 @@ class Store:
             raise RuntimeError("store is closed")
         if not batch:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop().create_future()
         self._queue.append((batch, future))
         self._wakeup.set()
         await future
@@ -295,7 +303,7 @@ class Store:
         """Return once every batch queued before this call is committed."""
         if not self._queue and not self._writing:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop().create_future()
         self._queue.append((Batch(), future))
         self._wakeup.set()
         # A failed commit is reported to its own caller; the barrier only orders.
