@@ -43,6 +43,11 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
     *KEEPALIVE_OPTIONS,
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.so_reuseport", 0),
+    # grpc cancels calls that arrive faster than the event loop takes them once 1,000
+    # wait (its default): thousands of workers redialing after a manager restart, or a
+    # burst of submits, were refused. The queue is memory, not work, so allow far more.
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 40_000),
 ]
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     *KEEPALIVE_OPTIONS,
