@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -78,8 +78,12 @@ def enum_from(proto_enum: Any, number: int, domain: type[E], prefix: str, defaul
     """Proto enum number -> domain enum member by name ('TASK_STATE_RUNNING' -> RUNNING)."""
     if number == 0:
         return default
-    name = proto_enum.Name(number).removeprefix(prefix)
-    return domain[name]
+    key = (domain, prefix, number)
+    member = _ENUM_MEMBERS.get(key)
+    if member is None:
+        # Unknown numbers and names raise here, and are never cached.
+        member = _ENUM_MEMBERS[key] = domain[proto_enum.Name(number).removeprefix(prefix)]
+    return cast(E, member)
 
 
 def enum_to(proto_enum: Any, member: enum.Enum, prefix: str) -> Any:
@@ -93,6 +97,8 @@ def enum_to(proto_enum: Any, member: enum.Enum, prefix: str) -> Any:
 
 # Domain member (with its proto prefix) -> proto number; enums are few, lookups many.
 _ENUM_NUMBERS: dict[tuple[enum.Enum, str], Any] = {}
+# And back: (domain enum, proto prefix, proto number) -> domain member.
+_ENUM_MEMBERS: dict[tuple[type[enum.Enum], str, int], enum.Enum] = {}
 
 
 def state_from(number: int) -> TaskState:
