@@ -32,7 +32,7 @@ class EventSource(Protocol):
 
 @dataclass(eq=False)
 class _Watcher:
-    kinds: frozenset[str]
+    kinds: tuple[str, ...]
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     dropped: bool = False
 
@@ -53,7 +53,8 @@ class EventHub:
             self.published = max(self.published, events[-1].index)
         for watcher in list(self._watchers):
             for event in events:
-                if watcher.kinds and event.kind not in watcher.kinds:
+                # Kinds are prefixes, as the proto documents: "task." matches "task.state".
+                if watcher.kinds and not event.kind.startswith(watcher.kinds):
                     continue
                 try:
                     watcher.queue.put_nowait(event)
@@ -65,7 +66,7 @@ class EventHub:
     async def watch(
         self, *, from_index: int = 0, kinds: Sequence[str] = ()
     ) -> AsyncIterator[Event]:
-        watcher = _Watcher(frozenset(kinds))
+        watcher = _Watcher(tuple(kinds))
         # Subscribe before replaying so nothing published meanwhile is missed.
         self._watchers.add(watcher)
         last = self.published

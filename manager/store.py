@@ -271,8 +271,10 @@ class Store:
         )
         args: list[Any] = [start, until]
         if kinds:
-            sql += f" AND e.kind IN ({','.join('?' * len(kinds))})"
-            args.extend(kinds)
+            # Prefix match without LIKE, so '_' and '%' in a kind are not wildcards.
+            sql += " AND (" + " OR ".join("substr(e.kind, 1, ?) = ?" for _ in kinds) + ")"
+            for kind in kinds:
+                args.extend((len(kind), kind))
         sql += " ORDER BY e.idx LIMIT ?"
         args.append(limit)
         out = []

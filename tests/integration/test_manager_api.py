@@ -251,3 +251,19 @@ async def test_bad_hello_is_refused_naming_the_field(manager: RunningManager) ->
         call.cancel()
     nodes = await manager.core.nodes()
     assert nodes == []
+
+
+async def test_watch_kinds_are_prefixes_in_replay_and_live(
+    manager: RunningManager, stub: manager_pb2_grpc.ManagerServiceStub
+) -> None:
+    worker = SimWorker(target(manager), "n1")
+    await worker.connect()
+    await stub.SubmitTask(manager_pb2.SubmitTaskRequest(spec=spec("p")), timeout=5)
+    # Replay: "node." selects node.registered and nothing of the task.
+    (node_event,) = await collect(stub, 1, 1, kinds=["node."])
+    assert node_event.kind == "node.registered"
+    # Replay then live: "task." selects task.submitted, task.state, ... and no node events.
+    task_events = await collect(stub, 1, 2, kinds=["task."])
+    assert [e.kind.split(".")[0] for e in task_events] == ["task", "task"]
+    assert task_events[0].kind == "task.submitted"
+    await worker.close()
