@@ -155,18 +155,23 @@ class WorkerSession:
                     manager_pb2.ManagerMessage(stop=manager_pb2.Stop(orders=stops))
                 )
             if assigns:
-                items = []
-                for task_id, generation in assigns:
-                    with contextlib.suppress(KeyError):
-                        spec = wirecache.spec_message(self.core.spec_of(task_id))
-                        items.append(
-                            manager_pb2.Assignment(
-                                task_id=task_id, generation=generation, spec=spec
-                            )
-                        )
-                await self.context.write(
-                    manager_pb2.ManagerMessage(assign=manager_pb2.Assign(assignments=items))
-                )
+                await self.context.write(self._assign_message(assigns))
+
+    def _assign_message(
+        self, assigns: dict[tuple[TaskId, int], None]
+    ) -> manager_pb2.ManagerMessage:
+        # Built in place: an Assignment made apart is copied (spec and all) into
+        # the Assign, which is copied again into the ManagerMessage.
+        message = manager_pb2.ManagerMessage()
+        message.assign.SetInParent()
+        add = message.assign.assignments.add
+        for task_id, generation in assigns:
+            try:
+                spec = wirecache.spec_message(self.core.spec_of(task_id))
+            except KeyError:
+                continue
+            add(task_id=task_id, generation=generation).spec.CopyFrom(spec)
+        return message
 
 
 def hello_from(m: manager_pb2.Hello) -> HelloInfo:
