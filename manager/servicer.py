@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from corral import convert
 from corral.errors import ValidationError
@@ -35,6 +36,18 @@ def task_message(task: Task) -> types_pb2.Task:
     return types_pb2.Task(
         id=task.id, spec=wirecache.spec_message(task.spec), status=convert.status_to(task.status)
     )
+
+
+def add_tasks(field: RepeatedCompositeFieldContainer[types_pb2.Task], tasks: list[Task]) -> None:
+    """Append tasks to a response's repeated field, built in place.
+
+    A ``task_message`` appended to a list is copied (spec and status) into the
+    response: for a batch of thousands that copy cost a third of the reply.
+    """
+    for task in tasks:
+        message = field.add(id=task.id)
+        message.spec.CopyFrom(wirecache.spec_message(task.spec))
+        message.status.CopyFrom(convert.status_to(task.status))
 
 
 def event_message(event: Event) -> types_pb2.Event:
@@ -83,7 +96,9 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.SubmitTasksRequest, context: Context
     ) -> manager_pb2.SubmitTasksResponse:
         tasks = await self.core.submit([new_task(r) for r in request.tasks])
-        return manager_pb2.SubmitTasksResponse(tasks=[task_message(t) for t in tasks])
+        response = manager_pb2.SubmitTasksResponse()
+        add_tasks(response.tasks, tasks)
+        return response
 
     @translate_errors
     async def GetTask(
@@ -103,9 +118,9 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
             page_token=request.page_token,
         )
         tasks, token = await self.core.list_tasks(query)
-        return manager_pb2.ListTasksResponse(
-            tasks=[task_message(t) for t in tasks], next_page_token=token
-        )
+        response = manager_pb2.ListTasksResponse(next_page_token=token)
+        add_tasks(response.tasks, tasks)
+        return response
 
     @translate_errors
     async def StopTask(
