@@ -31,35 +31,31 @@ def new_task(request: manager_pb2.SubmitTaskRequest) -> NewTask:
     return NewTask(spec=spec, id=TaskId(request.id) if request.id else None)
 
 
-def task_message(task: Task) -> types_pb2.Task:
+def fill_task(out: types_pb2.Task, task: Task) -> None:
+    """Write ``task`` into ``out``, a field of the response being built.
+
+    A message built apart and then put in a response is copied (spec and
+    status) into it: for a batch of thousands that copy cost a third of the reply.
+    """
+    out.id = task.id
     # The spec's message comes from the cache: usually the very one the client sent.
-    return types_pb2.Task(
-        id=task.id, spec=wirecache.spec_message(task.spec), status=convert.status_to(task.status)
-    )
+    out.spec.CopyFrom(wirecache.spec_message(task.spec))
+    out.status.CopyFrom(convert.status_to(task.status))
 
 
 def add_tasks(field: RepeatedCompositeFieldContainer[types_pb2.Task], tasks: list[Task]) -> None:
-    """Append tasks to a response's repeated field, built in place.
-
-    A ``task_message`` appended to a list is copied (spec and status) into the
-    response: for a batch of thousands that copy cost a third of the reply.
-    """
     for task in tasks:
-        message = field.add(id=task.id)
-        message.spec.CopyFrom(wirecache.spec_message(task.spec))
-        message.status.CopyFrom(convert.status_to(task.status))
+        fill_task(field.add(), task)
 
 
-def event_message(event: Event) -> types_pb2.Event:
+def fill_event(out: types_pb2.Event, event: Event) -> None:
     if event.task is None:
-        return convert.event_to(event)
-    return types_pb2.Event(
-        index=event.index,
-        time=convert.timestamp(event.time),
-        kind=event.kind,
-        message=event.message,
-        task=task_message(event.task),
-    )
+        out.CopyFrom(convert.event_to(event))
+        return
+    out.index, out.kind, out.message = event.index, event.kind, event.message
+    if (time := convert.timestamp(event.time)) is not None:
+        out.time.CopyFrom(time)
+    fill_task(out.task, event.task)
 
 
 def label_selector(text: str) -> dict[str, str]:
@@ -89,7 +85,9 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.SubmitTaskRequest, context: Context
     ) -> manager_pb2.SubmitTaskResponse:
         (task,) = await self.core.submit([new_task(request)], prefix="")
-        return manager_pb2.SubmitTaskResponse(task=task_message(task))
+        response = manager_pb2.SubmitTaskResponse()
+        fill_task(response.task, task)
+        return response
 
     @translate_errors
     async def SubmitTasks(
@@ -104,7 +102,9 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def GetTask(
         self, request: manager_pb2.GetTaskRequest, context: Context
     ) -> manager_pb2.GetTaskResponse:
-        return manager_pb2.GetTaskResponse(task=task_message(await self.core.get(request.id)))
+        response = manager_pb2.GetTaskResponse()
+        fill_task(response.task, await self.core.get(request.id))
+        return response
 
     @translate_errors
     async def ListTasks(
@@ -127,7 +127,9 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.StopTaskRequest, context: Context
     ) -> manager_pb2.StopTaskResponse:
         task = await self.core.stop(request.id, request.reason)
-        return manager_pb2.StopTaskResponse(task=task_message(task))
+        response = manager_pb2.StopTaskResponse()
+        fill_task(response.task, task)
+        return response
 
     @translate_errors
     async def WatchEvents(
@@ -136,7 +138,9 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         async for event in self.core.watch(
             from_index=request.from_index, kinds=list(request.kinds)
         ):
-            yield manager_pb2.WatchEventsResponse(event=event_message(event))
+            response = manager_pb2.WatchEventsResponse()
+            fill_event(response.event, event)
+            yield response
 
     @translate_errors
     async def GetTaskLogs(
