@@ -28,7 +28,8 @@ class RunningGateway:
     async def stop(self) -> None:
         self.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(self.task), STOP_GRACE + 1)
+            async with asyncio.timeout(STOP_GRACE + 1):
+                await asyncio.shield(self.task)
 
 
 def _config(manager: str, listen: str, options: dict[str, Any]) -> uvicorn.Config:

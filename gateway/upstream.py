@@ -72,7 +72,8 @@ async def ensure_connected(request: Request) -> None:
                 f"{state.connect_timeout:g}s); is `corral manager` running?",
             )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(channel.wait_for_state_change(current), left)
+            async with asyncio.timeout(left):
+                await channel.wait_for_state_change(current)
         current = channel.get_state(try_to_connect=True)
 
 

@@ -340,7 +340,8 @@ class TaskManager:
             if left is not None and left <= 0:
                 raise DeadlineExceeded(f"task {ref!r} did not reach the condition in {timeout}s")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), left)
+                async with asyncio.timeout(left):
+                    await event.wait()
 
     def watch(self, *, from_index: int = 0, kinds: Sequence[str] = ()) -> AsyncIterator[Event]:
         return self.hub.watch(from_index=from_index, kinds=kinds)

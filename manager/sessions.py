@@ -80,7 +80,8 @@ class WorkerSession:
 
     async def run(self, requests: AsyncIterator[manager_pb2.WorkerMessage]) -> None:
         try:
-            first = await asyncio.wait_for(anext(requests), HELLO_TIMEOUT)
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                first = await anext(requests)
         except (StopAsyncIteration, TimeoutError):
             return
         if first.WhichOneof("kind") != "hello":

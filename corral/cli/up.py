@@ -145,7 +145,8 @@ async def _stop_all(children: list[Child], grace: float) -> None:
         _signal_group(child, signal.SIGTERM)
     for child in reversed(children):
         try:
-            await asyncio.wait_for(child.proc.wait(), grace)
+            async with asyncio.timeout(grace):
+                await child.proc.wait()
         except TimeoutError:
             errors.print(f"corral up: {child.name} ignored SIGTERM; killing it")
         # Helpers the child started in its group go too.

@@ -35,7 +35,8 @@ async def load_runtimes(
         module = importlib.import_module(MODULES[name])
         runtime: Runtime = module.create(config)
         try:
-            ok = await asyncio.wait_for(runtime.available(), probe_timeout)
+            async with asyncio.timeout(probe_timeout):
+                ok = await runtime.available()
         except Exception as err:  # a backend that errors is simply not offered
             log.info("runtime %s unavailable: %s", name, err)
             ok = False

@@ -252,7 +252,8 @@ class DockerRuntime:
         if failed is not None and time.monotonic() - failed[0] < PULL_FAILURE_MEMORY:
             raise StartError(failed[1])
         try:
-            await asyncio.wait_for(self._run_long(_pull, stream_client, image), PULL_TIMEOUT)
+            async with asyncio.timeout(PULL_TIMEOUT):
+                await self._run_long(_pull, stream_client, image)
         except (*EngineErrors, PullFailed, TimeoutError) as err:
             reason = engine_reason(err) if not isinstance(err, TimeoutError) else "timed out"
             message = f"docker: cannot pull image {image!r}: {reason}"
@@ -297,7 +298,8 @@ class DockerRuntime:
             return
         # A feed that cannot subscribe leaves exits to the slow re-inspect.
         with contextlib.suppress(TimeoutError, *EngineErrors):
-            await asyncio.wait_for(asyncio.shield(self._events_ready), FEED_TIMEOUT)
+            async with asyncio.timeout(FEED_TIMEOUT):
+                await asyncio.shield(self._events_ready)
 
     def _feed(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         """Thread: forward events to the loop, resubscribing while the runtime lives."""
@@ -384,7 +386,8 @@ class DockerRuntime:
         if outcome.oom_killed or outcome.exit_code != 137 or not limited or attempt.stopping:
             return outcome
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(attempt.oom.wait(), OOM_GRACE)
+            async with asyncio.timeout(OOM_GRACE):
+                await attempt.oom.wait()
         if attempt.oom.is_set():
             return Exit(exit_code=outcome.exit_code, message="OOM-killed", oom_killed=True)
         return outcome
@@ -392,7 +395,8 @@ class DockerRuntime:
     @staticmethod
     async def _until_died(attempt: _Attempt) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(attempt.died.wait(), EXIT_POLL)
+            async with asyncio.timeout(EXIT_POLL):
+                await attempt.died.wait()
 
     async def _harvest(self, ref: AttemptRef, container_id: str) -> None:
         """Copy the output to the log store, then remove the container."""
@@ -458,9 +462,10 @@ class DockerRuntime:
             return EXEC_ERROR_CODE
         _, stream_client = await self._clients()
         try:
-            return await asyncio.wait_for(
-                self._run_long(self._exec, stream_client, attempt.container_id, argv), timeout
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the caller's
+            # cancellation, which left cancelled health watchers probing forever.
+            async with asyncio.timeout(timeout):
+                return await self._run_long(self._exec, stream_client, attempt.container_id, argv)
         except TimeoutError:
             return EXEC_TIMEOUT_CODE
         except EngineErrors as err:

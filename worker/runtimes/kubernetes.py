@@ -247,7 +247,8 @@ class KubernetesRuntime:
         result = await asyncio.shield(attempt.done)
         if attempt.copier is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(attempt.copier), LOG_DRAIN_TIMEOUT)
+                async with asyncio.timeout(LOG_DRAIN_TIMEOUT):
+                    await asyncio.shield(attempt.copier)
         return result
 
     async def stop(self, ref: AttemptRef, grace: float) -> None:
