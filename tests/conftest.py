@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,3 +22,13 @@ def port() -> int:
 
 
 IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    """A Docker client; skips without an engine, but fails in CI (see docker_engine.py)."""
+    from docker_engine import require_engine
+
+    client = require_engine()
+    yield client
+    client.close()

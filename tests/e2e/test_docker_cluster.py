@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import socket
@@ -20,7 +19,6 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +28,11 @@ import docker
 import docker.errors
 import httpx
 import pytest
+from docker_engine import IMAGE
 
 from corral.client import Client
 from corral.errors import CorralError
 
-IMAGE = "corral-test/busybox:latest"
-IN_CI = bool(os.environ.get("CI"))
 CORRAL = str(Path(sys.executable).parent / "corral")
 
 pytestmark = pytest.mark.docker
@@ -63,35 +60,6 @@ class Cluster:
             text=True,
             timeout=timeout,
         )
-
-
-def connect_engine() -> tuple[Any, str]:
-    """A client of an engine that has the test image, or why there is none."""
-    # docker-py leaves the socket of a refused connection to the GC, which warns.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            client = docker.from_env(timeout=10)
-            client.ping()
-            client.images.get(IMAGE)
-            return client, ""
-        except docker.errors.DockerException as err:
-            reason = str(err)
-        gc.collect()
-    return None, reason
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Any]:
-    client, reason = connect_engine()
-    if client is None:
-        if IN_CI:
-            pytest.fail(
-                f"CI needs a Docker engine with {IMAGE} (.ci/provision-docker.sh): {reason}"
-            )
-        pytest.skip(f"no Docker engine with {IMAGE}: {reason}")
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
+from docker_engine import IMAGE
 
 from corral.client import Client
 from corral.model import (
@@ -40,8 +38,6 @@ from corral.model import (
     TaskState,
 )
 
-IMAGE = "corral-test/busybox:latest"
-IN_CI = bool(os.environ.get("CI"))
 CORRAL = str(Path(sys.executable).parent / "corral")
 
 pytestmark = pytest.mark.docker
@@ -51,35 +47,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def connect_engine() -> tuple[Any, str]:
-    """A client of an engine that has the test image, or why there is none."""
-    # docker-py leaves the socket of a refused connection to the GC, which warns.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            client = docker.from_env(timeout=10)
-            client.ping()
-            client.images.get(IMAGE)
-            return client, ""
-        except docker.errors.DockerException as err:
-            reason = str(err)
-        gc.collect()
-    return None, reason
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Any]:
-    client, reason = connect_engine()
-    if client is None:
-        if IN_CI:
-            pytest.fail(
-                f"CI needs a Docker engine with {IMAGE} (.ci/provision-docker.sh): {reason}"
-            )
-        pytest.skip(f"no Docker engine with {IMAGE}: {reason}")
-    yield client
-    client.close()
 
 
 class Servers:

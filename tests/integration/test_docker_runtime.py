@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from docker_engine import IMAGE
 
 from corral.model import (
     ExecProbe,
@@ -43,10 +41,8 @@ from worker.runtimes.base import Assignment, AttemptRef, Runtime, Started, Start
 from worker.runtimes.containerspecs import LABEL_WORKER, started_from
 from worker.runtimes.docker import DockerRuntime, create
 
-IMAGE = "corral-test/busybox:latest"
 # A registry on a closed loopback port: the pull fails at once and nothing leaves the host.
 UNREACHABLE_IMAGE = "127.0.0.1:1/corral-test/missing:latest"
-IN_CI = bool(os.environ.get("CI"))
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.docker
@@ -56,35 +52,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def connect_engine() -> tuple[Any, str]:
-    """A client of an engine that has the test image, or why there is none."""
-    # docker-py leaves the socket of a refused connection to the GC, which warns.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            client = docker.from_env(timeout=10)
-            client.ping()
-            client.images.get(IMAGE)
-            return client, ""
-        except docker.errors.DockerException as err:
-            reason = str(err)
-        gc.collect()
-    return None, reason
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Any]:
-    client, reason = connect_engine()
-    if client is None:
-        if IN_CI:
-            pytest.fail(
-                f"CI needs a Docker engine with {IMAGE} (.ci/provision-docker.sh): {reason}"
-            )
-        pytest.skip(f"no Docker engine with {IMAGE}: {reason}")
-    yield client
-    client.close()
 
 
 @pytest.fixture
