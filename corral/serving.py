@@ -8,9 +8,12 @@ become rich ``google.rpc.Status`` errors: a ``ValidationError`` carries a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -144,3 +147,13 @@ def translate_errors(method: F) -> F:
 def channel(target: str) -> grpc.aio.Channel:
     """A client channel with Corral's keepalive and message-size settings."""
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+async def until_signalled() -> None:
+    """Return on SIGTERM or SIGINT: how every Corral server learns to stop gracefully."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
 
-from corral.serving import start_server
+from corral.serving import start_server, until_signalled
 from manager import extensions, logs, servicer
 from manager.config import ManagerConfig
 from manager.control import Extension
@@ -83,12 +81,7 @@ def run(config: ManagerConfig) -> None:
 
     async def main() -> None:
         manager = await serve(config)
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
+        await until_signalled()
         log.info("manager stopping")
         await manager.stop()
 

@@ -8,14 +8,12 @@ the same data dir adopts them instead of starting duplicates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import socket
 from dataclasses import dataclass
 
 from corral.model import NodeId, NodeStats, Resources
-from corral.serving import RunningServer, start_server
+from corral.serving import RunningServer, start_server, until_signalled
 from worker import records, servicer, stats
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore
@@ -123,12 +121,7 @@ def run(config: WorkerConfig) -> None:
 
     async def main() -> None:
         worker = await serve(config)
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
+        await until_signalled()
         log.info("worker stopping; its attempts keep running")
         await worker.stop()
 
