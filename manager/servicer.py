@@ -27,6 +27,9 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 def new_task(request: manager_pb2.SubmitTaskRequest) -> NewTask:
     spec = convert.spec_from(request.spec)
+    # The cached message is what every reply shows: it must name the runtime the
+    # task runs on, not the empty string the client may have left (the default).
+    request.spec.runtime = spec.runtime
     wirecache.remember(spec, request.spec)
     return NewTask(spec=spec, id=TaskId(request.id) if request.id else None)
 

@@ -267,3 +267,11 @@ async def test_watch_kinds_are_prefixes_in_replay_and_live(
     assert [e.kind.split(".")[0] for e in task_events] == ["task", "task"]
     assert task_events[0].kind == "task.submitted"
     await worker.close()
+
+
+async def test_replies_name_the_default_runtime(stub: manager_pb2_grpc.ManagerServiceStub) -> None:
+    sent = T.TaskSpec(name="plain", command=["true"])  # runtime left empty
+    task = (await stub.SubmitTask(manager_pb2.SubmitTaskRequest(spec=sent), timeout=5)).task
+    assert task.spec.runtime == "process"
+    got = (await stub.GetTask(manager_pb2.GetTaskRequest(id="plain"), timeout=5)).task
+    assert got.spec.runtime == "process"
