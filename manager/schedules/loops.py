@@ -33,7 +33,7 @@ from manager.schedules.model import (
     ScheduleState,
 )
 from manager.schedules.store import ScheduleStore
-from manager.schedules.timing import Clock, begin, plan
+from manager.schedules.timing import Clock, begin, next_slot, plan
 from manager.schedules.validation import validate_schedule
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,11 @@ class Scheduler:
             schedule = self._store.get(name)
             if schedule.status.state is ScheduleState.RUNNING:
                 raise FailedPrecondition(f"schedule {name!r} is already running")
-            timing = begin(schedule.spec, self._clock.now())
+            now = self._clock.now()
+            timing = begin(schedule.spec, now)
             self._store.save_state(name, ScheduleState.RUNNING, timing)
+            # Known now, so the reply names it rather than racing the loop's first tick.
+            self._next[name] = next_slot(schedule.spec, timing, now)
             self._spawn_loop(name, resumed=False)
         return self.get(name)
 

@@ -137,7 +137,8 @@ def _finished_runs(s: Scheduler) -> int:
 async def test_the_window_is_honoured(world: World) -> None:
     s, clock = world.scheduler, world.clock
     s.create(spec(world.ep, "ok", trigger=IntervalTrigger(3600), window=Window(8, 10)))
-    await s.start("s")  # 06:30: before the window
+    started = await s.start("s")  # 06:30: before the window
+    assert started.status.next_run_at == T0 + 2 * 3600  # the reply already names 08:30
     await until(lambda: clock.sleepers)
     assert s.runs("s") == []
     assert s.get("s").status.next_run_at == T0 + 2 * 3600  # 08:30
