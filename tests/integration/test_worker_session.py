@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -220,7 +221,8 @@ async def test_heartbeats_carry_stats(manager: ManagerServer, worker: RunningWor
     stats = beats[-1].stats
     assert stats.memory_total_bytes > 0 and 0 < stats.memory_used_bytes <= stats.memory_total_bytes
     assert stats.disk_total_bytes > 0
-    assert stats.load1 >= 0
+    # The 1-minute load average moves slowly: the heartbeat's agrees with the OS's.
+    assert abs(stats.load1 - os.getloadavg()[0]) < 2.0
     assert stats.task_count == 0 and stats.container_memory_bytes == 0
     # What the runtimes run shows up: the task count and the processes' memory.
     fm.assign(("busy", 1, process("sleep", "30")))
