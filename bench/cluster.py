@@ -42,9 +42,10 @@ def _manager_main(conn: multiprocessing.connection.Connection, options: dict[str
 
 async def _manager(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
     from manager.config import ManagerConfig
-    from manager.server import serve
+    from manager.server import serve, tune_process
 
     started = time.monotonic()
+    tune_process()  # as `corral manager` does
     if os.environ.get("BENCH_SERVER_OPTIONS"):  # experiments: extra grpc server options
         from corral import serving
 

@@ -47,6 +47,21 @@ class RunningManager:
         await self.core.close()
 
 
+def tune_process() -> None:
+    """Interpreter settings for a process that is a manager (not for a library caller).
+
+    The manager keeps many small long-lived objects (tasks, statuses, events in
+    flight, protobuf messages): at the default thresholds the cyclic collector
+    rescans them so often that it took about a quarter of the CPU under load.
+    The store's thread needs the GIL back to finish each commit that a reply or
+    an Assign waits for; at the default 5 ms a busy event loop delays it that long.
+    Both are process-wide, so only ``run`` (and the benchmarks' manager process)
+    set them, never ``serve``, which tests and embedders call in their own process.
+    """
+    gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
 async def serve(
     config: ManagerConfig, *, extension_modules: Sequence[str] | None = None
 ) -> RunningManager:
@@ -54,13 +69,6 @@ async def serve(
     if config.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
     core = await TaskManager.open(config, log_source=logs.stream_logs)
-    # The manager keeps many small long-lived objects (tasks, statuses, events in
-    # flight, protobuf messages): at the default thresholds the cyclic collector
-    # rescans them so often that it took about a quarter of the CPU under load.
-    gc.set_threshold(*GC_THRESHOLDS)
-    # The store's thread needs the GIL back to finish each commit that a reply or
-    # an Assign waits for; at the default 5 ms a busy event loop delays it that long.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     installed: list[Extension] = []
     try:
         installed = extensions.install_all(core, config, extension_modules)
@@ -78,6 +86,8 @@ async def serve(
 
 def run(config: ManagerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
+
+    tune_process()
 
     async def main() -> None:
         manager = await serve(config)
