@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from aiohttp import web
+from conftest import free_port
 
 from corral.errors import DeadlineExceeded, FailedPrecondition, NotFound
 from corral.model import HttpResult, Task, TaskId, TaskState, TaskStatus
@@ -161,11 +162,8 @@ async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
 
 
 def refused_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on (freed again right after it was bound)."""
+    return free_port()
 
 
 __all__ = ["Endpoints", "FakeTasks", "HttpResult", "refused_port", "until"]

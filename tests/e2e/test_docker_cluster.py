@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ import docker
 import docker.errors
 import httpx
 import pytest
+from conftest import free_port
 from docker_engine import IMAGE
 
 from corral.client import Client
@@ -36,12 +36,6 @@ from corral.errors import CorralError
 CORRAL = str(Path(sys.executable).parent / "corral")
 
 pytestmark = pytest.mark.docker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from conftest import free_port
 from docker_engine import IMAGE
 
 from corral.client import Client
@@ -41,12 +41,6 @@ from corral.model import (
 CORRAL = str(Path(sys.executable).parent / "corral")
 
 pytestmark = pytest.mark.docker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Servers:

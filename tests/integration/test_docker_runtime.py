@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from conftest import free_port
 from docker_engine import IMAGE
 
 from corral.model import (
@@ -46,12 +46,6 @@ UNREACHABLE_IMAGE = "127.0.0.1:1/corral-test/missing:latest"
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.docker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
