@@ -156,3 +156,35 @@ async def test_initial_delay_holds_the_first_probe(web: FlippingServer) -> None:
     watching.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watching
+
+
+async def test_one_client_serves_all_probes_of_a_watch(
+    web: FlippingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[object] = []
+    real = health.http_client
+
+    def counting() -> object:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(health, "http_client", counting)
+
+    async def report(ok: bool, reason: str) -> None:
+        pass
+
+    check = HealthCheck(HttpProbe("/health", web.port), interval=0.02, failure_threshold=1)
+    watching = asyncio.ensure_future(health.watch(check, health.Target("127.0.0.1"), report))
+    try:
+        while len(web.paths) < 5:
+            await asyncio.sleep(0.01)
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+    assert len(made) == 1  # building one costs ~19 ms of CPU: never per probe
+    tcp = HealthCheck(TcpProbe(web.port), interval=0.02)
+    watching = asyncio.ensure_future(health.watch(tcp, health.Target("127.0.0.1"), report))
+    await asyncio.sleep(0.1)
+    watching.cancel()
+    await asyncio.gather(watching, return_exceptions=True)
+    assert len(made) == 1  # and tcp watches make none
