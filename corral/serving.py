@@ -13,9 +13,11 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -94,6 +96,20 @@ async def start_server(
     await server.start()
     log.info("grpc server listening", extra={"listen": listen, "port": port})
     return RunningServer(server, port, health)
+
+
+def write_port_file(path: Path | None, port: int) -> None:
+    """Report the port a server got (``--port-file``), for whoever started it on port 0.
+
+    The file holds the port and a newline. It is written beside its final name and
+    renamed into place, so a reader that sees the file sees the whole port: waiting
+    for the file to exist is waiting for the server to listen.
+    """
+    if path is None:
+        return
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{port}\n")
+    os.replace(partial, path)
 
 
 def error_status(err: CorralError) -> grpc.Status:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from corral.serving import write_port_file
 from gateway.app import create_app
 
 STOP_GRACE = 5.0
@@ -62,6 +64,12 @@ async def serve(manager: str, listen: str = "127.0.0.1:8080", **options: Any) ->
     return RunningGateway(server, task, int(port))
 
 
-def run(manager: str, listen: str = "127.0.0.1:8080") -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn handles both)."""
-    uvicorn.Server(_config(manager, listen, {})).run()
+def run(manager: str, listen: str = "127.0.0.1:8080", port_file: Path | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn handles both); report the port to ``port_file``."""
+
+    async def main() -> None:
+        gateway = await serve(manager, listen)
+        write_port_file(port_file, gateway.port)
+        await gateway.task
+
+    asyncio.run(main())

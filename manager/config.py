@@ -33,3 +33,5 @@ class ManagerConfig:
     default_schedule_url: str = ""
     # Grace period given to RPCs in flight on SIGTERM.
     stop_grace: float = 5.0
+    # Where `run` writes the port it listens on once it serves (for --listen HOST:0).
+    port_file: Path | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from corral.serving import start_server, until_signalled
+from corral.serving import start_server, until_signalled, write_port_file
 from manager import extensions, logs, servicer
 from manager.config import ManagerConfig
 from manager.control import Extension
@@ -91,6 +91,7 @@ def run(config: ManagerConfig) -> None:
 
     async def main() -> None:
         manager = await serve(config)
+        write_port_file(config.port_file, manager.port)
         await until_signalled()
         log.info("manager stopping")
         await manager.stop()

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from aiohttp import web
-from conftest import free_port
 
 from corral.errors import DeadlineExceeded, FailedPrecondition, NotFound
 from corral.model import HttpResult, Task, TaskId, TaskState, TaskStatus
@@ -152,18 +151,4 @@ class Endpoints:
         return web.Response(text=f"hello from {name}")
 
 
-async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll ``check`` until it is truthy (the schedule loop has no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-def refused_port() -> int:
-    """A loopback port nothing listens on (freed again right after it was bound)."""
-    return free_port()
-
-
-__all__ = ["Endpoints", "FakeTasks", "HttpResult", "refused_port", "until"]
+__all__ = ["Endpoints", "FakeTasks", "HttpResult"]

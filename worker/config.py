@@ -35,3 +35,5 @@ class WorkerConfig:
     # Reconnect backoff to the manager (jittered, doubling up to the max).
     reconnect_initial: float = 0.2
     reconnect_max: float = 5.0
+    # Where `run` writes the port it listens on once it serves (for --listen HOST:0).
+    port_file: Path | None = None

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 
 from corral.model import NodeId, NodeStats, Resources
-from corral.serving import RunningServer, start_server, until_signalled
+from corral.serving import RunningServer, start_server, until_signalled, write_port_file
 from worker import records, servicer, stats
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore
@@ -121,6 +121,7 @@ def run(config: WorkerConfig) -> None:
 
     async def main() -> None:
         worker = await serve(config)
+        write_port_file(config.port_file, worker.port)
         await until_signalled()
         log.info("worker stopping; its attempts keep running")
         await worker.stop()

@@ -38,6 +38,7 @@ _HELP = {
     "labels": "Node labels, k=v,k2=v2.",
     "capacity": "Offered capacity, cpu=2,memory=4Gi,disk=20Gi (unset parts are measured).",
     "runtimes": "Runtimes offered, comma-separated.",
+    "port_file": "Write the port listened on to this file once serving (for port 0).",
 }
 
 
@@ -149,6 +150,10 @@ def gateway(
     listen: Annotated[
         str, typer.Option(envvar="CORRAL_GATEWAY_LISTEN", help="HTTP address (HOST:PORT).")
     ] = "127.0.0.1:8080",
+    port_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the port listened on to this file once serving (for port 0)."),
+    ] = None,
 ) -> None:
     """Run the REST gateway in front of a manager."""
     from gateway import server
@@ -156,7 +161,7 @@ def gateway(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    server.run(manager, listen)
+    server.run(manager, listen, port_file)
 
 
 def register(app: typer.Typer) -> None:

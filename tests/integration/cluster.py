@@ -2,23 +2,23 @@
 
 Each program runs as ``python -m corral.cli.main ...`` in its own session (so
 a SIGKILL of its group takes everything it started in it) with its output in a
-file under the test's tmp dir, printed when a wait fails. Ports are free ones
-on 127.0.0.1; heartbeats are short so liveness tests take seconds.
+file under the test's tmp dir, printed when a wait fails. Servers listen on
+port 0 of 127.0.0.1 and report the port they got (``--port-file``); a
+restarted manager comes back on the port its first run got. Heartbeats are
+short so liveness tests take seconds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
-from conftest import free_port
+from conftest import eventually, reported_port
 
 from corral.client import Client, wait_healthy
 from corral.model import Node, NodeStatus
@@ -72,20 +72,31 @@ class Proc:
 class Cluster:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.manager_port = free_port()
-        self.target = f"127.0.0.1:{self.manager_port}"
+        self.manager_port = 0  # until the first manager reports the port it got
         self.procs: list[Proc] = []
         # argv markers of task processes, killed at the end (a SIGKILLed worker orphans them).
         self.markers: list[str] = []
 
+    @property
+    def target(self) -> str:
+        assert self.manager_port, "the manager has not reported its port yet (manager_ready)"
+        return f"127.0.0.1:{self.manager_port}"
+
+    @property
+    def _manager_port_file(self) -> Path:
+        return self.root / "manager.port"
+
     def start_manager(self, *extra: str) -> Proc:
-        args = ["manager", "--listen", self.target, "--data-dir", str(self.root / "manager")]
+        self._manager_port_file.unlink(missing_ok=True)
+        args = ["manager", "--listen", f"127.0.0.1:{self.manager_port}"]
+        args += ["--port-file", str(self._manager_port_file)]
+        args += ["--data-dir", str(self.root / "manager")]
         args += ["--heartbeat-interval", str(HEARTBEAT), "--ttl", str(TTL), *extra]
         return self._start("manager", args)
 
     def start_worker(self, name: str, *extra: str) -> Proc:
         args = ["worker", "--manager", self.target, "--name", name]
-        args += ["--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(self.root / name)]
+        args += ["--listen", "127.0.0.1:0", "--data-dir", str(self.root / name)]
         args += ["--reconnect-initial", "0.1", "--reconnect-max", "0.5", *extra]
         return self._start(name, args)
 
@@ -95,6 +106,10 @@ class Cluster:
         return proc
 
     async def manager_ready(self, proc: Proc, timeout: float = 30.0) -> None:
+        """Wait for ``proc`` to report its port (it serves from then on), then for health."""
+        self.manager_port = await reported_port(
+            self._manager_port_file, alive=proc.alive, logs=proc.output
+        )
         if not await wait_healthy(self.target, timeout=timeout):
             raise AssertionError(f"manager not healthy:\n{proc.output()}")
 
@@ -103,14 +118,15 @@ class Cluster:
         timeout: float = 30.0, proc: Proc | None = None,
     ) -> Node:  # fmt: skip
         """Wait until the node called ``name`` has ``status``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for node in await client.list_nodes():
-                if node.name == name and node.status is status:
-                    return node
-            await asyncio.sleep(0.05)
-        logs = proc.output() if proc is not None else ""
-        raise AssertionError(f"node {name} never {status.value}\n{logs}")
+
+        async def found() -> Node | None:
+            nodes = await client.list_nodes()
+            return next((n for n in nodes if n.name == name and n.status is status), None)
+
+        logs = proc.output if proc is not None else str
+        return await eventually(
+            found, timeout=timeout, what=lambda: f"node {name} {status.value}\n{logs()}"
+        )
 
     def close(self) -> None:
         for proc in reversed(self.procs):

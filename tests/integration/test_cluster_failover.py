@@ -5,14 +5,14 @@ its workers reconnect."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cluster import TTL, Cluster
+from conftest import eventually
 
 from corral.client import Client
 from corral.model import NodeStatus, RestartMode, RestartPolicy, Task, TaskSpec, TaskState
@@ -36,15 +36,12 @@ def sleeper(cluster: Cluster, name: str) -> TaskSpec:
     )
 
 
-async def until(client: Client, task_id: str, ok: object, timeout: float) -> Task:
-    deadline = time.monotonic() + timeout
-    task = await client.get_task(task_id)
-    while time.monotonic() < deadline:
-        if ok(task):  # type: ignore[operator]
-            return task
-        await asyncio.sleep(0.05)
-        task = await client.get_task(task_id)
-    raise AssertionError(f"gave up waiting: {task}")
+async def until(client: Client, task_id: str, ok: Callable[[Task], bool], timeout: float) -> Task:
+    async def task() -> Task | None:
+        got = await client.get_task(task_id)
+        return got if ok(got) else None
+
+    return await eventually(task, timeout=timeout, interval=0.05, what=f"task {task_id}")
 
 
 async def test_killed_worker_tasks_move_within_three_ttls(cluster: Cluster) -> None:

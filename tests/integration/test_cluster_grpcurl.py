@@ -62,12 +62,7 @@ async def test_grpcurl_lists_and_submits_through_reflection(cluster: Cluster) ->
         assert submitted.returncode == 0, submitted.stderr
         task_id = json.loads(submitted.stdout)["task"]["id"]
 
-        task = await client.get_task(task_id)
-        for _ in range(200):
-            if task.status.state.final:
-                break
-            await asyncio.sleep(0.05)
-            task = await client.get_task(task_id)
+        task = await client.wait(task_id, timeout=20)
         assert task.status.state is TaskState.COMPLETED, task.status
         assert b"".join([c async for c in client.logs(task_id)]) == b"hello\n"
 

@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from conftest import free_port
 from gateway_things import compile_things, things_server
 from openapi_spec_validator import validate
 
@@ -221,8 +220,8 @@ async def test_openapi_describes_the_test_service_and_validates(
     assert docs.status_code == 200 and "/openapi.json" in docs.text and "https://" not in docs.text
 
 
-async def test_manager_down_is_a_quick_503(pb: ModuleType) -> None:
-    closed = f"127.0.0.1:{free_port()}"
+async def test_manager_down_is_a_quick_503(pb: ModuleType, closed_port: int) -> None:
+    closed = f"127.0.0.1:{closed_port}"
     gw = await serve(closed, "127.0.0.1:0", files=[pb.DESCRIPTOR], compat_modules=[])
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=20) as c:

@@ -9,13 +9,14 @@ from typing import Any
 
 import grpc
 import pytest
+from conftest import eventually
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from corral.serving import channel, start_server
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2, worker_pb2, worker_pb2_grpc
 from manager.server import RunningManager
-from tests.integration.test_manager_dispatch import _is, eventually, spec, start, target
+from tests.integration.test_manager_dispatch import _is, spec, start, target
 from tests.simworker import COMPLETED, SimWorker
 
 T = types_pb2
@@ -170,11 +171,22 @@ async def test_watch_events_replays_then_follows_and_resumes(
     assert "node.registered" in kinds and "task.submitted" in kinds
     states = [e.task.status.state for e in history if e.HasField("task")]
     assert T.TASK_STATE_SCHEDULED in states or T.TASK_STATE_RUNNING in states
-    # Resume in the middle, then follow a live change.
-    resumed = asyncio.create_task(collect(stub, indexes[2], 3, kinds=["task.state"]))
-    await asyncio.sleep(0.2)
-    await worker.update([(task.id, 1, COMPLETED, 0, "")])
-    events = await resumed
+    # Resume in the middle, then follow a live change. The hub subscribes a watcher
+    # before it replays, so once the first replayed event is here the change that
+    # follows is delivered live.
+    call = stub.WatchEvents(
+        manager_pb2.WatchEventsRequest(from_index=indexes[2], kinds=["task.state"])
+    )
+    stream = aiter(call)
+    try:
+        async with asyncio.timeout(10):
+            events = [(await anext(stream)).event]
+            await worker.update([(task.id, 1, COMPLETED, 0, "")])
+            while events[-1].task.status.state != T.TASK_STATE_COMPLETED:
+                events.append((await anext(stream)).event)
+    finally:
+        call.cancel()
+    assert len(events) == 3
     assert events[0].index >= indexes[2]
     assert events[-1].task.status.state == T.TASK_STATE_COMPLETED
     assert all(e.kind == "task.state" for e in events)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import eventually
 
 from corral.serving import channel
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
@@ -45,20 +44,6 @@ def target(manager: RunningManager) -> str:
 
 def spec(name: str, **fields: Any) -> types_pb2.TaskSpec:
     return types_pb2.TaskSpec(name=name, runtime="process", command=["true"], **fields)
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def state_of(stub: manager_pb2_grpc.ManagerServiceStub, ref: str) -> types_pb2.Task:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
+from conftest import eventually
 
 from corral.model import Resources
 from corral.serving import channel
@@ -15,7 +16,6 @@ from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
 from manager.server import RunningManager
 from tests.integration.test_manager_dispatch import (
     _is,
-    eventually,
     spec,
     start,
     state_of,

@@ -14,7 +14,8 @@ import grpc
 import httpx
 import pytest
 import typer
-from schedules_fakes import Endpoints, FakeTasks, until
+from conftest import eventually
+from schedules_fakes import Endpoints, FakeTasks
 from typer.testing import CliRunner
 
 from corral.cli import schedules as schedules_cli
@@ -119,7 +120,7 @@ async def test_the_four_original_routes(stack: Stack) -> None:
 
 async def test_run_once_answers_after_the_run(stack: Stack) -> None:
     call = asyncio.ensure_future(stack.http.get("/api/cronjob/run-once"))
-    await until(lambda: stack.ep.hits.get("gate") == 1)
+    await eventually(lambda: stack.ep.hits.get("gate") == 1)
     assert not call.done()
     stack.ep.gate.set()
     r = await call

@@ -9,7 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from schedules_fakes import Endpoints, FakeTasks, refused_port, until
+from conftest import eventually
+from schedules_fakes import Endpoints, FakeTasks
 
 from corral.errors import Conflict, FailedPrecondition, ValidationError
 from corral.model import TaskState
@@ -73,8 +74,8 @@ def spec(ep: Endpoints, *names: str, **kw: object) -> ScheduleSpec:
     return ScheduleSpec(**fields)  # type: ignore[arg-type]
 
 
-async def test_a_run_collects_every_response(world: World) -> None:
-    refused = f"http://127.0.0.1:{refused_port()}/x"
+async def test_a_run_collects_every_response(world: World, closed_port: int) -> None:
+    refused = f"http://127.0.0.1:{closed_port}/x"
     endpoints = (
         Endpoint(name="ok", url=world.ep.url("ok")),
         Endpoint(name="fail", url=world.ep.url("fail")),
@@ -117,7 +118,7 @@ async def test_states_and_their_errors(world: World) -> None:
         await s.start("s")
     with pytest.raises(Conflict):
         await s.run_once("s")
-    await until(lambda: s.runs("s"))  # the interval's first slot is the start
+    await eventually(lambda: s.runs("s"))  # the interval's first slot is the start
     assert (await s.stop("s")).status.state is ScheduleState.STOPPED
     with pytest.raises(FailedPrecondition):
         await s.stop("s")
@@ -139,18 +140,18 @@ async def test_the_window_is_honoured(world: World) -> None:
     s.create(spec(world.ep, "ok", trigger=IntervalTrigger(3600), window=Window(8, 10)))
     started = await s.start("s")  # 06:30: before the window
     assert started.status.next_run_at == T0 + 2 * 3600  # the reply already names 08:30
-    await until(lambda: clock.sleepers)
+    await eventually(lambda: clock.sleepers)
     assert s.runs("s") == []
     assert s.get("s").status.next_run_at == T0 + 2 * 3600  # 08:30
     clock.set(T0 + 2 * 3600)
     # Each run must have finished before the clock moves on: the default policy
     # (forbid) rightly skips a firing while a run is unfinished.
-    await until(lambda: _finished_runs(s) == 1 and clock.sleepers)
+    await eventually(lambda: _finished_runs(s) == 1 and clock.sleepers)
     clock.set(T0 + 3 * 3600)  # 09:30, the last slot inside [8, 10)
-    await until(lambda: _finished_runs(s) == 2 and clock.sleepers)
+    await eventually(lambda: _finished_runs(s) == 2 and clock.sleepers)
     assert s.get("s").status.state is ScheduleState.RUNNING
     clock.set(T0 + 3.5 * 3600)  # 10:00: the window is over
-    await until(lambda: s.get("s").status.state is ScheduleState.IDLE)
+    await eventually(lambda: s.get("s").status.state is ScheduleState.IDLE)
     assert len(s.runs("s")) == 2
     assert all(r.trigger == "schedule" for r in s.runs("s"))
 
@@ -160,9 +161,9 @@ async def _second_firing(world: World, policy: ConcurrencyPolicy) -> None:
     gated = Endpoint(name="gate", url=world.ep.url("gate"), timeout=60)
     s.create(spec(world.ep, action=HttpAction((gated,)), concurrency_policy=policy))
     await s.start("s")
-    await until(lambda: world.ep.hits.get("gate") == 1 and clock.sleepers)
+    await eventually(lambda: world.ep.hits.get("gate") == 1 and clock.sleepers)
     clock.advance(60)
-    await until(lambda: clock.sleepers == [T0 + 120])
+    await eventually(lambda: clock.sleepers == [T0 + 120])
 
 
 async def test_forbid_skips_a_firing_while_a_run_is_unfinished(world: World) -> None:
@@ -172,17 +173,17 @@ async def test_forbid_skips_a_firing_while_a_run_is_unfinished(world: World) -> 
 
 async def test_allow_runs_both(world: World) -> None:
     await _second_firing(world, ConcurrencyPolicy.ALLOW)
-    await until(lambda: world.ep.hits.get("gate") == 2)
+    await eventually(lambda: world.ep.hits.get("gate") == 2)
     assert world.scheduler.get("s").status.active_runs == 2
     world.ep.gate.set()
-    await until(lambda: world.scheduler.get("s").status.active_runs == 0)
+    await eventually(lambda: world.scheduler.get("s").status.active_runs == 0)
     assert [r.outcome for r in world.scheduler.runs("s")] == [RunOutcome.SUCCEEDED] * 2
 
 
 async def test_replace_cancels_the_unfinished_run(world: World) -> None:
     await _second_firing(world, ConcurrencyPolicy.REPLACE)
-    await until(lambda: world.ep.hits.get("gate") == 2)
-    await until(lambda: world.scheduler.runs("s")[-1].outcome is RunOutcome.CANCELLED)
+    await eventually(lambda: world.ep.hits.get("gate") == 2)
+    await eventually(lambda: world.scheduler.runs("s")[-1].outcome is RunOutcome.CANCELLED)
     newest, oldest = world.scheduler.runs("s")
     assert newest.outcome is RunOutcome.RUNNING
     assert oldest.results[0].state is TaskState.STOPPED
@@ -193,7 +194,7 @@ async def test_stop_cancels_the_run_in_progress(world: World) -> None:
     s = world.scheduler
     s.create(spec(world.ep, action=HttpAction((Endpoint(name="g", url=world.ep.url("gate")),))))
     await s.start("s")
-    await until(lambda: world.ep.hits.get("gate") == 1)
+    await eventually(lambda: world.ep.hits.get("gate") == 1)
     await s.stop("s")
     (run,) = s.runs("s")
     assert run.outcome is RunOutcome.CANCELLED and run.results[0].result.error == "cancelled"
@@ -203,23 +204,23 @@ async def test_a_missed_firing_runs_once_after_a_restart(world: World) -> None:
     s = world.scheduler
     s.create(spec(world.ep, "ok", starting_deadline=60.0))
     await s.start("s")
-    await until(lambda: len(s.runs("s")) == 1 and s.get("s").status.active_runs == 0)
+    await eventually(lambda: len(s.runs("s")) == 1 and s.get("s").status.active_runs == 0)
     await s.close()  # the manager goes down for 2.5 intervals
     world.store.close()
 
     later = world.restart(T0 + 150)
     later.resume()
-    await until(lambda: len(later.runs("s")) == 2 and world.clock.sleepers)
+    await eventually(lambda: len(later.runs("s")) == 2 and world.clock.sleepers)
     catch_up = later.runs("s")[0]
     assert catch_up.trigger == "catch-up" and catch_up.scheduled_at == T0 + 120
-    await until(lambda: later.get("s").status.active_runs == 0)
+    await eventually(lambda: later.get("s").status.active_runs == 0)
     await later.close()
     world.store.close()
 
     # Another restart at the same moment: the slot was recorded before it ran, so never twice.
     again = world.restart(T0 + 150)
     again.resume()
-    await until(lambda: world.clock.sleepers == [T0 + 180])
+    await eventually(lambda: world.clock.sleepers == [T0 + 180])
     assert len(again.runs("s")) == 2
     assert world.ep.hits["ok"] == 2
 
@@ -228,12 +229,12 @@ async def test_a_missed_firing_past_the_deadline_is_skipped(world: World) -> Non
     s = world.scheduler
     s.create(spec(world.ep, "ok", starting_deadline=10.0))
     await s.start("s")
-    await until(lambda: len(s.runs("s")) == 1 and s.get("s").status.active_runs == 0)
+    await eventually(lambda: len(s.runs("s")) == 1 and s.get("s").status.active_runs == 0)
     await s.close()
     world.store.close()
     later = world.restart(T0 + 150)  # the 120 s slot is 30 s old, past the 10 s deadline
     later.resume()
-    await until(lambda: world.clock.sleepers == [T0 + 180])
+    await eventually(lambda: world.clock.sleepers == [T0 + 180])
     assert len(later.runs("s")) == 1
     assert later.get("s").status.state is ScheduleState.RUNNING
 
@@ -269,7 +270,7 @@ async def test_a_run_in_progress_at_shutdown_is_finished_after_the_restart(world
     s = world.scheduler
     s.create(spec(world.ep, action=HttpAction((Endpoint(name="g", url=world.ep.url("gate")),))))
     await s.start("s")
-    await until(lambda: world.ep.hits.get("gate") == 1)
+    await eventually(lambda: world.ep.hits.get("gate") == 1)
     await s.close()  # shutdown: the run is abandoned, not cancelled
     world.store.close()
     later = world.restart(T0 + 1)
@@ -277,5 +278,5 @@ async def test_a_run_in_progress_at_shutdown_is_finished_after_the_restart(world
     assert left.outcome is RunOutcome.RUNNING and world.tasks.stops == []
     later.resume()
     world.ep.gate.set()
-    await until(lambda: later.runs("s")[-1].outcome is RunOutcome.SUCCEEDED)
+    await eventually(lambda: later.runs("s")[-1].outcome is RunOutcome.SUCCEEDED)
     assert later.runs("s")[-1].results[0].result.body == b"opened"

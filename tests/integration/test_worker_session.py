@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import grpc
 import psutil
 import pytest
-from conftest import free_port
+from conftest import eventually
 
 from corral import convert
 from corral.model import FakeSpec, TaskSpec, TaskState
@@ -103,9 +102,10 @@ class FakeManager(manager_pb2_grpc.ManagerServiceServicer):
 
 
 class ManagerServer:
-    """The fake manager on a fixed port, so it can go away and come back."""
+    """The fake manager; a new one binds port 0 unless given the port of one that went
+    away, so a manager can go away and come back at the same address."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.port = port
         self.fake = FakeManager()
         self.server: grpc.aio.Server | None = None
@@ -113,7 +113,9 @@ class ManagerServer:
     async def start(self) -> None:
         self.server = grpc.aio.server()
         manager_pb2_grpc.add_ManagerServiceServicer_to_server(self.fake, self.server)
-        assert self.server.add_insecure_port(f"127.0.0.1:{self.port}") == self.port
+        port = self.server.add_insecure_port(f"127.0.0.1:{self.port}")
+        assert port and self.port in (0, port)
+        self.port = port
         await self.server.start()
 
     async def stop(self) -> None:
@@ -121,16 +123,9 @@ class ManagerServer:
         await self.server.stop(0)
 
 
-async def until(condition: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 async def manager() -> Any:
-    server = ManagerServer(free_port())
+    server = ManagerServer()
     await server.start()
     yield server
     await server.stop()
@@ -164,7 +159,7 @@ async def shutdown(running: RunningWorker) -> None:
     sup = running.supervisor
     for update in sup.current():
         sup.stop_running(AttemptRef(update.task_id, update.generation), reason="test over")
-    await until(lambda: sup.running_count == 0)
+    await eventually(lambda: sup.running_count == 0)
     await running.stop()
 
 
@@ -182,7 +177,7 @@ def process(*argv: str, **kw: Any) -> TaskSpec:
 async def test_hello_tells_who_the_node_is(
     tmp_path: Path, manager: ManagerServer, worker: RunningWorker
 ) -> None:
-    await until(lambda: manager.fake.hellos)
+    await eventually(lambda: manager.fake.hellos)
     hello = manager.fake.hellos[0]
     assert hello.node_id == worker.node_id
     assert (tmp_path / "worker" / "node-id").read_text().strip() == worker.node_id
@@ -203,10 +198,10 @@ async def test_capacity_can_be_configured_and_node_id_is_stable(
 
     cfg = config(tmp_path, manager.port, capacity=Resources(cpu=3.5))
     first = await serve(cfg)
-    await until(lambda: manager.fake.hellos)
+    await eventually(lambda: manager.fake.hellos)
     await first.stop()
     second = await serve(cfg)
-    await until(lambda: len(manager.fake.hellos) == 2)
+    await eventually(lambda: len(manager.fake.hellos) == 2)
     await shutdown(second)
     one, two = manager.fake.hellos
     assert one.node_id == two.node_id == first.node_id == second.node_id
@@ -215,7 +210,7 @@ async def test_capacity_can_be_configured_and_node_id_is_stable(
 
 async def test_heartbeats_carry_stats(manager: ManagerServer, worker: RunningWorker) -> None:
     fm = manager.fake
-    await until(lambda: len(fm.of_kind("heartbeat")) >= 3)
+    await eventually(lambda: len(fm.of_kind("heartbeat")) >= 3)
     beats = fm.of_kind("heartbeat")
     assert [b.seq for b in beats[:3]] == [1, 2, 3]
     stats = beats[-1].stats
@@ -226,8 +221,8 @@ async def test_heartbeats_carry_stats(manager: ManagerServer, worker: RunningWor
     assert stats.task_count == 0 and stats.container_memory_bytes == 0
     # What the runtimes run shows up: the task count and the processes' memory.
     fm.assign(("busy", 1, process("sleep", "30")))
-    await until(lambda: fm.states("busy"))
-    await until(lambda: fm.of_kind("heartbeat")[-1].stats.container_memory_bytes > 0)
+    await eventually(lambda: fm.states("busy"))
+    await eventually(lambda: fm.of_kind("heartbeat")[-1].stats.container_memory_bytes > 0)
     assert fm.of_kind("heartbeat")[-1].stats.task_count == 1
 
 
@@ -238,10 +233,10 @@ async def test_assignments_are_acked_in_one_message_and_run_once(
     manager: ManagerServer, worker: RunningWorker
 ) -> None:
     fm = manager.fake
-    await until(lambda: fm.hellos)
+    await eventually(lambda: fm.hellos)
     items = [(f"t{i}", 1, fake(0.3)) for i in range(200)]
     fm.assign(*items)
-    await until(lambda: len(fm.updates()) >= 400)
+    await eventually(lambda: len(fm.updates()) >= 400)
     acks = fm.of_kind("ack")
     assert len(acks) == 1 and len(acks[0].attempts) == 200
     for i in range(200):
@@ -251,9 +246,9 @@ async def test_assignments_are_acked_in_one_message_and_run_once(
     # Re-delivery of the same generation, or an older one, is acked but not run again.
     fm.assign(("t0", 1, fake(0.0)))
     fm.assign(("t1", 0, fake(0.0)))
-    await until(lambda: sum(len(a.attempts) for a in fm.of_kind("ack")) == 202)
+    await eventually(lambda: sum(len(a.attempts) for a in fm.of_kind("ack")) == 202)
     fm.assign(("t2", 2, fake(0.0)))  # a newer generation runs
-    await until(lambda: len(fm.states("t2")) == 4)
+    await eventually(lambda: len(fm.states("t2")) == 4)
     assert len(fm.states("t0")) == 2 and len(fm.states("t1")) == 2
     assert [u.generation for u in fm.updates("t2")] == [1, 1, 2, 2]
 
@@ -262,15 +257,15 @@ async def test_process_task_reports_exit_codes(
     manager: ManagerServer, worker: RunningWorker
 ) -> None:
     fm = manager.fake
-    await until(lambda: fm.hellos)
+    await eventually(lambda: fm.hellos)
     fm.assign(
         ("ok", 1, process("sh", "-c", "echo hi")),
         ("bad", 1, process("sh", "-c", "exit 4")),
         ("missing", 1, process("no-such-binary-here")),
         ("elsewhere", 1, TaskSpec(name="d", runtime="docker", image="busybox")),
     )
-    await until(lambda: all(len(fm.states(t)) >= 1 for t in ("missing", "elsewhere")))
-    await until(lambda: len(fm.states("ok")) == 2 and len(fm.states("bad")) == 2)
+    await eventually(lambda: all(len(fm.states(t)) >= 1 for t in ("missing", "elsewhere")))
+    await eventually(lambda: len(fm.states("ok")) == 2 and len(fm.states("bad")) == 2)
     (ok,) = [u for u in fm.updates("ok") if u.state == types_pb2.TASK_STATE_COMPLETED]
     assert ok.exit_code == 0
     bad = fm.updates("bad")[-1]
@@ -285,9 +280,9 @@ async def test_process_task_reports_exit_codes(
 
 async def test_stop_order_stops_the_attempt(manager: ManagerServer, worker: RunningWorker) -> None:
     fm = manager.fake
-    await until(lambda: fm.hellos)
+    await eventually(lambda: fm.hellos)
     fm.assign(("long", 1, process("sleep", "60")), ("f", 1, fake(3600)))
-    await until(lambda: fm.states("long") == [TaskState.RUNNING] and fm.states("f"))
+    await eventually(lambda: fm.states("long") == [TaskState.RUNNING] and fm.states("f"))
     fm.send(
         stop=manager_pb2.Stop(
             orders=[
@@ -298,31 +293,31 @@ async def test_stop_order_stops_the_attempt(manager: ManagerServer, worker: Runn
             ]
         )
     )
-    await until(lambda: len(fm.states("long")) == 2 and len(fm.states("f")) == 2)
+    await eventually(lambda: len(fm.states("long")) == 2 and len(fm.states("f")) == 2)
     stopped = fm.updates("long")[-1]
     assert convert.state_from(stopped.state) is TaskState.STOPPED
     assert stopped.message == "user asked" and stopped.exit_code == 143
     assert fm.states("f")[-1] is TaskState.STOPPED
     # A stop for an attempt the node never ran is answered, so the manager converges.
     fm.send(stop=manager_pb2.Stop(orders=[manager_pb2.StopOrder(task_id="ghost", generation=3)]))
-    await until(lambda: fm.states("ghost") == [TaskState.STOPPED])
+    await eventually(lambda: fm.states("ghost") == [TaskState.STOPPED])
 
 
 async def test_deadline_and_health_end_attempts(
-    manager: ManagerServer, worker: RunningWorker
+    manager: ManagerServer, worker: RunningWorker, closed_port: int
 ) -> None:
     from corral.model import HealthCheck, TcpProbe
 
     fm = manager.fake
-    await until(lambda: fm.hellos)
-    closed = free_port()
+    await eventually(lambda: fm.hellos)
+    closed = closed_port
     unhealthy = process(
         "sleep",
         "60",
         health_check=HealthCheck(TcpProbe(closed), interval=0.05, timeout=1, failure_threshold=2),
     )
     fm.assign(("slow", 1, fake(60, deadline=0.3)), ("sick", 1, unhealthy))
-    await until(lambda: len(fm.states("slow")) == 2 and len(fm.states("sick")) == 2)
+    await eventually(lambda: len(fm.states("slow")) == 2 and len(fm.states("sick")) == 2)
     slow = fm.updates("slow")[-1]
     assert convert.state_from(slow.state) is TaskState.FAILED
     assert "deadline of 0.3s exceeded" in slow.message
@@ -339,10 +334,10 @@ async def test_worker_service_lists_attempts_stats_and_logs(
     manager: ManagerServer, worker: RunningWorker
 ) -> None:
     fm = manager.fake
-    await until(lambda: fm.hellos)
+    await eventually(lambda: fm.hellos)
     fm.assign(("done", 1, process("sh", "-c", "for i in 1 2 3 4; do echo line$i; done")))
     fm.assign(("live", 1, process("sh", "-c", "echo first; exec sleep 30")))
-    await until(lambda: len(fm.states("done")) == 2 and fm.states("live"))
+    await eventually(lambda: len(fm.states("done")) == 2 and fm.states("live"))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{worker.port}") as ch:
         stub = worker_pb2_grpc.WorkerServiceStub(ch)
         listed = await stub.ListAttempts(worker_pb2.ListAttemptsRequest(), timeout=5)
@@ -359,12 +354,20 @@ async def test_worker_service_lists_attempts_stats_and_logs(
 
         assert await logs(task_id="done") == b"line1\nline2\nline3\nline4\n"
         assert await logs(task_id="done", generation=1, tail=2) == b"line3\nline4\n"
-        # Follow streams while the attempt runs and ends when it does.
-        follow = asyncio.ensure_future(logs(task_id="live", follow=True))
-        await asyncio.sleep(0.2)
-        assert not follow.done()
+        # Follow streams while the attempt runs (its first line arrives while it
+        # still runs) and ends when it does.
+        follow = stub.StreamLogs(
+            worker_pb2.StreamLogsRequest(task_id="live", follow=True), timeout=10
+        )
+        stream = aiter(follow)
+        seen = b""
+        while not seen.endswith(b"\n"):
+            seen += (await anext(stream)).data
+        assert seen == b"first\n"
+        assert follow.done() is False
         fm.send(stop=manager_pb2.Stop(orders=[manager_pb2.StopOrder(task_id="live", generation=1)]))
-        assert await asyncio.wait_for(follow, 10) == b"first\n"
+        assert b"".join([r.data async for r in stream]) == b""
+        assert await follow.code() == grpc.StatusCode.OK
 
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await logs(task_id="nope")
@@ -378,19 +381,20 @@ async def test_tasks_keep_running_while_the_manager_is_away(
     tmp_path: Path, manager: ManagerServer, worker: RunningWorker
 ) -> None:
     fm = manager.fake
-    await until(lambda: fm.hellos)
+    await eventually(lambda: fm.hellos)
     fm.assign(
         ("keep", 1, process("sleep", "60")),
         ("drop", 1, process("sleep", "60")),
         ("quick", 1, fake(0.5)),
     )
-    await until(lambda: all(fm.states(t) == [TaskState.RUNNING] for t in ("keep", "drop", "quick")))
+    names = ("keep", "drop", "quick")
+    await eventually(lambda: all(fm.states(t) == [TaskState.RUNNING] for t in names))
     pids = _task_pids("keep", tmp_path)
     assert len(pids) == 1
     await manager.stop()
-    await until(lambda: not worker.session.connected.is_set())
+    await eventually(lambda: not worker.session.connected.is_set())
     # "quick" ends while nobody listens; "keep" runs on.
-    await until(lambda: worker.supervisor.running_count == 2)
+    await eventually(lambda: worker.supervisor.running_count == 2)
     assert _task_pids("keep", tmp_path) == pids
 
     # The manager comes back: it keeps "keep" and no longer gives the node "drop".
@@ -405,8 +409,8 @@ async def test_tasks_keep_running_while_the_manager_is_away(
     ]
     await fresh.start()
     try:
-        await until(lambda: fresh.fake.hellos)
-        await until(worker.session.connected.is_set)
+        await eventually(lambda: fresh.fake.hellos)
+        await eventually(worker.session.connected.is_set)
         hello = fresh.fake.hellos[0]
         reported = {(a.task_id, a.generation): convert.state_from(a.state) for a in hello.attempts}
         assert reported == {
@@ -414,7 +418,7 @@ async def test_tasks_keep_running_while_the_manager_is_away(
             ("drop", 1): TaskState.RUNNING,
             ("quick", 1): TaskState.COMPLETED,
         }
-        await until(lambda: fresh.fake.states("drop") == [TaskState.STOPPED])
+        await eventually(lambda: fresh.fake.states("drop") == [TaskState.STOPPED])
         assert "no longer assigns it" in fresh.fake.updates("drop")[0].message
         assert fresh.fake.states("keep") == [] and _task_pids("keep", tmp_path) == pids
     finally:
@@ -423,14 +427,14 @@ async def test_tasks_keep_running_while_the_manager_is_away(
 
 
 async def test_a_restarted_worker_adopts_instead_of_duplicating(
-    tmp_path: Path, manager: ManagerServer
+    tmp_path: Path, manager: ManagerServer, closed_port: int
 ) -> None:
     from corral.model import HealthCheck, TcpProbe
 
     fm = manager.fake
     first = await serve(config(tmp_path, manager.port))
-    await until(lambda: fm.hellos)
-    closed = free_port()
+    await eventually(lambda: fm.hellos)
+    closed = closed_port
     check = HealthCheck(TcpProbe(closed), interval=0.05, failure_threshold=2, initial_delay=2.0)
     fm.assign(
         ("adopt", 1, process("sleep", "60")),
@@ -438,16 +442,16 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         ("sick", 1, process("sleep", "60", health_check=check)),
         ("said", 1, process("echo", "said")),
     )
-    await until(lambda: all(fm.states(t) for t in ("adopt", "ends", "sick")))
-    await until(lambda: fm.states("said")[-1:] == [TaskState.COMPLETED])
+    await eventually(lambda: all(fm.states(t) for t in ("adopt", "ends", "sick")))
+    await eventually(lambda: fm.states("said")[-1:] == [TaskState.COMPLETED])
     pids = _task_pids("adopt", tmp_path)
     await first.stop()  # the worker goes; its tasks stay
 
     # "ends" ends while no worker runs (its launcher records the status).
-    await until((tmp_path / "worker" / "process" / "ends.1.status").exists)
+    await eventually((tmp_path / "worker" / "process" / "ends.1.status").exists)
     second = await serve(config(tmp_path, manager.port))
     try:
-        await until(lambda: len(fm.hellos) == 2)
+        await eventually(lambda: len(fm.hellos) == 2)
         hello = fm.hellos[1]
         assert hello.node_id == first.node_id
         reported = {a.task_id: a for a in hello.attempts}
@@ -457,10 +461,10 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         assert convert.state_from(ends.state) is TaskState.FAILED and ends.exit_code == 3
         # Re-delivery after the restart does not start a second copy.
         fm.assign(("adopt", 1, process("sleep", "60")))
-        await until(lambda: sum(len(a.attempts) for a in fm.of_kind("ack")) == 4)
+        await eventually(lambda: sum(len(a.attempts) for a in fm.of_kind("ack")) == 4)
         assert _task_pids("adopt", tmp_path) == pids
         # The adopted attempt kept its spec: its health check still runs.
-        await until(lambda: fm.states("sick")[-1:] == [TaskState.FAILED])
+        await eventually(lambda: fm.states("sick")[-1:] == [TaskState.FAILED])
         # Output of an attempt that ended before the restart is still served.
         async with grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as ch:
             stub = worker_pb2_grpc.WorkerServiceStub(ch)
@@ -471,8 +475,8 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         fm.send(
             stop=manager_pb2.Stop(orders=[manager_pb2.StopOrder(task_id="adopt", generation=1)])
         )
-        await until(lambda: fm.states("adopt")[-1:] == [TaskState.STOPPED])
-        await until(lambda: not _task_pids("adopt", tmp_path))
+        await eventually(lambda: fm.states("adopt")[-1:] == [TaskState.STOPPED])
+        await eventually(lambda: not _task_pids("adopt", tmp_path))
     finally:
         await shutdown(second)
 

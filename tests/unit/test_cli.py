@@ -232,10 +232,8 @@ def test_nodes(cli: Any) -> None:
     assert cli("node", "get", "nope").exit_code == 1
 
 
-def test_unreachable_manager_is_a_clear_error(app: typer.Typer) -> None:
-    from conftest import free_port
-
-    result = CliRunner().invoke(app, ["node", "ls", "--manager", f"127.0.0.1:{free_port()}"])
+def test_unreachable_manager_is_a_clear_error(app: typer.Typer, closed_port: int) -> None:
+    result = CliRunner().invoke(app, ["node", "ls", "--manager", f"127.0.0.1:{closed_port}"])
     assert result.exit_code == 1
     assert "cannot reach the manager at 127.0.0.1:" in result.stderr
 

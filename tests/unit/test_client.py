@@ -155,10 +155,10 @@ async def test_nodes(fake: tuple[FakeManager, Client]) -> None:
         await client.get_node("zzz")
 
 
-async def test_healthy(fake: tuple[FakeManager, Client]) -> None:
+async def test_healthy(fake: tuple[FakeManager, Client], closed_port: int) -> None:
     _, client = fake
     assert await client.healthy()
-    async with Client(f"127.0.0.1:{_closed_port()}") as dead:
+    async with Client(f"127.0.0.1:{closed_port}") as dead:
         assert not await dead.healthy(timeout=0.3)
 
 
@@ -174,12 +174,6 @@ async def test_unknown_codes_become_corral_errors(fake: tuple[FakeManager, Clien
     assert type(err) is CorralError
     assert err.code is grpc.StatusCode.DATA_LOSS
     assert err.message == "disk on fire"
-
-
-def _closed_port() -> int:
-    from conftest import free_port
-
-    return free_port()
 
 
 async def test_wait_returns_final_or_running_and_times_out(

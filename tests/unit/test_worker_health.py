@@ -10,7 +10,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 
 from corral.model import ExecProbe, HealthCheck, HttpProbe, PortMapping, TaskId, TaskSpec, TcpProbe
 from worker import health
@@ -69,18 +68,20 @@ async def test_http_probe_accepts_2xx_and_3xx_only(web: FlippingServer) -> None:
     assert web.paths == ["/healthz"] * 3
 
 
-async def test_http_probe_uses_the_published_host_port(web: FlippingServer) -> None:
+async def test_http_probe_uses_the_published_host_port(
+    web: FlippingServer, closed_port: int
+) -> None:
     target = health.Target("127.0.0.1", ports=(PortMapping(80, web.port),))
     assert await health.probe(HttpProbe(path="/", port=80), target, 2) is None
-    closed = free_port()
+    closed = closed_port
     reason = await health.probe(HttpProbe(port=closed), health.Target("127.0.0.1"), 2)
     assert reason is not None and reason.startswith(f"GET http://127.0.0.1:{closed}/: ConnectError")
 
 
-async def test_tcp_probe(web: FlippingServer) -> None:
+async def test_tcp_probe(web: FlippingServer, closed_port: int) -> None:
     target = health.Target("127.0.0.1")
     assert await health.probe(TcpProbe(web.port), target, 2) is None
-    closed = free_port()
+    closed = closed_port
     reason = await health.probe(TcpProbe(closed), target, 2)
     assert reason is not None and reason.startswith(f"tcp 127.0.0.1:{closed}: ")
 
