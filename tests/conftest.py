@@ -81,6 +81,14 @@ async def reported_port(
     return int(text)
 
 
+def free_port() -> int:
+    """A port that was free a moment ago. Racy (another process may take it before it
+    is used): prefer port 0 and ``reported_port``, or ``closed_port``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     """A loopback port that refuses connections for the whole test.
