@@ -3,15 +3,14 @@ endpoint becomes an http task placed on the worker, whose http runtime makes the
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from schedules_fakes import Endpoints, refused_port, until
+from conftest import eventually
+from schedules_fakes import Endpoints
 
 from corral.client import Client
 from corral.model import TaskState
@@ -31,7 +30,7 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(tmp_path: Path, closed_port: int) -> AsyncIterator[Cluster]:
     async with Endpoints() as ep:
         schedules = tmp_path / "schedules.yaml"
         schedules.write_text(
@@ -43,7 +42,7 @@ endpoints:
   - {{name: one, path: /one}}
   - {{name: broken, path: /fail}}
   - {{name: slow, path: /hang, timeout: 300ms}}
-  - {{name: refused, url: "http://127.0.0.1:{refused_port()}/x"}}
+  - {{name: refused, url: "http://127.0.0.1:{closed_port}/x"}}
 """
         )
         config = ManagerConfig(
@@ -69,6 +68,7 @@ endpoints:
                 Client(target) as client,
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as http,
             ):
+                await eventually(client.list_nodes, what="the worker registered")
                 yield Cluster(client, http, ep)
         finally:
             await gw.stop()
@@ -77,7 +77,6 @@ endpoints:
 
 
 async def test_run_once_calls_every_endpoint_through_a_worker(cluster: Cluster) -> None:
-    await until_node(cluster.client)
     r = await cluster.http.get("/api/cronjob/run-once")
     assert (r.status_code, r.json()) == (200, {"message": "Job executed successfully"})
     reply = await cluster.client.call(
@@ -97,9 +96,8 @@ async def test_run_once_calls_every_endpoint_through_a_worker(cluster: Cluster) 
 
 
 async def test_the_loop_fires_on_its_interval_until_stopped(cluster: Cluster) -> None:
-    await until_node(cluster.client)
     assert (await cluster.http.get("/api/cronjob/start")).status_code == 200
-    await until(lambda: cluster.ep.hits.get("one", 0) >= 2, timeout=20)
+    await eventually(lambda: cluster.ep.hits.get("one", 0) >= 2, timeout=20)
     assert (await cluster.http.get("/api/cronjob/stop")).status_code == 200
     r = await cluster.http.get("/api/cronjob/status")
     assert r.json() == {"status": "Stopped"}
@@ -108,11 +106,3 @@ async def test_the_loop_fires_on_its_interval_until_stopped(cluster: Cluster) ->
     )
     assert len(reply.runs) >= 2
     assert {r.trigger for r in reply.runs} == {"schedule"}
-
-
-async def until_node(client: Client) -> None:
-    """Wait (polling, with a deadline) for the worker to register."""
-    deadline = time.monotonic() + 10
-    while not await client.list_nodes():
-        assert time.monotonic() < deadline, "no worker registered"
-        await asyncio.sleep(0.05)

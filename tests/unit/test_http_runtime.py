@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from schedules_fakes import Endpoints, refused_port
+from schedules_fakes import Endpoints
 
 from corral.model import HttpCall, NodeId, TaskId, TaskSpec
 from worker.config import WorkerConfig
@@ -78,9 +78,9 @@ async def test_a_hanging_endpoint_is_cut_at_its_timeout() -> None:
     assert result.error == "timed out after 0.3s"
 
 
-async def test_a_refused_connection_is_a_recorded_failure() -> None:
+async def test_a_refused_connection_is_a_recorded_failure(closed_port: int) -> None:
     runtime = http.HttpRuntime()
-    a = assignment(HttpCall(url=f"http://127.0.0.1:{refused_port()}/x", timeout=2))
+    a = assignment(HttpCall(url=f"http://127.0.0.1:{closed_port}/x", timeout=2))
     await runtime.start(a)
     exit = await runtime.wait(a.ref)
     await runtime.close()
