@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from pg import StoreOpener, open_store, pg_cluster, pg_url
 
 from corral.model import (
     Attempt,
@@ -22,15 +25,17 @@ from corral.model import (
 )
 from manager.store import SCHEMA_VERSION, Batch, Store
 
+# The store tests that hold for both backends take ``open_store`` (SQLite, then PostgreSQL).
+__all__ = ["open_store", "pg_cluster", "pg_url"]
+
 
 def make(i: int, state: TaskState = TaskState.PENDING) -> Task:
     spec = TaskSpec(name=f"t{i}", command=("echo", str(i)), labels={"i": str(i)})
     return Task(TaskId(f"id{i}"), spec, TaskStatus(state=state, created_at=1.0 + i))
 
 
-async def test_commit_then_reopen_returns_everything(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path)
-    assert store.schema_version() == SCHEMA_VERSION
+async def test_commit_then_reopen_returns_everything(open_store: StoreOpener) -> None:
+    store = await open_store()
     batch = Batch()
     for i in range(3):
         batch.new_tasks.append((i + 1, make(i)))
@@ -45,7 +50,7 @@ async def test_commit_then_reopen_returns_everything(tmp_path: Path) -> None:
     await store.commit(batch)
     await store.close()
 
-    store = await Store.open(tmp_path)
+    store = await open_store()
     snapshot = await store.load()
     assert [row.id for row in snapshot.tasks] == ["id0", "id1", "id2"]
     row = snapshot.tasks[1]
@@ -62,31 +67,37 @@ async def test_commit_then_reopen_returns_everything(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_a_failing_batch_stores_nothing(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path)
+async def test_a_failing_batch_stores_nothing(open_store: StoreOpener) -> None:
+    store = await open_store()
     await store.commit(Batch(new_tasks=[(1, make(1))]))
     bad = Batch(new_tasks=[(2, make(2)), (3, make(1))])  # id1 again: primary key clash
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         await store.commit(bad)
     snapshot = await store.load()
     assert [row.id for row in snapshot.tasks] == ["id1"]
     await store.close()
 
 
-async def test_concurrent_commits_share_transactions(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path)
+async def test_concurrent_commits_share_transactions(open_store: StoreOpener) -> None:
+    store = await open_store()
     writes = 0
     original = store._write
 
-    def counting(batch: Batch) -> None:
+    def counting(batch: Batch) -> Any:
         nonlocal writes
         writes += 1
-        original(batch)
+        return original(batch)
 
     store._write = counting  # type: ignore[method-assign]
     await asyncio.gather(*(store.commit(Batch(new_tasks=[(i, make(i))])) for i in range(1, 201)))
     assert writes < 200
     assert len((await store.load()).tasks) == 200
+    await store.close()
+
+
+async def test_schema_version(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    assert store.schema_version() == SCHEMA_VERSION
     await store.close()
 
 

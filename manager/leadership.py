@@ -1,0 +1,235 @@
+"""One leader among several managers, elected and fenced through PostgreSQL.
+
+Corral builds no consensus of its own: the database every manager points at
+is the arbiter. Its ``lease`` table has one row: the leader's advertised
+address, its backend pid, a **term** that only ever grows, and when the lease
+lapses (on the database's clock, so managers with skewed clocks agree).
+
+- A standby polls the row every ``poll`` seconds. When the lease has lapsed,
+  or the leader's database session is gone (a ``kill -9``ed leader's
+  connections close at once, so a standby need not wait out the lease), it
+  takes the row ``FOR UPDATE``, bumps the term and becomes leader. Two
+  standbys racing serialise on the row lock; the second sees a live lease.
+- The leader renews every quarter of the lease, so three renewals may fail
+  before it lapses. It believes itself leader only until ``valid_until``: the
+  moment it *sent* its last successful renewal plus the lease, minus a
+  margin, on its own monotonic clock. That moment comes before the database
+  lets anyone else take the lease, so two managers never both think they
+  lead, even when one was paused (SIGSTOP) and wakes up late.
+- Fencing does not rely on that clock: every write transaction of the leader
+  first reads the lease row ``FOR SHARE`` and aborts with ``Fenced`` unless
+  the term is still its own (``check_term``). A standby's term bump needs the
+  row ``FOR UPDATE``, so it waits for the leader's writes in flight, and once
+  the new term is committed no write of the old leader can commit. The
+  sessions set ``idle_in_transaction_session_timeout`` to the lease, so a
+  paused leader holding that share lock mid-transaction cannot block a
+  takeover for longer than one lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from corral.errors import Unavailable
+from manager.stores import postgres_schema
+
+log = logging.getLogger(__name__)
+
+# A leader trusts its lease for this share of the lease duration after the
+# renewal it sent, leaving room for clock-rate differences and scheduling.
+TRUST = 0.8
+RENEWALS_PER_LEASE = 4
+
+
+class Fenced(Unavailable):
+    """A newer term began: this manager is no longer the leader and must not write.
+
+    Clients see UNAVAILABLE, which they retry (on the new leader).
+    """
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The lease row as a standby sees it."""
+
+    term: int
+    holder: str
+    # The lease lapsed or its holder's database session is gone: it may be taken.
+    free: bool
+
+
+def session_options(lease: float) -> str:
+    """Server settings of every Corral session, so a paused leader cannot block a takeover."""
+    millis = max(int(lease * 1000), 100)
+    return f"-c idle_in_transaction_session_timeout={millis} -c lock_timeout={millis}"
+
+
+async def check_term(conn: psycopg.AsyncConnection[Any], term: int) -> None:
+    """Fence a write transaction (call it first inside the transaction)."""
+    cursor = await conn.execute("SELECT term FROM lease WHERE id = 1 FOR SHARE")
+    row = await cursor.fetchone()
+    current = int(row[0]) if row else 0
+    if current != term:
+        raise Fenced(f"term {term} ended: the lease is at term {current}")
+
+
+def check_term_sync(conn: psycopg.Connection[Any], term: int) -> None:
+    """``check_term`` for the stores that use a synchronous connection."""
+    row = conn.execute("SELECT term FROM lease WHERE id = 1 FOR SHARE").fetchone()
+    current = int(row[0]) if row else 0
+    if current != term:
+        raise Fenced(f"term {term} ended: the lease is at term {current}")
+
+
+_OBSERVE = """SELECT term, holder,
+    expires_at < clock_timestamp() OR holder_pid = 0
+    OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = lease.holder_pid)
+    FROM lease WHERE id = 1"""
+
+
+class Leadership:
+    """This manager's side of the election; see the module docstring."""
+
+    def __init__(self, url: str, *, advertise: str, lease: float = 4.0, poll: float = 0.1) -> None:
+        if lease <= 0:
+            raise ValueError("--lease-duration: must be a positive number of seconds")
+        self.url = postgres_schema.check_url(url)
+        self.advertise = advertise
+        self.lease = lease
+        self.poll = poll
+        self.term = 0
+        # Where the leader is, as last seen (standbys hand this to clients).
+        self.leader = ""
+        self._valid_until = 0.0
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def open(self) -> None:
+        """Connect and migrate the schema (every manager may; one does the work)."""
+        conn = await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, options=session_options(self.lease)
+        )
+        try:
+            await postgres_schema.migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+
+    @property
+    def conn(self) -> psycopg.AsyncConnection[Any]:
+        assert self._conn is not None, "leadership is not open"
+        return self._conn
+
+    def leading(self) -> bool:
+        """True while this manager holds a lease it may trust (no I/O; call freely)."""
+        return self.term > 0 and time.monotonic() < self._valid_until
+
+    async def observe(self) -> Lease:
+        cursor = await self.conn.execute(_OBSERVE)
+        row = await cursor.fetchone()
+        assert row is not None, "the lease row is missing"
+        lease = Lease(int(row[0]), str(row[1]), bool(row[2]))
+        self.leader = "" if lease.free else lease.holder
+        return lease
+
+    async def try_acquire(self) -> bool:
+        """Take the lease if it is free; True when this manager now leads (``term`` is set)."""
+        sent = time.monotonic()
+        async with self.conn.transaction():
+            cursor = await self.conn.execute(_OBSERVE + " FOR UPDATE")
+            row = await cursor.fetchone()
+            assert row is not None, "the lease row is missing"
+            if not row[2]:
+                self.leader = str(row[1])
+                return False
+            cursor = await self.conn.execute(
+                """UPDATE lease SET term = term + 1, holder = %s, holder_pid = pg_backend_pid(),
+                   expires_at = clock_timestamp() + make_interval(secs => %s),
+                   acquired_at = clock_timestamp() WHERE id = 1 RETURNING term""",
+                (self.advertise, self.lease),
+            )
+            won = await cursor.fetchone()
+        assert won is not None
+        self.term = int(won[0])
+        self.leader = self.advertise
+        self._valid_until = sent + self.lease * TRUST
+        log.info("leading", extra={"term": self.term, "advertise": self.advertise})
+        return True
+
+    async def campaign(self) -> int:
+        """Wait until this manager leads; returns its term."""
+        while True:
+            try:
+                if (await self.observe()).free and await self.try_acquire():
+                    return self.term
+            except psycopg.OperationalError as err:
+                # A lock wait that hit lock_timeout, or the database restarting: try again.
+                log.warning("election round failed: %s", err)
+                await self._reconnect()
+            await asyncio.sleep(self.poll)
+
+    async def renew(self) -> bool:
+        """Extend the lease; False when a newer term took it."""
+        sent = time.monotonic()
+        cursor = await self.conn.execute(
+            # The pid too: after a reconnect the lease names the live session again.
+            """UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => %s),
+               holder_pid = pg_backend_pid() WHERE id = 1 AND term = %s RETURNING term""",
+            (self.lease, self.term),
+        )
+        if await cursor.fetchone() is None:
+            return False
+        self._valid_until = sent + self.lease * TRUST
+        return True
+
+    async def hold(self) -> None:
+        """Renew until the lease is lost (a newer term, or no renewal in time); then return."""
+        period = self.lease / RENEWALS_PER_LEASE
+        while True:
+            await asyncio.sleep(period)
+            try:
+                async with asyncio.timeout(max(self._valid_until - time.monotonic(), 0.01)):
+                    if not await self.renew():
+                        log.warning(
+                            "deposed: a newer term took the lease", extra={"term": self.term}
+                        )
+                        break
+            except (TimeoutError, psycopg.Error) as err:
+                if not self.leading():
+                    log.warning("lease lapsed unrenewed: %s", err or "renewal too slow")
+                    break
+                log.warning("lease renewal failed, retrying: %s", err)
+                await self._reconnect()
+        self.step_down()
+
+    def step_down(self) -> None:
+        self._valid_until = 0.0
+        self.term = 0
+
+    async def release(self) -> None:
+        """Give the lease up at once (a graceful stop), so a standby need not wait it out."""
+        term, self.term = self.term, 0
+        self._valid_until = 0.0
+        if term:
+            await self.conn.execute(
+                "UPDATE lease SET expires_at = '-infinity' WHERE id = 1 AND term = %s", (term,)
+            )
+
+    async def _reconnect(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            return
+        try:
+            await self.open()
+        except psycopg.Error as err:
+            log.warning("cannot reach the database: %s", err)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
