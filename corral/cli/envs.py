@@ -158,6 +158,7 @@ def env_get(
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(
+        rich_markup_mode=None,
         help="Per-project environments (Deployment+Service+Ingress, container or process).",
         no_args_is_help=True,
     )

@@ -168,7 +168,9 @@ def job_logs(
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Run ad-hoc shell commands to completion.", no_args_is_help=True)
+    group = typer.Typer(
+        rich_markup_mode=None, help="Run ad-hoc shell commands to completion.", no_args_is_help=True
+    )
     group.command("run")(job_run)
     group.command("ls")(job_ls)
     group.command("status")(job_status)

@@ -26,6 +26,8 @@ def build() -> typer.Typer:
         help="Corral: a small, fast container and task orchestrator.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        # Help texts are plain text: "[HOST:]PORT[/PROTO]" is a usage pattern, not rich markup.
+        rich_markup_mode=None,
     )
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)

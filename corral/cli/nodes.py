@@ -56,7 +56,9 @@ def node_drain(
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Inspect and drain nodes.", no_args_is_help=True)
+    group = typer.Typer(
+        rich_markup_mode=None, help="Inspect and drain nodes.", no_args_is_help=True
+    )
     group.command("ls")(node_ls)
     group.command("get")(node_get)
     group.command("drain")(node_drain)

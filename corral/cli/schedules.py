@@ -313,7 +313,9 @@ def schedule_rm(name: NameArgument, manager: ManagerOption = DEFAULT_TARGET) -> 
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(
-        help="Cron/interval schedules that call HTTP endpoints.", no_args_is_help=True
+        rich_markup_mode=None,
+        help="Cron/interval schedules that call HTTP endpoints.",
+        no_args_is_help=True,
     )
     group.command("create")(schedule_create)
     group.command("ls")(schedule_ls)

@@ -260,7 +260,7 @@ def events(
 
 def register(app: typer.Typer) -> None:
     app.command(context_settings={"allow_interspersed_args": False})(run)
-    group = typer.Typer(help="Inspect and stop tasks.", no_args_is_help=True)
+    group = typer.Typer(rich_markup_mode=None, help="Inspect and stop tasks.", no_args_is_help=True)
     group.command("ls")(task_ls)
     group.command("get")(task_get)
     group.command("stop")(task_stop)
