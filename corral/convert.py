@@ -213,17 +213,36 @@ def http_call_to(c: HttpCall) -> types_pb2.HttpCall:
     )
 
 
+def body_fields(body: bytes) -> dict[str, Any]:
+    """A response body as ``body_text`` when it is UTF-8 (JSON shows it as text), else ``body``.
+
+    A body cut at the runtime's bound may end inside a character: that partial
+    character is dropped rather than making the whole body binary.
+    """
+    try:
+        return {"body_text": body.decode()}
+    except UnicodeDecodeError as err:
+        if err.reason == "unexpected end of data" and err.start >= len(body) - 3:
+            return {"body_text": body[: err.start].decode()}
+        return {"body": body}
+
+
+def body_from(body: bytes, body_text: str) -> bytes:
+    return body_text.encode() if body_text else body
+
+
 def http_result_from(m: types_pb2.HttpResult) -> HttpResult:
-    return HttpResult(m.status_code, m.latency_ms, m.body, m.body_truncated, m.error)
+    body = body_from(m.body, m.body_text)
+    return HttpResult(m.status_code, m.latency_ms, body, m.body_truncated, m.error)
 
 
 def http_result_to(r: HttpResult) -> types_pb2.HttpResult:
     return types_pb2.HttpResult(
         status_code=r.status_code,
         latency_ms=r.latency_ms,
-        body=r.body,
         body_truncated=r.body_truncated,
         error=r.error,
+        **body_fields(r.body),
     )
 
 

@@ -26,10 +26,13 @@ class ManagerConfig:
     environments_domain: str = "corral.localhost"
     environments_namespace: str = "default"
     tenant_namespaces: bool = False
-    # Schedules: the file that defines the schedule named `default` (YAML, JSON
-    # or the original appsettings.json); without it, `default_schedule_url` (set by
-    # `corral up` to the gateway's /health) is called every minute.
-    schedules_file: Path | None = None
+    # Schedules: the files that define the schedule named `default` (YAML, JSON
+    # or the original appsettings.json, merged in order with environment overrides
+    # as ASP.NET does); without them, `default_schedule_url` (set by `corral up` to
+    # the gateway's /health) is called every minute. The schedule of the files is
+    # Running from the manager's start, as the original's loop, unless autostart is off.
+    schedules_file: tuple[Path, ...] = ()
+    schedules_autostart: bool = True
     default_schedule_url: str = ""
     # Grace period given to RPCs in flight on SIGTERM.
     stop_grace: float = 5.0

@@ -45,6 +45,9 @@ from manager.schedules.validation import validate_schedule
 # run-once answers when the run is over: endpoints' timeouts plus placement.
 RUN_TIMEOUT = 600.0
 
+# Exit codes of run-once: 0 when every endpoint met its expectation (1 stays "could not ask").
+RUN_EXIT_CODES = {RunOutcome.PARTIALLY_FAILED: 3, RunOutcome.FAILED: 4, RunOutcome.CANCELLED: 4}
+
 NameArgument = Annotated[str, typer.Argument(help="Schedule name.")]
 
 _STATE_STYLE = {
@@ -257,7 +260,10 @@ def schedule_stop(
 def schedule_run_once(
     name: NameArgument, manager: ManagerOption = DEFAULT_TARGET, out: OutputOption = "table"
 ) -> None:
-    """Run a (not running) schedule's action now and show every response."""
+    """Run a (not running) schedule's action now and show every response.
+
+    Exits 0 when every endpoint succeeded, 3 when some failed, 4 when all failed.
+    """
     parse_or_exit(lambda: check_output(out))
 
     async def go(client: Client) -> Any:
@@ -267,10 +273,13 @@ def schedule_run_once(
         )
 
     reply = with_client(manager, go)
+    run = convert.run_from(reply.run)
     if out == "json":
         _json(reply.run)
     else:
-        console.print(results_table(convert.run_from(reply.run)))
+        console.print(results_table(run))
+    if run.outcome is not RunOutcome.SUCCEEDED:
+        raise typer.Exit(RUN_EXIT_CODES.get(run.outcome, 4))
 
 
 def schedule_runs(

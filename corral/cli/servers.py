@@ -39,6 +39,12 @@ _HELP = {
     "capacity": "Offered capacity, cpu=2,memory=4Gi,disk=20Gi (unset parts are measured).",
     "runtimes": "Runtimes offered, comma-separated.",
     "port_file": "Write the port listened on to this file once serving (for port 0).",
+    "schedules_file": (
+        "Files defining the schedule `default`, merged in order (repeat the flag or separate"
+        " with commas); appsettings.json brings appsettings.{Environment}.json, and"
+        " CronJobSettings__*/HttpOrchestratorSettings__* variables override them."
+    ),
+    "schedules_autostart": "Start the schedule `default` of --schedules when the manager starts.",
 }
 
 
@@ -61,6 +67,9 @@ def _flag_type(hint: Any) -> tuple[Any, Callable[[Any], Any]]:
         return str, _capacity
     if origin in (Mapping, dict):
         return str, lambda v: parse_pairs(_split(v), "labels")
+    if origin is tuple and typing.get_args(hint)[0] is Path:
+        # Repeatable, and each value may list several: --schedules a.json --schedules b.json,c.json
+        return list[Path], lambda v: tuple(Path(p) for item in v or () for p in _split(str(item)))
     if origin is tuple:
         return str, lambda v: tuple(_split(v))
     raise TypeError(f"no flag type for {hint!r}")
@@ -88,7 +97,7 @@ def _flag_default(value: Any) -> Any:
     if isinstance(value, Mapping):
         return ",".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, tuple):
-        return ",".join(value)
+        return ",".join(value) if all(isinstance(v, str) for v in value) else list(value)
     return value
 
 
@@ -104,8 +113,9 @@ def config_command(config_cls: type[Any], module: str) -> Callable[..., None]:
             if field.default is dataclasses.MISSING and callable(field.default_factory)
             else field.default
         )
+        flag = "--" + field.name.replace("_", "-")
         option = typer.Option(
-            "--" + field.name.replace("_", "-"),
+            f"{flag}/--no-{flag[2:]}" if flag_type is bool else flag,
             *_ALIASES.get(field.name, ()),
             envvar=_env_name(field.name),
             help=_HELP.get(field.name, field.name.replace("_", " ").capitalize() + "."),
@@ -114,7 +124,7 @@ def config_command(config_cls: type[Any], module: str) -> Callable[..., None]:
             inspect.Parameter(
                 field.name,
                 inspect.Parameter.KEYWORD_ONLY,
-                default=_flag_default(default),
+                default=None if flag_type == list[Path] else _flag_default(default),
                 annotation=Annotated[flag_type, option],
             )
         )

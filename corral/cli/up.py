@@ -279,7 +279,9 @@ def up(
     environments_runtime: Annotated[
         str | None, typer.Option(help="Runtime of environments.")
     ] = None,
-    schedules: Annotated[Path | None, typer.Option(help="Schedules file.")] = None,
+    schedules: Annotated[
+        str | None, typer.Option(help="Schedules file(s), comma-separated, merged in order.")
+    ] = None,
     environments_domain: Annotated[
         str | None, typer.Option(help="Ingress domain of environments ({replId}.DOMAIN).")
     ] = None,

@@ -142,29 +142,47 @@ Global___CronTrigger: _TypeAlias = CronTrigger  # noqa: Y015
 
 @_typing.final
 class Window(_message.Message):
-    """Window limits firings to hours of the day [start_hour, end_hour)."""
+    """Window limits firings to hours of the day [start_hour, end_hour), or to the
+    times of day [start_time, end_time] when those are set.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     START_HOUR_FIELD_NUMBER: _builtins.int
     END_HOUR_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     start_hour: _builtins.int
     """First hour (0-23) in which firings happen."""
     end_hour: _builtins.int
     """Hour (1-24) at which firings stop; must be greater than start_hour."""
     time_zone: _builtins.str
     """IANA zone of the hours; the cron trigger's zone, else UTC, when empty."""
+    @_builtins.property
+    def start_time(self) -> _duration_pb2.Duration:
+        """Time of day (since local midnight) from which firings happen, as the .NET
+        orchestrator's StartHour "05:00"; when set with end_time it replaces the hours.
+        """
+
+    @_builtins.property
+    def end_time(self) -> _duration_pb2.Duration:
+        """Time of day up to which firings happen, inclusive to the second (EndHour
+        "23:59:59" includes 23:59:59.5); at most 23:59:59.
+        """
+
     def __init__(
         self,
         *,
         start_hour: _builtins.int = ...,
         end_hour: _builtins.int = ...,
         time_zone: _builtins.str = ...,
+        start_time: _duration_pb2.Duration | None = ...,
+        end_time: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_hour", b"end_hour", "start_hour", b"start_hour", "time_zone", b"time_zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_hour", b"end_hour", "end_time", b"end_time", "start_hour", b"start_hour", "start_time", b"start_time", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -337,12 +355,17 @@ class Schedule(_message.Message):
     HISTORY_LIMIT_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    INTERVAL_AFTER_RUN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """RFC 1123 label, unique."""
     concurrency_policy: Global___ConcurrencyPolicy.ValueType
     """What a firing does while a run is unfinished."""
     history_limit: _builtins.int
     """Runs kept per schedule (default 20)."""
+    interval_after_run: _builtins.bool
+    """With an interval: wait the interval after each run ends (the .NET
+    orchestrator's TaskInterval), rather than firing every interval from the start.
+    """
     @_builtins.property
     def cron(self) -> Global___CronTrigger:
         """Cron expression."""
@@ -389,10 +412,11 @@ class Schedule(_message.Message):
         history_limit: _builtins.int = ...,
         status: Global___ScheduleStatus | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        interval_after_run: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created_at", b"created_at", "cron", b"cron", "http", b"http", "interval", b"interval", "starting_deadline", b"starting_deadline", "status", b"status", "task", b"task", "trigger", b"trigger", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "concurrency_policy", b"concurrency_policy", "created_at", b"created_at", "cron", b"cron", "history_limit", b"history_limit", "http", b"http", "interval", b"interval", "name", b"name", "starting_deadline", b"starting_deadline", "status", b"status", "task", b"task", "trigger", b"trigger", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "concurrency_policy", b"concurrency_policy", "created_at", b"created_at", "cron", b"cron", "history_limit", b"history_limit", "http", b"http", "interval", b"interval", "interval_after_run", b"interval_after_run", "name", b"name", "starting_deadline", b"starting_deadline", "status", b"status", "task", b"task", "trigger", b"trigger", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["http", "task"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
@@ -420,6 +444,7 @@ class EndpointResult(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     BODY_TRUNCATED_FIELD_NUMBER: _builtins.int
+    BODY_TEXT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Endpoint name (or the task's name for a task action)."""
     task_id: _builtins.str
@@ -438,6 +463,8 @@ class EndpointResult(_message.Message):
     """The task's final state."""
     body_truncated: _builtins.bool
     """True when the body was cut at the runtime's bound."""
+    body_text: _builtins.str
+    """The bounded body when it is UTF-8 text (body is then empty)."""
     def __init__(
         self,
         *,
@@ -450,10 +477,11 @@ class EndpointResult(_message.Message):
         error: _builtins.str = ...,
         state: _types_pb2.TaskState.ValueType = ...,
         body_truncated: _builtins.bool = ...,
+        body_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_truncated", b"body_truncated", "error", b"error", "latency_ms", b"latency_ms", "name", b"name", "ok", b"ok", "state", b"state", "status_code", b"status_code", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_text", b"body_text", "body_truncated", b"body_truncated", "error", b"error", "latency_ms", b"latency_ms", "name", b"name", "ok", b"ok", "state", b"state", "status_code", b"status_code", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

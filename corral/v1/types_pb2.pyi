@@ -459,6 +459,7 @@ class HttpResult(_message.Message):
     BODY_FIELD_NUMBER: _builtins.int
     BODY_TRUNCATED_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    BODY_TEXT_FIELD_NUMBER: _builtins.int
     status_code: _builtins.int
     """Response status; 0 when no response came."""
     latency_ms: _builtins.float
@@ -469,6 +470,8 @@ class HttpResult(_message.Message):
     """True when the body was longer than what is kept."""
     error: _builtins.str
     """Why no usable response came (refused, timeout, ...); empty on success."""
+    body_text: _builtins.str
+    """The first bytes of the body when they are UTF-8 text (body is then empty)."""
     def __init__(
         self,
         *,
@@ -477,10 +480,11 @@ class HttpResult(_message.Message):
         body: _builtins.bytes = ...,
         body_truncated: _builtins.bool = ...,
         error: _builtins.str = ...,
+        body_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_truncated", b"body_truncated", "error", b"error", "latency_ms", b"latency_ms", "status_code", b"status_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_text", b"body_text", "body_truncated", b"body_truncated", "error", b"error", "latency_ms", b"latency_ms", "status_code", b"status_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -18,8 +18,9 @@ import grpc
 from corral.errors import NotFound, ValidationError
 from manager.config import ManagerConfig
 from manager.control import Extension, TaskControl
-from manager.schedules.config_files import health_schedule, load_file
+from manager.schedules.config_files import health_schedule, load_files
 from manager.schedules.loops import Scheduler
+from manager.schedules.model import ScheduleState
 from manager.schedules.servicer import register
 from manager.schedules.store import ScheduleStore
 from manager.schedules.timing import Clock, SystemClock
@@ -43,16 +44,24 @@ class SchedulesExtension:
     async def start(self) -> None:
         self.define_default()
         self.scheduler.resume()
+        # The original's loop is a hosted service: Running from the service's start.
+        config = self._config
+        if config.schedules_file and config.schedules_autostart and not self._running():
+            await self.scheduler.start(DEFAULT_NAME)
+
+    def _running(self) -> bool:
+        return self.scheduler.get(DEFAULT_NAME).status.state is ScheduleState.RUNNING
 
     def define_default(self) -> None:
-        """The schedule named ``default``: from the schedules file, else calling the health URL."""
-        path = self._config.schedules_file
-        if path is not None:
+        """The schedule named ``default``: from the schedules files, else calling the health URL."""
+        paths = self._config.schedules_file
+        if paths:
             try:
-                self.scheduler.define(load_file(path, name=DEFAULT_NAME))
+                self.scheduler.define(load_files(paths, name=DEFAULT_NAME))
             except ValidationError as err:
-                # The manager does not start on a bad file; say which file and which key.
-                where = err.field if err.field == str(path) else f"{path}: {err.field}"
+                # The manager does not start on a bad file; say which files and which key.
+                names = ", ".join(str(p) for p in paths)
+                where = err.field if err.field in map(str, paths) else f"{names}: {err.field}"
                 raise ValidationError(where, err.problem) from err
         elif self._config.default_schedule_url:
             try:

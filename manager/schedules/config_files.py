@@ -22,8 +22,9 @@ spec is then checked by ``validation`` like any other.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import yaml
 from google.protobuf.json_format import ParseError
 
 from corral.errors import ValidationError
+from manager.schedules import appsettings
 from manager.schedules.convert import task_spec_from_dict
 from manager.schedules.model import (
     DEFAULT_DEADLINE,
@@ -203,11 +205,15 @@ def _policy(value: Any) -> ConcurrencyPolicy:
         raise ValidationError("concurrencyPolicy", "must be forbid, allow or replace") from err
 
 
-def parse_schedule(data: Any, *, name: str = "") -> ScheduleSpec:
+def parse_schedule(
+    data: Any, *, name: str = "", environ: Mapping[str, str] | None = None
+) -> ScheduleSpec:
     """A spec from a parsed document (Corral's form or appsettings.json). Not yet validated."""
     d = _normal(data, "")
     if "cronjobsettings" in d or "httporchestratorsettings" in d:
-        return parse_appsettings(d, name=name or "default")
+        return appsettings.parse_appsettings(
+            data, name=name or "default", endpoints=_appsettings_endpoints, environ=environ
+        )
     _unknown(d, _TOP_KEYS, "")
     return ScheduleSpec(
         name=name or _text(d.get("name", ""), "name"),
@@ -222,42 +228,54 @@ def parse_schedule(data: Any, *, name: str = "") -> ScheduleSpec:
     )
 
 
-def parse_appsettings(d: Mapping[str, Any], *, name: str) -> ScheduleSpec:
-    """The .NET orchestrator's sections, read as they are."""
-    cron = _normal(d.get("cronjobsettings") or {}, "CronJobSettings")
-    http = _normal(d.get("httporchestratorsettings") or {}, "HttpOrchestratorSettings")
-    defaults: dict[str, Any] = {k: http[k] for k in ("host", "port") if k in http}
-    raw = http.get("endpoints") or []
-    if not isinstance(raw, list):
-        raise ValidationError("HttpOrchestratorSettings.Endpoints", "must be a list")
-    endpoints = tuple(
-        _endpoint(e, f"HttpOrchestratorSettings.Endpoints[{i}]", defaults)
-        for i, e in enumerate(raw)
-    )
-    window = None
-    if "starthour" in cron or "endhour" in cron:
-        window = Window(
-            _int(cron.get("starthour", 0), "CronJobSettings.StartHour"),
-            _int(cron.get("endhour", 24), "CronJobSettings.EndHour"),
+def _appsettings_endpoints(raw: list[Any], defaults: Mapping[str, Any]) -> HttpAction:
+    return HttpAction(
+        tuple(
+            _endpoint(e, f"HttpOrchestratorSettings.Endpoints[{i}]", defaults)
+            for i, e in enumerate(raw)
         )
-    interval = parse_duration(cron.get("taskinterval", "00:01:00"), "CronJobSettings.TaskInterval")
-    return ScheduleSpec(
-        name=name,
-        trigger=IntervalTrigger(interval),
-        action=HttpAction(endpoints),
-        window=window,
     )
 
 
-def load_file(path: Path, *, name: str = "") -> ScheduleSpec:
-    """Read a YAML or JSON file (JSON is YAML, so one parser reads both)."""
+def _read(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ValidationError(str(path), f"is not valid YAML or JSON: {err}") from err
     except OSError as err:
         raise ValidationError(str(path), f"cannot be read: {err.strerror}") from err
-    return parse_schedule(data, name=name)
+
+
+def load_file(path: Path, *, name: str = "") -> ScheduleSpec:
+    """Read a YAML or JSON file (JSON is YAML, so one parser reads both)."""
+    return parse_schedule(_read(path), name=name, environ={})
+
+
+def load_files(
+    paths: Sequence[Path], *, name: str = "", environ: Mapping[str, str] | None = None
+) -> ScheduleSpec:
+    """Several files merged in order, then environment overrides, as ASP.NET layers them.
+
+    ``appsettings.json`` brings ``appsettings.{Environment}.json`` from beside it
+    (unless that file is listed too); ``CronJobSettings__*`` and
+    ``HttpOrchestratorSettings__*`` variables override the files.
+    """
+    environ = os.environ if environ is None else environ
+    ordered: list[Path] = []
+    for path in paths:
+        ordered.append(path)
+        extra = appsettings.environment_file(path, environ)
+        if extra is not None and extra not in paths:
+            ordered.append(extra)
+    documents = [(path, _read(path)) for path in ordered]
+    overrides = appsettings.environment_overrides(environ)
+    if len(documents) == 1 and not overrides:
+        return parse_schedule(documents[0][1], name=name, environ=environ)
+    for path, doc in documents:
+        if doc is not None and not isinstance(doc, Mapping):
+            raise ValidationError(str(path), "must be a mapping of keys to values")
+    merged = appsettings.layer([doc for _, doc in documents] + [overrides])
+    return parse_schedule(merged, name=name, environ=environ)
 
 
 def health_schedule(url: str, *, name: str = "default") -> ScheduleSpec:

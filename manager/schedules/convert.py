@@ -12,6 +12,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from corral.convert import (
+    body_fields,
+    body_from,
     duration,
     enum_from,
     enum_to,
@@ -91,10 +93,30 @@ def endpoint_to(e: Endpoint) -> pb.Endpoint:
     )
 
 
+def window_from(m: pb.Window) -> Window:
+    timed = m.HasField("start_time") or m.HasField("end_time")
+    return Window(
+        m.start_hour,
+        m.end_hour,
+        m.time_zone,
+        start_time=round(seconds(m.start_time)) if timed else None,
+        end_time=round(seconds(m.end_time)) if timed else None,
+    )
+
+
+def window_to(w: Window) -> pb.Window:
+    out = pb.Window(start_hour=w.start_hour, end_hour=w.end_hour, time_zone=w.time_zone)
+    if w.start_time is not None:
+        out.start_time.CopyFrom(duration(w.start_time))
+    if w.end_time is not None:
+        out.end_time.CopyFrom(duration(w.end_time))
+    return out
+
+
 def _trigger_from(m: pb.Schedule) -> Trigger:
     which = m.WhichOneof("trigger")
     if which == "interval":
-        return IntervalTrigger(seconds(m.interval))
+        return IntervalTrigger(seconds(m.interval), after_run=m.interval_after_run)
     # No trigger at all reads as an empty cron expression, which validation names.
     return CronTrigger(m.cron.expression, m.cron.time_zone)
 
@@ -117,11 +139,7 @@ def spec_of(m: pb.Schedule) -> ScheduleSpec:
         name=m.name,
         trigger=_trigger_from(m),
         action=action,
-        window=(
-            Window(m.window.start_hour, m.window.end_hour, m.window.time_zone)
-            if m.HasField("window")
-            else None
-        ),
+        window=window_from(m.window) if m.HasField("window") else None,
         concurrency_policy=policy,
         starting_deadline=(
             seconds(m.starting_deadline) if m.HasField("starting_deadline") else DEFAULT_DEADLINE
@@ -145,14 +163,9 @@ def spec_message(s: ScheduleSpec) -> pb.Schedule:
         )
     else:
         out.interval.CopyFrom(duration(s.trigger.seconds))
+        out.interval_after_run = s.trigger.after_run
     if s.window is not None:
-        out.window.CopyFrom(
-            pb.Window(
-                start_hour=s.window.start_hour,
-                end_hour=s.window.end_hour,
-                time_zone=s.window.time_zone,
-            )
-        )
+        out.window.CopyFrom(window_to(s.window))
     if isinstance(s.action, HttpAction):
         out.http.CopyFrom(pb.HttpAction(endpoints=[endpoint_to(e) for e in s.action.endpoints]))
     else:
@@ -211,10 +224,10 @@ def result_to(r: EndpointResult) -> pb.EndpointResult:
         ok=r.ok,
         status_code=r.result.status_code,
         latency_ms=r.result.latency_ms,
-        body=r.result.body,
         error=r.result.error,
         state=state_to(r.state),
         body_truncated=r.result.body_truncated,
+        **body_fields(r.result.body),
     )
 
 
@@ -224,7 +237,9 @@ def result_from(m: pb.EndpointResult) -> EndpointResult:
         task_id=TaskId(m.task_id) if m.task_id else None,
         ok=m.ok,
         state=state_from(m.state) if m.state else TaskState.PENDING,
-        result=HttpResult(m.status_code, m.latency_ms, m.body, m.body_truncated, m.error),
+        result=HttpResult(
+            m.status_code, m.latency_ms, body_from(m.body, m.body_text), m.body_truncated, m.error
+        ),
     )
 
 

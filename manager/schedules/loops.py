@@ -26,20 +26,32 @@ from manager.control import TaskControl
 from manager.schedules import runs
 from manager.schedules.model import (
     ConcurrencyPolicy,
+    IntervalTrigger,
     Run,
     RunOutcome,
     Schedule,
     ScheduleSpec,
     ScheduleState,
+    Timing,
 )
 from manager.schedules.store import ScheduleStore
-from manager.schedules.timing import Clock, begin, next_slot, plan
+from manager.schedules.timing import Clock, begin, first_in_window, next_slot, plan
 from manager.schedules.validation import validate_schedule
 
 log = logging.getLogger(__name__)
 
 # Pause before a loop retries after an unexpected error (a store or core failure).
 RETRY_AFTER = 5.0
+
+
+def _after_run(spec: ScheduleSpec) -> bool:
+    return isinstance(spec.trigger, IntervalTrigger) and spec.trigger.after_run
+
+
+def _first_firing(spec: ScheduleSpec, timing: Timing, now: float) -> float | None:
+    if _after_run(spec):
+        return first_in_window(spec, now)
+    return next_slot(spec, timing, now)
 
 
 class Scheduler:
@@ -101,7 +113,7 @@ class Scheduler:
             timing = begin(schedule.spec, now)
             self._store.save_state(name, ScheduleState.RUNNING, timing)
             # Known now, so the reply names it rather than racing the loop's first tick.
-            self._next[name] = next_slot(schedule.spec, timing, now)
+            self._next[name] = _first_firing(schedule.spec, timing, now)
             self._spawn_loop(name, resumed=False)
         return self.get(name)
 
@@ -192,12 +204,31 @@ class Scheduler:
             except Exception:
                 log.exception("schedule %s: loop step failed; retrying", name)
                 wake = self._clock.now() + RETRY_AFTER
+            if isinstance(wake, asyncio.Task):
+                await self._after_run(name, wake)
+                continue
             if wake is None:
                 return
             await self._clock.sleep_until(wake)
 
-    def _tick(self, name: str, *, resumed: bool, session: float) -> float | None:
-        """Handle what is due now; return when to look again, None when the loop is done."""
+    async def _after_run(self, name: str, job: asyncio.Task[Run]) -> None:
+        """Wait for the run to end, then record when the next may start (interval after it)."""
+        await asyncio.wait([job])
+        schedule = self._store.get(name)
+        trigger = schedule.spec.trigger
+        assert isinstance(trigger, IntervalTrigger)
+        ready = self._clock.now() + trigger.seconds
+        timing = replace(schedule.timing, started_at=ready)
+        self._store.save_state(name, ScheduleState.RUNNING, timing)
+        self._next[name] = plan(schedule.spec, timing, self._clock.now()).next_at
+
+    def _tick(
+        self, name: str, *, resumed: bool, session: float
+    ) -> float | asyncio.Task[Run] | None:
+        """Handle what is due now; return when to look again, None when the loop is done.
+
+        An ``after_run`` interval returns the run it launched: the loop waits for its end.
+        """
         schedule = self._store.get(name)
         spec, timing = schedule.spec, schedule.timing
         now = self._clock.now()
@@ -209,7 +240,10 @@ class Scheduler:
                 log.warning("schedule %s: skipped the %.0f slot, past its deadline", name, step.due)
             else:
                 trigger = "catch-up" if resumed and step.due < session else "schedule"
-                self._fire(spec, step.due, trigger)
+                job = self._fire(spec, step.due, trigger)
+                if job is not None and _after_run(spec):
+                    self._next.pop(name, None)
+                    return job
         if step.finished:
             log.info("schedule %s finished its window", name)
             self._store.save_state(name, ScheduleState.IDLE, timing)
@@ -219,15 +253,15 @@ class Scheduler:
         # A trigger that never meets its window has nothing to wait for but a stop.
         return step.wake_at if step.wake_at is not None else float("inf")
 
-    def _fire(self, spec: ScheduleSpec, slot: float, trigger: str) -> None:
+    def _fire(self, spec: ScheduleSpec, slot: float, trigger: str) -> asyncio.Task[Run] | None:
         active = self._runs.get(spec.name, {})
         if active and spec.concurrency_policy is ConcurrencyPolicy.FORBID:
             log.info("schedule %s: skipped a firing, a run is unfinished (forbid)", spec.name)
-            return
+            return None
         if active and spec.concurrency_policy is ConcurrencyPolicy.REPLACE:
             for job in active.values():
                 job.cancel()
-        self._launch(spec, slot, trigger)
+        return self._launch(spec, slot, trigger)
 
     def _launch(self, spec: ScheduleSpec, slot: float, trigger: str) -> asyncio.Task[Run]:
         run = Run(

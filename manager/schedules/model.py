@@ -49,6 +49,9 @@ class CronTrigger:
 @dataclass(frozen=True, slots=True)
 class IntervalTrigger:
     seconds: float
+    # Wait the interval after each run ends (the .NET orchestrator's loop:
+    # run, then Task.Delay(TaskInterval)), rather than fire every interval from the start.
+    after_run: bool = False
 
 
 Trigger = CronTrigger | IntervalTrigger
@@ -56,11 +59,42 @@ Trigger = CronTrigger | IntervalTrigger
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Firings happen only in hours [start_hour, end_hour) of each day."""
+    """Firings happen only in hours [start_hour, end_hour) of each day.
 
-    start_hour: int
-    end_hour: int
+    Or, when ``start_time`` and ``end_time`` (seconds since local midnight) are
+    set, in [start_time, end_time] with the end inclusive to the second: the
+    .NET orchestrator's ``StartHour``/``EndHour`` TimeSpans, checked as
+    ``TimeOfDay >= StartHour && TimeOfDay <= EndHour``.
+    """
+
+    start_hour: int = 0
+    end_hour: int = 24
     time_zone: str = ""  # the cron trigger's zone, else UTC, when empty
+    start_time: int | None = None
+    end_time: int | None = None
+
+    @property
+    def timed(self) -> bool:
+        return self.start_time is not None and self.end_time is not None
+
+    @property
+    def start_second(self) -> int:
+        """Seconds since midnight at which the window opens."""
+        return self.start_time if self.start_time is not None else self.start_hour * 3600
+
+    @property
+    def end_second(self) -> int:
+        """Seconds since midnight at which the window is closed (exclusive bound)."""
+        return self.end_time + 1 if self.end_time is not None else self.end_hour * 3600
+
+    def describe(self) -> str:
+        if self.timed:
+            return f"{_clock(self.start_second)}-{_clock(self.end_second - 1)}"
+        return f"{self.start_hour:02d}-{self.end_hour:02d}h"
+
+
+def _clock(second: int) -> str:
+    return f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
 
 
 @dataclass(frozen=True, slots=True)

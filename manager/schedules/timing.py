@@ -9,10 +9,15 @@ runs once if it is recent enough, older ones are skipped, and a slot that was
 handled (``last_scheduled_at`` is written before a run starts) is never
 handled again.
 
-Windows are hours ``[start_hour, end_hour)`` of each local day. A loop started
-inside a window (or before it) finishes at that window's end and its schedule
-goes Idle, as the original cron orchestrator's loop did; ``run_until`` keeps
-that end. The clock is a protocol so tests move time by hand.
+Windows are hours ``[start_hour, end_hour)`` of each local day, or times of
+day ``[start_time, end_time]`` (end inclusive to the second). A running loop
+fires inside its window every day until it is stopped, as the original cron
+orchestrator's loop does; ``run_until`` (a loop that ends by itself) is kept
+for timings persisted by older versions. An interval that counts from the
+end of each run (``after_run``) fires at once when started inside the window,
+else at the window's next start, then ``interval`` after each run ends: the
+loop records that time in ``started_at`` when the run is over.
+The clock is a protocol so tests move time by hand.
 """
 
 from __future__ import annotations
@@ -102,14 +107,17 @@ def zone(name: str) -> ZoneInfo:
 # -- windows -------------------------------------------------------------------
 
 
-def _at_hour(day: date, hour: int, tz: ZoneInfo) -> float:
-    # end_hour 24 is midnight of the next day.
-    base = datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(days=hour // 24)
-    return base.replace(hour=hour % 24).timestamp()
+def _at_second(day: date, second: int, tz: ZoneInfo) -> float:
+    # An end of 24:00 is midnight of the next day; wall-clock fields, so DST days keep their hours.
+    base = datetime(day.year, day.month, day.day, tzinfo=tz) + timedelta(days=second // 86400)
+    second %= 86400
+    return base.replace(
+        hour=second // 3600, minute=second // 60 % 60, second=second % 60
+    ).timestamp()
 
 
 def _bounds(window: Window, tz: ZoneInfo, day: date) -> tuple[float, float]:
-    return _at_hour(day, window.start_hour, tz), _at_hour(day, window.end_hour, tz)
+    return _at_second(day, window.start_second, tz), _at_second(day, window.end_second, tz)
 
 
 def _today(t: float, tz: ZoneInfo) -> date:
@@ -228,7 +236,31 @@ class Step:
     wake_at: float | None
 
 
+def first_in_window(spec: ScheduleSpec, t: float) -> float:
+    """``t`` when it is inside the window, else the window's next start."""
+    if spec.window is None or in_window(spec, t):
+        return t
+    return _next_window_start(spec.window, zone(spec.time_zone), t)
+
+
+def after_run_plan(spec: ScheduleSpec, timing: Timing, now: float) -> Step:
+    """An ``after_run`` interval: ``started_at`` is the earliest time of the next run."""
+    assert isinstance(spec.trigger, IntervalTrigger)
+    ready = timing.started_at if timing.started_at is not None else now
+    last = timing.last_scheduled_at
+    if last is not None and ready <= last:
+        # Fired, and the run's end was never recorded (a restart): count from the firing.
+        ready = last + spec.trigger.seconds
+    slot = first_in_window(spec, ready)
+    if slot <= now:
+        # Due now; the next run's time is known only when this one ends.
+        return Step(due=slot, late=False, next_at=None, finished=False, wake_at=None)
+    return Step(due=None, late=False, next_at=slot, finished=False, wake_at=slot)
+
+
 def plan(spec: ScheduleSpec, timing: Timing, now: float) -> Step:
+    if isinstance(spec.trigger, IntervalTrigger) and spec.trigger.after_run:
+        return after_run_plan(spec, timing, now)
     due = latest_slot(spec, timing, now)
     late = due is not None and now - due > spec.starting_deadline
     finished = timing.run_until is not None and now >= timing.run_until
@@ -239,5 +271,5 @@ def plan(spec: ScheduleSpec, timing: Timing, now: float) -> Step:
 
 
 def begin(spec: ScheduleSpec, now: float) -> Timing:
-    """The timing of a loop started now."""
-    return Timing(started_at=now, run_until=window_end(spec, now), last_scheduled_at=None)
+    """The timing of a loop started now: it runs every day until stopped."""
+    return Timing(started_at=now, run_until=None, last_scheduled_at=None)

@@ -56,6 +56,10 @@ def check_cron(trigger: CronTrigger, field: str) -> None:
 
 
 def check_window(window: Window, field: str) -> None:
+    if window.start_time is not None or window.end_time is not None:
+        _check_times(window, field)
+        check_zone(window.time_zone, f"{field}.time_zone")
+        return
     if not 0 <= window.start_hour <= 23:
         raise ValidationError(f"{field}.start_hour", "must be an hour between 0 and 23")
     if not 1 <= window.end_hour <= 24:
@@ -66,6 +70,24 @@ def check_window(window: Window, field: str) -> None:
             f"must be greater than start_hour ({window.start_hour}), got {window.end_hour}",
         )
     check_zone(window.time_zone, f"{field}.time_zone")
+
+
+def _check_times(window: Window, field: str) -> None:
+    start, end = window.start_time, window.end_time
+    if start is None:
+        raise ValidationError(f"{field}.start_time", "is required with end_time")
+    if end is None:
+        raise ValidationError(f"{field}.end_time", "is required with start_time")
+    for value, name in ((start, "start_time"), (end, "end_time")):
+        if not 0 <= value < 86400:
+            raise ValidationError(
+                f"{field}.{name}", f"must be a time of day from 00:00:00 to 23:59:59, got {value}s"
+            )
+    if start > end:
+        raise ValidationError(
+            f"{field}.end_time",
+            f"must not be before start_time ({window.describe()} never opens)",
+        )
 
 
 def call_of(endpoint: Endpoint) -> HttpCall:

@@ -50,7 +50,8 @@ endpoints:
             data_dir=tmp_path / "manager",
             heartbeat_interval=0.2,
             ttl=2.0,
-            schedules_file=schedules,
+            schedules_file=(schedules,),
+            schedules_autostart=False,
         )
         manager = await serve_manager(config, extension_modules=["manager.schedules"])
         target = f"127.0.0.1:{manager.port}"
@@ -85,7 +86,7 @@ async def test_run_once_calls_every_endpoint_through_a_worker(cluster: Cluster) 
     (run,) = reply.runs
     assert run.outcome == pb.RUN_OUTCOME_PARTIALLY_FAILED
     by = {x.name: x for x in run.results}
-    assert by["one"].ok and by["one"].status_code == 200 and by["one"].body == b"hello from one"
+    assert by["one"].ok and by["one"].status_code == 200 and by["one"].body_text == "hello from one"
     assert by["one"].latency_ms > 0
     assert not by["broken"].ok and by["broken"].status_code == 500
     assert by["slow"].error == "timed out after 0.3s"

@@ -59,7 +59,11 @@ def appsettings(ep: Endpoints, path: Path, interval: str = "00:01:00") -> Path:
     path.write_text(
         json.dumps(
             {
-                "CronJobSettings": {"StartHour": 0, "EndHour": 24, "TaskInterval": interval},
+                "CronJobSettings": {
+                    "StartHour": "00:00",
+                    "EndHour": "23:59:59",
+                    "TaskInterval": interval,
+                },
                 "HttpOrchestratorSettings": {
                     "Host": "127.0.0.1",
                     "Port": ep.port,
@@ -78,7 +82,9 @@ def appsettings(ep: Endpoints, path: Path, interval: str = "00:01:00") -> Path:
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     async with Endpoints() as ep:
         config = ManagerConfig(
-            data_dir=tmp_path, schedules_file=appsettings(ep, tmp_path / "appsettings.json")
+            data_dir=tmp_path,
+            schedules_file=(appsettings(ep, tmp_path / "appsettings.json"),),
+            schedules_autostart=False,
         )
         async for s in _stack(config, ep):
             yield s
@@ -97,7 +103,9 @@ async def test_the_four_original_routes(stack: Stack) -> None:
     runs = (await stack.stub.ListRuns(pb.ListRunsRequest(name="default"))).runs
     assert len(runs) == 1 and runs[0].outcome == pb.RUN_OUTCOME_SUCCEEDED
     assert sorted((x.name, x.status_code) for x in runs[0].results) == [("gate", 200), ("one", 200)]
-    assert {x.body for x in runs[0].results} == {b"hello from one", b"opened"}
+    # Text bodies travel as text (JSON shows them as they are), not as base64 bytes.
+    assert {x.body_text for x in runs[0].results} == {"hello from one", "opened"}
+    assert {x.body for x in runs[0].results} == {b""}
     r = await get("/v1/schedules/default/runs")  # the canonical route, from the annotations
     assert r.status_code == 200 and r.json()["runs"][0]["id"] == runs[0].id
 
@@ -189,10 +197,18 @@ endpoints:
     listed = {s["name"]: s for s in json.loads(out)}
     assert listed["reports"]["cron"]["expression"] == "*/5 * * * *"
     code, out = await asyncio.to_thread(cli, "schedule", "run-once", "reports", "-o", "json")
-    assert code == 0
+    assert code == 3  # partially failed: not a success for scripts
     run = json.loads(out)
     assert run["outcome"] == "RUN_OUTCOME_PARTIALLY_FAILED"
     assert {r["name"]: r.get("statusCode") for r in run["results"]} == {"users": 200, "broken": 500}
+    # Text bodies show as text in the JSON view (they were base64).
+    assert {r["name"]: r.get("bodyText") for r in run["results"]} == {
+        "users": "hello from users",
+        "broken": "boom",
+    }
+    stack.ep.gate.set()
+    code, out = await asyncio.to_thread(cli, "schedule", "run-once", "default")
+    assert code == 0 and "succeeded" in out
     code, out = await asyncio.to_thread(cli, "schedule", "runs", "reports")
     assert code == 0 and run["id"] in out and "partially-failed" in out
     code, out = await asyncio.to_thread(cli, "schedule", "runs", "reports", run["id"])
@@ -220,8 +236,9 @@ endpoints:
 async def test_a_bad_schedules_file_names_the_file_and_the_key(tmp_path: Path) -> None:
     path = tmp_path / "appsettings.json"
     path.write_text('{"CronJobSettings": {"StartHour": 20, "EndHour": 8}}')
-    ext = SchedulesExtension(FakeTasks(), ManagerConfig(data_dir=tmp_path, schedules_file=path))
+    config = ManagerConfig(data_dir=tmp_path, schedules_file=(path,))
+    ext = SchedulesExtension(FakeTasks(), config)
     with pytest.raises(ValidationError) as err:
         await ext.start()
-    assert err.value.field == f"{path}: schedule.window.end_hour"
+    assert err.value.field == f"{path}: CronJobSettings.EndHour"
     await ext.close()

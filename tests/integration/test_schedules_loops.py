@@ -150,8 +150,11 @@ async def test_the_window_is_honoured(world: World) -> None:
     clock.set(T0 + 3 * 3600)  # 09:30, the last slot inside [8, 10)
     await eventually(lambda: _finished_runs(s) == 2 and clock.sleepers)
     assert s.get("s").status.state is ScheduleState.RUNNING
-    clock.set(T0 + 3.5 * 3600)  # 10:00: the window is over
-    await eventually(lambda: s.get("s").status.state is ScheduleState.IDLE)
+    # The window is over for today: the loop sleeps until tomorrow's 08:30, still Running.
+    assert clock.sleepers == [T0 + 26 * 3600]
+    assert s.get("s").status.next_run_at == T0 + 26 * 3600
+    clock.set(T0 + 3.5 * 3600)  # 10:00
+    assert s.get("s").status.state is ScheduleState.RUNNING
     assert len(s.runs("s")) == 2
     assert all(r.trigger == "schedule" for r in s.runs("s"))
 

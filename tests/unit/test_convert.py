@@ -38,3 +38,18 @@ def test_task_round_trip_keeps_state_and_optional_exit_code() -> None:
 def test_cube_numbers() -> None:
     assert [s.cube for s in (TaskState.PENDING, TaskState.RUNNING, TaskState.FAILED)] == [0, 2, 4]
     assert TaskState.from_cube(3) is TaskState.COMPLETED
+
+
+def test_http_bodies_travel_as_text_when_they_are_utf8() -> None:
+    from corral.convert import http_result_from, http_result_to
+    from corral.model import HttpResult
+
+    text = http_result_to(HttpResult(200, 1.0, "pong-a é\n".encode(), False, ""))
+    assert text.body_text == "pong-a é\n" and text.body == b""
+    assert http_result_from(text).body == "pong-a é\n".encode()
+    binary = http_result_to(HttpResult(200, 1.0, b"\x89PNG\xff\x00", False, ""))
+    assert binary.body == b"\x89PNG\xff\x00" and binary.body_text == ""
+    assert http_result_from(binary).body == b"\x89PNG\xff\x00"
+    # A body cut inside a character (the runtime's bound) is still text, minus that character.
+    cut = http_result_to(HttpResult(200, 1.0, "ab é".encode()[:-1], True, ""))
+    assert cut.body_text == "ab " and cut.body_truncated

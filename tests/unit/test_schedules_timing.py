@@ -49,27 +49,51 @@ def test_cron_slots_follow_the_time_zone() -> None:
     assert step.next_at == at(9, tz=madrid)  # 08:00 UTC in March (CET)
 
 
-def test_the_window_bounds_firings_and_the_loop_finishes_at_its_end() -> None:
+def test_the_window_bounds_firings_and_the_loop_goes_on_the_next_day() -> None:
     s = spec(IntervalTrigger(3600), Window(8, 18))
     timing = begin(s, at(6, 30))  # started before the window
-    assert timing.run_until == at(18)
+    assert timing.run_until is None
     step = plan(s, timing, at(6, 30))
     assert step.due is None  # 06:30 is outside the window
     assert step.next_at == at(8, 30) and not step.finished
-    # Late in the window: the last slot is 17:30, then the loop waits for 18:00 and finishes.
-    last = plan(s, Timing(timing.started_at, timing.run_until, at(16, 30)), at(17, 30))
-    assert last.due == at(17, 30) and last.next_at is None and last.wake_at == at(18)
-    done = plan(s, Timing(timing.started_at, timing.run_until, at(17, 30)), at(18))
-    assert done.finished and done.due is None
+    # Late in the window: the last slot is 17:30, the next one is tomorrow's first.
+    last = plan(s, Timing(timing.started_at, None, at(16, 30)), at(17, 30))
+    assert last.due == at(17, 30) and last.next_at == at(8, 30, day=11)
+    assert not last.finished and last.wake_at == at(8, 30, day=11)
 
 
 def test_a_loop_started_after_the_window_waits_for_tomorrow() -> None:
     s = spec(CronTrigger("*/10 * * * *"), Window(8, 18))
     timing = begin(s, at(19))
-    assert timing.run_until == at(18, day=11)
+    assert timing.run_until is None
     step = plan(s, timing, at(19))
     assert step.due is None and step.next_at == at(8, 0, day=11)
     assert not in_window(s, at(19)) and in_window(s, at(8)) and not in_window(s, at(18))
+
+
+def test_a_timed_window_ends_inclusive_to_the_second() -> None:
+    s = spec(IntervalTrigger(60, after_run=True), Window(start_time=5 * 3600, end_time=18 * 3600))
+    assert not in_window(s, at(4, 59, 59)) and in_window(s, at(5))
+    assert in_window(s, at(18)) and in_window(s, at(18) + 0.5) and not in_window(s, at(18, 0, 1))
+    whole = spec(IntervalTrigger(60), Window(start_time=0, end_time=86399))
+    assert in_window(whole, at(23, 59, 59) + 0.9) and in_window(whole, at(0, day=11))
+
+
+def test_after_run_fires_now_inside_the_window_else_at_its_next_start() -> None:
+    s = spec(IntervalTrigger(1200, after_run=True), Window(start_time=5 * 3600, end_time=18 * 3600))
+    inside = plan(s, begin(s, at(9, 7)), at(9, 7))
+    assert inside.due == at(9, 7) and inside.next_at is None and inside.wake_at is None
+    # The loop records the run's end + interval as the earliest next start.
+    waiting = plan(s, Timing(at(9, 30), None, at(9, 7)), at(9, 8))
+    assert waiting.due is None and waiting.wake_at == at(9, 30)
+    # Past the end (18:00:00 inclusive): tomorrow at 05:00.
+    evening = plan(s, Timing(at(18, 0, 1), None, at(17, 40)), at(18, 0, 1))
+    assert evening.due is None and evening.next_at == at(5, day=11)
+    early = plan(s, begin(s, at(3)), at(3))
+    assert early.due is None and early.next_at == at(5)
+    # A firing whose end was never recorded (a restart) counts from the firing.
+    restarted = plan(s, Timing(at(9, 7), None, at(9, 7)), at(9, 10))
+    assert restarted.due is None and restarted.next_at == at(9, 27)
 
 
 def test_end_hour_24_is_midnight() -> None:
@@ -96,4 +120,4 @@ def test_a_missed_slot_past_the_deadline_is_skipped() -> None:
 def test_a_cron_that_never_meets_its_window_does_not_spin() -> None:
     s = spec(CronTrigger("0 3 * * *"), Window(8, 18))
     step = plan(s, begin(s, at(9)), at(9))
-    assert step.due is None and step.next_at is None and step.wake_at == at(18)
+    assert step.due is None and step.next_at is None and step.wake_at is None

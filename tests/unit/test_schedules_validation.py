@@ -119,8 +119,9 @@ def test_the_originals_appsettings_json_reads_as_it_is(tmp_path: Path) -> None:
     )
     spec = load_file(path, name="default")
     assert spec.name == "default"
-    assert spec.trigger == IntervalTrigger(30.0)
-    assert spec.window == Window(8, 20)
+    assert spec.trigger == IntervalTrigger(30.0, after_run=True)
+    # The original's hours are times of day; the end is inclusive (TimeOfDay <= EndHour).
+    assert spec.window == Window(start_time=8 * 3600, end_time=20 * 3600)
     assert isinstance(spec.action, HttpAction)
     assert [e.target for e in spec.action.endpoints] == [
         "http://localhost:5001/api/worker1",
