@@ -4,6 +4,10 @@ A spec file is the proto3 JSON of ``corral.v1.TaskSpec`` (the body of
 ``POST /v1/tasks`` minus the wrapper), written as JSON or YAML, so one file
 serves the CLI, curl and grpcurl alike. ``{"spec": {...}, "id": "..."}`` (the
 full SubmitTaskRequest) is accepted too. Parse errors name the field.
+
+Cube's and gokube's task files (``task1.json``: a TaskEvent, or a bare Task,
+in their PascalCase JSON) are read as their servers read them, keeping the
+task's ID: proto JSON names start lowercase, theirs uppercase.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 
-from corral import convert
+from corral import convert, cube
 from corral.errors import ValidationError
 from corral.model import TaskSpec
 from corral.v1 import types_pb2
@@ -39,6 +43,8 @@ def load(path: Path) -> tuple[TaskSpec, str]:
 def from_dict(data: Any) -> tuple[TaskSpec, str]:
     if not isinstance(data, Mapping):
         raise ValidationError("file", "must hold a TaskSpec object")
+    if any(str(key)[:1].isupper() for key in data):
+        return _from_cube(dict(data))
     task_id = ""
     if "spec" in data:
         task_id = str(data.get("id", ""))
@@ -49,6 +55,19 @@ def from_dict(data: Any) -> tuple[TaskSpec, str]:
     except json_format.ParseError as err:
         raise ValidationError(_field_of(str(err)), str(err)) from None
     return convert.spec_from(message), task_id
+
+
+def _from_cube(data: dict[str, Any]) -> tuple[TaskSpec, str]:
+    """A Cube/gokube TaskEvent, or a bare Task; the task keeps its ID."""
+    event = data if any(str(k).lower() == "task" for k in data) else {"Task": data}
+    try:
+        task_id, spec = cube.parse_event(event, cube.dialect_of(event))
+    except cube.CubeError as err:
+        field, _, problem = err.message.partition(": ")
+        if not problem or " " in field:
+            field, problem = "Task", err.message
+        raise ValidationError(field, problem) from None
+    return spec, task_id
 
 
 def _field_of(text: str) -> str:

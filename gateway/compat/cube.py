@@ -3,16 +3,17 @@
 ``POST /tasks`` takes a Cube TaskEvent and answers 201 with the Task;
 ``GET /tasks``, ``GET /tasks/{id}``, ``DELETE /tasks/{id}`` (204, stops it);
 ``GET /nodes`` and ``GET /stats`` (the nodes' Stats summed, CPU their mean).
-gokube serves the same under ``/task``. Errors are Cube's
-``{"HTTPStatusCode": 400, "Message": ...}``; the JSON shapes and the
-translation choices are in ``gateway.compat.cube_shapes``. The manager
+``/task`` serves the same in gokube's dialect (its Task has ``ExposedPort``,
+``HostPorts``, no ``Cpu``; errors ``{"HttpStatusCode", "Message"}``). Errors
+are Cube's ``{"HTTPStatusCode": 400, "Message": ...}``; the JSON shapes and the
+translation choices are in ``corral.cube``. The manager
 decides where a task runs and says why it waits when no node offers Docker.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -21,10 +22,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from corral import convert
+from corral.cube import (
+    CUBE,
+    GOKUBE,
+    CubeError,
+    Dialect,
+    cube_node,
+    cube_stats,
+    cube_task,
+    parse_event,
+)
 from corral.model import Node, Task
 from corral.v1 import manager_pb2
 from gateway import upstream
-from gateway.compat.cube_shapes import CubeError, cube_node, cube_stats, cube_task, parse_event
 from gateway.errors import UpstreamError
 from gateway.openapi import describe, json_content
 
@@ -42,36 +52,46 @@ _FIELDS = {
 }
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"HTTPStatusCode": status, "Message": message}, status_code=status)
+def _error(status: int, message: str, dialect: Dialect = CUBE) -> JSONResponse:
+    if message.startswith("json:") or message.startswith("invalid JSON"):
+        message = dialect.decode_prefix + message
+    return JSONResponse({dialect.status_key: status, "Message": message}, status_code=status)
 
 
-def _from_upstream(err: UpstreamError) -> JSONResponse:
+def _from_upstream(err: UpstreamError, dialect: Dialect) -> JSONResponse:
     message = err.message
     for ours, theirs in _FIELDS.items():
         if message.startswith(ours + ":") or message.startswith(ours + "."):
             message = theirs + message[len(ours) :]
             break
-    return _error(err.http_status, message)
+    if dialect is GOKUBE:
+        message = message.replace("Task.ExposedPorts", "Task.ExposedPort")
+    return _error(err.http_status, message, dialect)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _cube(handler: Handler) -> Handler:
-    """Errors in Cube's shape, whatever raised them."""
+def _compat(dialect: Dialect) -> Callable[[Handler], Handler]:
+    """Errors in the dialect's shape, whatever raised them."""
 
-    async def handle(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except CubeError as err:
-            return _error(err.status, err.message)
-        except UpstreamError as err:
-            return _from_upstream(err)
+    def wrap(handler: Handler) -> Handler:
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except CubeError as err:
+                return _error(err.status, err.message, dialect)
+            except UpstreamError as err:
+                return _from_upstream(err, dialect)
 
-    handle.__name__ = handler.__name__
-    handle.__doc__ = handler.__doc__
-    return handle
+        handle.__name__ = handler.__name__
+        handle.__doc__ = handler.__doc__
+        return handle
+
+    return wrap
+
+
+_cube = _compat(CUBE)
 
 
 # -- handlers ---------------------------------------------------------------------------
@@ -97,54 +117,62 @@ async def _nodes(request: Request) -> list[Node]:
     return [convert.node_from(n) for n in reply.nodes]
 
 
-@_cube
-async def submit_task(request: Request) -> Response:
-    """Submit a Cube TaskEvent; 201 with the Task."""
-    try:
-        data = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CubeError(400, f"invalid JSON: {err}") from None
-    task_id, spec = parse_event(data)
-    message = manager_pb2.SubmitTaskRequest(spec=convert.spec_to(spec), id=task_id)
-    reply = await upstream.unary(
-        request, _SERVICE + "SubmitTask", message, manager_pb2.SubmitTaskResponse
-    )
-    return JSONResponse(cube_task(convert.task_from(reply.task)), status_code=201)
+def task_handlers(dialect: Dialect) -> dict[str, Handler]:
+    """submit, list, get and stop, answering in ``dialect``'s shapes."""
 
-
-@_cube
-async def list_tasks(request: Request) -> Response:
-    """Every task, newest first, as Cube Tasks."""
-    tasks: list[dict[str, Any]] = []
-    token = ""
-    while True:
-        message = manager_pb2.ListTasksRequest(page_size=1000, page_token=token)
+    @_compat(dialect)
+    async def submit_task(request: Request) -> Response:
+        """Submit a TaskEvent; 201 with the Task."""
+        try:
+            data = json.loads(await request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CubeError(400, f"invalid JSON: {err}") from None
+        task_id, spec = parse_event(data, dialect)
+        message = manager_pb2.SubmitTaskRequest(spec=convert.spec_to(spec), id=task_id)
         reply = await upstream.unary(
-            request, _SERVICE + "ListTasks", message, manager_pb2.ListTasksResponse
+            request, _SERVICE + "SubmitTask", message, manager_pb2.SubmitTaskResponse
         )
-        tasks.extend(cube_task(convert.task_from(t)) for t in reply.tasks)
-        token = reply.next_page_token
-        if not token:
-            return JSONResponse(tasks)
+        return JSONResponse(cube_task(convert.task_from(reply.task), dialect), status_code=201)
 
+    @_compat(dialect)
+    async def list_tasks(request: Request) -> Response:
+        """Every task, newest first, as Tasks."""
+        tasks: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            message = manager_pb2.ListTasksRequest(page_size=1000, page_token=token)
+            reply = await upstream.unary(
+                request, _SERVICE + "ListTasks", message, manager_pb2.ListTasksResponse
+            )
+            tasks.extend(cube_task(convert.task_from(t), dialect) for t in reply.tasks)
+            token = reply.next_page_token
+            if not token:
+                return JSONResponse(tasks)
 
-@_cube
-async def get_task(request: Request) -> Response:
-    """One task as a Cube Task; 404 when unknown."""
-    return JSONResponse(cube_task(await _task(request, request.path_params["id"])))
+    @_compat(dialect)
+    async def get_task(request: Request) -> Response:
+        """One task as a Task; 404 when unknown."""
+        task = await _task(request, request.path_params["id"])
+        return JSONResponse(cube_task(task, dialect))
 
+    @_compat(dialect)
+    async def stop_task(request: Request) -> Response:
+        """Stop a task; 204 (also when it had already ended), 404 when unknown."""
+        task = await _task(request, request.path_params["id"])
+        reason = f"stopped through the {dialect.name} API"
+        message = manager_pb2.StopTaskRequest(id=task.id, reason=reason)
+        try:
+            await upstream.unary(
+                request, _SERVICE + "StopTask", message, manager_pb2.StopTaskResponse
+            )
+        except UpstreamError as err:
+            if err.code is not grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+        return Response(status_code=204)
 
-@_cube
-async def stop_task(request: Request) -> Response:
-    """Stop a task; 204 (also when it had already ended), 404 when unknown."""
-    task = await _task(request, request.path_params["id"])
-    message = manager_pb2.StopTaskRequest(id=task.id, reason="stopped through the Cube API")
-    try:
-        await upstream.unary(request, _SERVICE + "StopTask", message, manager_pb2.StopTaskResponse)
-    except UpstreamError as err:
-        if err.code is not grpc.StatusCode.FAILED_PRECONDITION:
-            raise
-    return Response(status_code=204)
+    handlers = {"submit": submit_task, "list": list_tasks, "get": get_task, "stop": stop_task}
+    _describe(dialect, handlers)
+    return handlers
 
 
 @_cube
@@ -179,63 +207,67 @@ async def stats(request: Request) -> Response:
 _STRING = {"type": "string"}
 _INT = {"type": "integer"}
 _PORTS = {"type": "object", "nullable": True, "additionalProperties": True}
-_TASK_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Cube's task.Task",
-    "properties": {
-        "ID": {"type": "string", "format": "uuid"},
-        "ContainerID": _STRING,
-        "Name": _STRING,
-        "State": {"type": "integer", "minimum": 0, "maximum": 4},
-        "Image": _STRING,
-        "Cpu": {"type": "number"},
-        "Memory": _INT,
-        "Disk": _INT,
-        "ExposedPorts": _PORTS,
-        "HostPorts": _PORTS,
-        "PortBindings": _PORTS,
-        "RestartPolicy": _STRING,
-        "StartTime": {"type": "string", "format": "date-time"},
-        "FinishTime": {"type": "string", "format": "date-time"},
-        "HealthCheck": _STRING,
-        "RestartCount": _INT,
-    },
+_TYPES: dict[str, Any] = {
+    "ID": {"type": "string", "format": "uuid"},
+    "State": {"type": "integer", "minimum": 0, "maximum": 4},
+    "Cpu": {"type": "number"},
+    "Memory": _INT,
+    "Disk": _INT,
+    "ExposedPorts": _PORTS,
+    "ExposedPort": _PORTS,
+    "HostPorts": _PORTS,
+    "PortBindings": _PORTS,
+    "StartTime": {"type": "string", "format": "date-time"},
+    "FinishTime": {"type": "string", "format": "date-time"},
+    "RestartCount": _INT,
 }
-_EVENT_SCHEMA = {
-    "type": "object",
-    "description": "Cube's task.TaskEvent",
-    "required": ["Task"],
-    "properties": {
-        "ID": {"type": "string", "format": "uuid"},
-        "State": {"type": "integer", "minimum": 0, "maximum": 4},
-        "Timestamp": {"type": "string", "format": "date-time"},
-        "Task": _TASK_SCHEMA,
-    },
-}
-_ERROR = json_content(
-    {"type": "object", "properties": {"HTTPStatusCode": _INT, "Message": _STRING}}, "An error"
-)
 _OBJECT = {"type": "object", "additionalProperties": True}
-describe(
-    submit_task,
-    requestBody={"required": True, "content": {"application/json": {"schema": _EVENT_SCHEMA}}},
-    responses={"201": json_content(_TASK_SCHEMA, "The task"), "400": _ERROR, "409": _ERROR},
-)
-describe(list_tasks, responses={"200": json_content({"type": "array", "items": _TASK_SCHEMA})})
-describe(get_task, responses={"200": json_content(_TASK_SCHEMA), "404": _ERROR})
-describe(stop_task, responses={"204": {"description": "Stopped"}, "404": _ERROR})
+
+
+def _describe(dialect: Dialect, handlers: Mapping[str, Handler]) -> None:
+    task: dict[str, Any] = {
+        "type": "object",
+        "description": f"{dialect.name}'s task.Task",
+        "properties": {name: _TYPES.get(name, _STRING) for name in dialect.task_fields},
+    }
+    event = {
+        "type": "object",
+        "description": f"{dialect.name}'s task.TaskEvent",
+        "required": ["Task"],
+        "properties": {
+            "ID": {"type": "string", "format": "uuid"},
+            "State": {"type": "integer", "minimum": 0, "maximum": 4},
+            "Timestamp": {"type": "string", "format": "date-time"},
+            "Task": task,
+        },
+    }
+    error = json_content(
+        {"type": "object", "properties": {dialect.status_key: _INT, "Message": _STRING}},
+        "An error",
+    )
+    describe(
+        handlers["submit"],
+        requestBody={"required": True, "content": {"application/json": {"schema": event}}},
+        responses={"201": json_content(task, "The task"), "400": error, "409": error},
+    )
+    describe(handlers["list"], responses={"200": json_content({"type": "array", "items": task})})
+    describe(handlers["get"], responses={"200": json_content(task), "404": error})
+    describe(handlers["stop"], responses={"204": {"description": "Stopped"}, "404": error})
+
+
 describe(list_nodes, responses={"200": json_content({"type": "array", "items": _OBJECT})})
 describe(stats, responses={"200": json_content(_OBJECT)})
 
 
 def routes() -> list[BaseRoute]:
     out: list[BaseRoute] = []
-    for base in ("/tasks", "/task"):  # Cube, gokube
+    for base, dialect in (("/tasks", CUBE), ("/task", GOKUBE)):
+        handlers = task_handlers(dialect)
         out += [
-            Route(base, submit_task, methods=["POST"]),
-            Route(base, list_tasks, methods=["GET"]),
-            Route(base + "/{id}", get_task, methods=["GET"]),
-            Route(base + "/{id}", stop_task, methods=["DELETE"]),
+            Route(base, handlers["submit"], methods=["POST"]),
+            Route(base, handlers["list"], methods=["GET"]),
+            Route(base + "/{id}", handlers["get"], methods=["GET"]),
+            Route(base + "/{id}", handlers["stop"], methods=["DELETE"]),
         ]
     out += [
         Route("/nodes", list_nodes, methods=["GET"]),

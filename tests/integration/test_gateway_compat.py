@@ -42,6 +42,30 @@ CUBE_FULL = {
         "HealthCheck": "/health",
     },
 }
+# gokube's own task.json (the file its README posts with curl), verbatim.
+GOKUBE_EVENT = {
+    "ID": "a7aa1d44-08f6-443e-9378-f5884311019e",
+    "State": 2,
+    "Task": {
+        "State": 1,
+        "ID": "bb1d59ef-9fc1-4e4b-a44d-db571eeed203",
+        "Name": "test-chapter-9.1",
+        "Image": "timboring/echo-server:latest",
+        "ExposedPort": {"7777/tcp": {}},
+        "PortBindings": {"7777/tcp": "7777"},
+        "HealthCheck": "/health",
+    },
+}
+CUBE_FIELDS = [
+    "ID", "ContainerID", "Name", "State", "Image", "Cpu", "Memory", "Disk", "ExposedPorts",
+    "HostPorts", "PortBindings", "RestartPolicy", "StartTime", "FinishTime", "HealthCheck",
+    "RestartCount",
+]  # fmt: skip
+# gokube's task.Task: ExposedPort (singular), ContainerId, integer Memory and Disk, no Cpu.
+GOKUBE_FIELDS = [
+    "ID", "ContainerId", "Name", "State", "Image", "Memory", "Disk", "ExposedPort", "HostPorts",
+    "PortBindings", "RestartPolicy", "StartTime", "FinishTime", "HealthCheck", "RestartCount",
+]  # fmt: skip
 ZEN = "The Zen of Python, by Tim Peters"
 
 
@@ -51,21 +75,22 @@ async def stack() -> AsyncIterator[tuple[httpx.AsyncClient, FakeCore]]:
         yield pair
 
 
-@pytest.mark.parametrize("base", ["/tasks", "/task"])
-async def test_cube_task_lifecycle(stack: tuple[httpx.AsyncClient, FakeCore], base: str) -> None:
+@pytest.mark.parametrize(
+    ("base", "fields", "status_key"),
+    [("/tasks", CUBE_FIELDS, "HTTPStatusCode"), ("/task", GOKUBE_FIELDS, "HttpStatusCode")],
+)
+async def test_cube_task_lifecycle(
+    stack: tuple[httpx.AsyncClient, FakeCore], base: str, fields: list[str], status_key: str
+) -> None:
     http, core = stack
     r = await http.post(base, json=CUBE_EVENT)
     assert r.status_code == 201, r.text
     task = r.json()
-    assert list(task) == [
-        "ID", "ContainerID", "Name", "State", "Image", "Cpu", "Memory", "Disk", "ExposedPorts",
-        "HostPorts", "PortBindings", "RestartPolicy", "StartTime", "FinishTime", "HealthCheck",
-        "RestartCount",
-    ]  # fmt: skip
+    assert list(task) == fields
     assert task["ID"] == CUBE_EVENT["Task"]["ID"]  # type: ignore[index]
     assert task["Name"] == "task-1" and task["Image"] == "strm/helloworld-http"
     assert task["State"] == 0 and task["StartTime"] == "0001-01-01T00:00:00Z"
-    assert task["ExposedPorts"] is None and task["Cpu"] == 0
+    assert task[fields[8] if base == "/tasks" else fields[7]] is None
     # The id the client sent is Corral's id; the task runs on the docker runtime.
     stored = core.tasks[task["ID"]]
     assert stored.spec.runtime == "docker" and stored.spec.image == "strm/helloworld-http"
@@ -77,9 +102,57 @@ async def test_cube_task_lifecycle(stack: tuple[httpx.AsyncClient, FakeCore], ba
     assert (await http.get(f"{base}/{task['ID']}")).json()["State"] == 3  # stopped: Completed
     r = await http.get(f"{base}/0d9e1f4b-0000-4000-8000-000000000000")
     assert r.status_code == 404
-    assert r.json()["HTTPStatusCode"] == 404
+    assert r.json()[status_key] == 404
     r = await http.delete(f"{base}/0d9e1f4b-0000-4000-8000-000000000000")
     assert r.status_code == 404
+
+
+async def test_gokubes_own_task_json(stack: tuple[httpx.AsyncClient, FakeCore]) -> None:
+    http, core = stack
+    r = await http.post("/task", json=GOKUBE_EVENT)
+    assert r.status_code == 201, r.text
+    task = r.json()
+    assert list(task) == GOKUBE_FIELDS
+    assert task["ID"] == "bb1d59ef-9fc1-4e4b-a44d-db571eeed203"
+    assert task["ExposedPort"] == {"7777/tcp": {}}
+    assert task["PortBindings"] == {"7777/tcp": "7777"} and task["HealthCheck"] == "/health"
+    stored = core.tasks[task["ID"]].spec
+    assert [(p.container_port, p.host_port) for p in stored.ports] == [(7777, 7777)]
+    assert [t["ID"] for t in (await http.get("/task")).json()] == [task["ID"]]
+    # HostPorts (nat.PortMap) and integer Memory/Disk are gokube's too.
+    event = {"Task": {"Name": "b", "Image": "busybox", "Memory": 1024, "Disk": 2048,
+                      "HostPorts": {"80/tcp": [{"HostIp": "", "HostPort": "8081"}]}}}  # fmt: skip
+    r = await http.post("/task", json=event)
+    assert r.status_code == 201, r.text
+    spec = core.tasks[r.json()["ID"]].spec
+    assert spec.resources.memory_bytes == 1024 and spec.resources.disk_bytes == 2048
+    assert [(p.container_port, p.host_port) for p in spec.ports] == [(80, 8081)]
+
+
+@pytest.mark.parametrize(
+    ("base", "body", "answer"),
+    [
+        # gokube's Task has no Cpu and decodes with unknown fields disallowed.
+        ("/task", {"Task": {"Name": "a", "Image": "busybox", "Cpu": 0.5}},
+         {"HttpStatusCode": 400,
+          "Message": 'Error unmarshalling body: json: unknown field "Cpu"'}),
+        ("/task", {"Task": {"Name": "a", "Image": "busybox", "ExposedPorts": {}}},
+         {"HttpStatusCode": 400,
+          "Message": 'Error unmarshalling body: json: unknown field "ExposedPorts"'}),
+        ("/tasks", {"Task": {"Name": "a", "Image": "busybox", "ExposedPort": {}}},
+         {"HTTPStatusCode": 400, "Message": 'json: unknown field "ExposedPort"'}),
+        ("/task", {"Task": {"Name": "a", "Image": "busybox", "Memory": "1G"}},
+         {"HttpStatusCode": 400, "Message": "Error unmarshalling body: json: cannot unmarshal "
+          "string into Go struct field Task.Task.Memory of type int"}),
+    ],
+)  # fmt: skip
+async def test_each_dialect_refuses_the_others_fields(
+    stack: tuple[httpx.AsyncClient, FakeCore], base: str, body: Any, answer: Any
+) -> None:
+    http, core = stack
+    r = await http.post(base, json=body)
+    assert (r.status_code, r.json()) == (400, answer)
+    assert core.tasks == {}
 
 
 async def test_cube_full_task_shape(stack: tuple[httpx.AsyncClient, FakeCore]) -> None:

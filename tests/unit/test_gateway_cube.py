@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from corral.cube import CubeError, cube_task, go_time, normalise_name, parse_event
 from corral.model import (
     HealthCheck,
     HttpProbe,
@@ -16,7 +17,6 @@ from corral.model import (
     TaskState,
     TaskStatus,
 )
-from gateway.compat.cube_shapes import CubeError, cube_task, go_time, normalise_name, parse_event
 
 SEED = {
     "ID": "266592cd-960d-4091-981c-8c25c44b1018",

@@ -1,4 +1,11 @@
-"""Cube's JSON (*Build an Orchestrator in Go*) to and from Corral's domain types.
+"""Cube's JSON (*Build an Orchestrator in Go*) and gokube's, to and from Corral's domain types.
+
+Two dialects of one shape: Cube's ``task.Task`` (``ContainerID``, ``Cpu``,
+``ExposedPorts``) and gokube's (``ContainerId``, ``ExposedPort`` singular,
+``HostPorts``, integer ``Memory`` and ``Disk``, no ``Cpu``); each decodes
+with unknown fields disallowed, so each dialect refuses the other's fields
+as its own server does, and answers errors with its own key
+(``HTTPStatusCode`` / ``HttpStatusCode``).
 
 In: a TaskEvent, read as Go's ``encoding/json`` reads it into Cube's structs
 (field names matched case-insensitively, unknown fields refused as the book's
@@ -29,6 +36,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from corral.model import (
@@ -53,6 +61,58 @@ _TASK_FIELDS = (
     "HostPorts", "PortBindings", "RestartPolicy", "StartTime", "FinishTime", "HealthCheck",
     "RestartCount",
 )  # fmt: skip
+_GOKUBE_FIELDS = (
+    "ID", "ContainerId", "Name", "State", "Image", "Memory", "Disk", "ExposedPort", "HostPorts",
+    "PortBindings", "RestartPolicy", "StartTime", "FinishTime", "HealthCheck", "RestartCount",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Field names and error shape of one project's Task JSON."""
+
+    name: str
+    task_fields: tuple[str, ...]
+    container_id: str
+    exposed: str
+    int_type: str  # Go's type of Memory and Disk, named in decode errors
+    status_key: str  # the error body's status field
+    decode_prefix: str  # what the handler puts before the decoder's error
+
+
+CUBE = Dialect(
+    name="cube",
+    task_fields=_TASK_FIELDS,
+    container_id="ContainerID",
+    exposed="ExposedPorts",
+    int_type="int64",
+    status_key="HTTPStatusCode",
+    decode_prefix="",
+)
+GOKUBE = Dialect(
+    name="gokube",
+    task_fields=_GOKUBE_FIELDS,
+    container_id="ContainerId",
+    exposed="ExposedPort",
+    int_type="int",
+    status_key="HttpStatusCode",
+    decode_prefix="Error unmarshalling body: ",
+)
+DIALECTS = (CUBE, GOKUBE)
+
+
+def dialect_of(event: Any) -> Dialect:
+    """gokube's dialect when the Task uses its ``ExposedPort``; Cube's otherwise.
+
+    Go matches keys case-insensitively and the rest of gokube's fields are
+    Cube's too, so that one field is what tells them apart.
+    """
+    task = event.get("Task", event) if isinstance(event, dict) else None
+    if isinstance(task, dict) and "exposedport" in {str(k).lower() for k in task}:
+        return GOKUBE
+    return CUBE
+
+
 _RESTART = {
     "": RestartMode.NEVER,
     "no": RestartMode.NEVER,
@@ -117,11 +177,13 @@ def _string(fields: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
-def _number(fields: Mapping[str, Any], name: str, where: str, *, integer: bool) -> Any:
+def _number(
+    fields: Mapping[str, Any], name: str, where: str, *, integer: bool, int_type: str = "int64"
+) -> Any:
     value = fields.get(name)
     if value is None:
         return 0 if integer else 0.0
-    go_type = "int64" if integer else "float64"
+    go_type = int_type if integer else "float64"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _mismatch(value, f"{where}.{name}", go_type)
     if integer and (isinstance(value, float) and not value.is_integer()):
@@ -154,21 +216,43 @@ def _port_key(key: str, field: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2) or "tcp"
 
 
-def _ports(fields: Mapping[str, Any]) -> tuple[PortMapping, ...]:
-    exposed = fields.get("ExposedPorts") or {}
+def _ports(fields: Mapping[str, Any], dialect: Dialect) -> tuple[PortMapping, ...]:
+    exposed = fields.get(dialect.exposed) or {}
     bindings = fields.get("PortBindings") or {}
     if not isinstance(exposed, dict):
-        raise _mismatch(exposed, "Task.Task.ExposedPorts", "nat.PortSet")
+        raise _mismatch(exposed, f"Task.Task.{dialect.exposed}", "nat.PortSet")
     if not isinstance(bindings, dict):
         raise _mismatch(bindings, "Task.Task.PortBindings", "map[string]string")
     ports: dict[tuple[int, str], int] = {}
     for key in exposed:
-        ports[_port_key(key, "Task.ExposedPorts")] = 0
+        ports[_port_key(key, f"Task.{dialect.exposed}")] = 0
     for key, host in bindings.items():
         if not isinstance(host, str) or not (host.isdigit() and 0 <= int(host) <= 65535):
             raise CubeError(400, f"Task.PortBindings[{key!r}]: {host!r} is not a host port")
         ports[_port_key(key, "Task.PortBindings")] = int(host)
+    for key, host in _host_ports(fields.get("HostPorts")).items():
+        ports[_port_key(key, "Task.HostPorts")] = host
     return tuple(PortMapping(port, host, proto) for (port, proto), host in ports.items())
+
+
+def _host_ports(value: Any) -> dict[str, int]:
+    """nat.PortMap: {"7777/tcp": [{"HostIp": "", "HostPort": "7777"}]}; the first binding counts."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _mismatch(value, "Task.Task.HostPorts", "nat.PortMap")
+    out: dict[str, int] = {}
+    for key, bound in value.items():
+        if bound is None:
+            continue
+        if not isinstance(bound, list) or not all(isinstance(b, dict) for b in bound):
+            raise _mismatch(bound, "Task.Task.HostPorts", "[]nat.PortBinding")
+        for binding in bound[:1]:
+            port = str(binding.get("HostPort") or "0")
+            if not (port.isdigit() and int(port) <= 65535):
+                raise CubeError(400, f"Task.HostPorts[{key!r}]: {port!r} is not a host port")
+            out[key] = int(port)
+    return out
 
 
 def normalise_name(name: str) -> str:
@@ -176,8 +260,8 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
 
 
-def parse_event(data: Any) -> tuple[str, TaskSpec]:
-    """A Cube TaskEvent -> (task id, spec); CubeError(400) names what is wrong."""
+def parse_event(data: Any, dialect: Dialect = CUBE) -> tuple[str, TaskSpec]:
+    """A Cube (or gokube) TaskEvent -> (task id, spec); CubeError(400) names what is wrong."""
     event = _fields(data, _EVENT_FIELDS, "TaskEvent", "task.TaskEvent")
     _state(event, "TaskEvent")
     stamp = _string(event, "Timestamp", "TaskEvent")
@@ -190,10 +274,10 @@ def parse_event(data: Any) -> tuple[str, TaskSpec]:
             ) from None
     if event.get("Task") is None:
         raise CubeError(400, "Task: is required")
-    task = _fields(event["Task"], _TASK_FIELDS, "TaskEvent.Task", "task.Task")
+    task = _fields(event["Task"], dialect.task_fields, "TaskEvent.Task", "task.Task")
     where = "Task.Task"
     _state(task, where)
-    for name in ("ContainerID", "StartTime", "FinishTime"):
+    for name in (dialect.container_id, "StartTime", "FinishTime"):
         _string(task, name, where)
     _number(task, "RestartCount", where, integer=True)
     task_id = _string(task, "ID", where) or _string(event, "ID", "TaskEvent")
@@ -206,12 +290,14 @@ def parse_event(data: Any) -> tuple[str, TaskSpec]:
     restart = _string(task, "RestartPolicy", where)
     if restart not in _RESTART:
         raise CubeError(400, f"Task.RestartPolicy: must be one of {sorted(_RESTART)}")
-    ports = _ports(task)
+    ports = _ports(task, dialect)
     health = _string(task, "HealthCheck", where)
     check = None
     if health:
         if not ports:
-            raise CubeError(400, "Task.HealthCheck: needs a port in Task.ExposedPorts to probe")
+            raise CubeError(
+                400, f"Task.HealthCheck: needs a port in Task.{dialect.exposed} to probe"
+            )
         check = HealthCheck(HttpProbe(path=health, port=ports[0].container_port))
     spec = TaskSpec(
         name=name,
@@ -219,8 +305,8 @@ def parse_event(data: Any) -> tuple[str, TaskSpec]:
         image=_string(task, "Image", where),
         resources=Resources(
             cpu=_number(task, "Cpu", where, integer=False),
-            memory_bytes=_number(task, "Memory", where, integer=True),
-            disk_bytes=_number(task, "Disk", where, integer=True),
+            memory_bytes=_number(task, "Memory", where, integer=True, int_type=dialect.int_type),
+            disk_bytes=_number(task, "Disk", where, integer=True, int_type=dialect.int_type),
         ),
         ports=ports,
         restart_policy=RestartPolicy(mode=_RESTART[restart]),
@@ -247,7 +333,7 @@ def _go_float(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def cube_task(task: Task) -> dict[str, Any]:
+def cube_task(task: Task, dialect: Dialect = CUBE) -> dict[str, Any]:
     spec, status = task.spec, task.status
     exposed: dict[str, Any] = {f"{p.container_port}/{p.protocol}": {} for p in spec.ports}
     bound = {
@@ -258,16 +344,16 @@ def cube_task(task: Task) -> dict[str, Any]:
         for p in status.ports
     }
     probe = spec.health_check.probe if spec.health_check else None
-    return {
+    out: dict[str, Any] = {
         "ID": task.id,
-        "ContainerID": "",
+        dialect.container_id: "",
         "Name": spec.labels.get(NAME_LABEL, spec.name),
         "State": status.state.cube,
         "Image": spec.image,
         "Cpu": _go_float(spec.resources.cpu),
         "Memory": spec.resources.memory_bytes,
         "Disk": spec.resources.disk_bytes,
-        "ExposedPorts": exposed or None,
+        dialect.exposed: exposed or None,
         "HostPorts": host_ports or None,
         "PortBindings": bound or None,
         "RestartPolicy": _RESTART_BACK[spec.restart_policy.mode],
@@ -276,6 +362,8 @@ def cube_task(task: Task) -> dict[str, Any]:
         "HealthCheck": probe.path if isinstance(probe, HttpProbe) else "",
         "RestartCount": status.restart_count,
     }
+    # In the order of the dialect's struct, as Go writes it; gokube's Task has no Cpu.
+    return {name: out[name] for name in dialect.task_fields}
 
 
 def cube_stats(
