@@ -276,6 +276,11 @@ class Client:
         reply = await self.call(self._manager.DrainNode, manager_pb2.DrainNodeRequest(id=id))
         return convert.node_from(reply.node)
 
+    async def undrain_node(self, id: str) -> Node:
+        request = manager_pb2.UndrainNodeRequest(id=id)
+        reply = await self.call(self._manager.UndrainNode, request)
+        return convert.node_from(reply.node)
+
     # -- health ----------------------------------------------------------------
 
     async def healthy(self, service: str = "", *, timeout: float = 1.0) -> bool:

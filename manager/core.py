@@ -398,6 +398,21 @@ class TaskManager:
         self.kick()
         return record.view()
 
+    async def undrain(self, ref: str) -> Node:
+        """A draining node takes new placements again (a no-op on a READY one)."""
+        record = self._record(ref)
+        if record.status is not NodeStatus.DRAINING:
+            if record.status is NodeStatus.DOWN:
+                raise FailedPrecondition(f"node {ref!r} is down, not draining")
+            return record.view()
+        batch = Batch()
+        record.status = NodeStatus.READY
+        record.refresh()
+        self._node_event(record, batch, "node.undrained")
+        await self._commit(batch)
+        self.kick()
+        return record.view()
+
     # -- attempts ending, restarts ----------------------------------------
 
     def _end_attempt(

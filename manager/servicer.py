@@ -175,6 +175,14 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
             node=convert.node_to(await self.core.drain(request.id))
         )
 
+    @translate_errors
+    async def UndrainNode(
+        self, request: manager_pb2.UndrainNodeRequest, context: Context
+    ) -> manager_pb2.UndrainNodeResponse:
+        return manager_pb2.UndrainNodeResponse(
+            node=convert.node_to(await self.core.undrain(request.id))
+        )
+
     # The session writes with context.write from its sender loop while its reader
     # consumes the requests, so this handler returns nothing instead of yielding.
     @translate_errors

@@ -13,7 +13,7 @@ import typer
 COMMAND_MODULES = (
     "corral.cli.servers",  # manager, worker, gateway, up
     "corral.cli.tasks",  # run, task ls|get|stop, logs, events
-    "corral.cli.nodes",  # node ls|get|drain
+    "corral.cli.nodes",  # node ls|get|drain|undrain
     "corral.cli.jobs",  # job run|ls|status|logs
     "corral.cli.schedules",  # schedule create|ls|get|start|stop|run-once|runs|rm
     "corral.cli.envs",  # env start|stop|ls|get

@@ -86,6 +86,11 @@ class ManagerServiceStub:
                 request_serializer=corral_dot_v1_dot_manager__pb2.DrainNodeRequest.SerializeToString,
                 response_deserializer=corral_dot_v1_dot_manager__pb2.DrainNodeResponse.FromString,
                 _registered_method=True)
+        self.UndrainNode = channel.unary_unary(
+                '/corral.v1.ManagerService/UndrainNode',
+                request_serializer=corral_dot_v1_dot_manager__pb2.UndrainNodeRequest.SerializeToString,
+                response_deserializer=corral_dot_v1_dot_manager__pb2.UndrainNodeResponse.FromString,
+                _registered_method=True)
         self.Connect = channel.stream_stream(
                 '/corral.v1.ManagerService/Connect',
                 request_serializer=corral_dot_v1_dot_manager__pb2.WorkerMessage.SerializeToString,
@@ -168,6 +173,14 @@ class ManagerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UndrainNode(self, request, context):
+        """UndrainNode lets a draining node take new placements again; tasks moved
+        off it stay where they went.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Connect(self, request_iterator, context):
         """Connect is the worker's one stream: assignments down, heartbeats and updates up.
         buf:lint:ignore RPC_REQUEST_STANDARD_NAME
@@ -229,6 +242,11 @@ def add_ManagerServiceServicer_to_server(servicer, server):
                     servicer.DrainNode,
                     request_deserializer=corral_dot_v1_dot_manager__pb2.DrainNodeRequest.FromString,
                     response_serializer=corral_dot_v1_dot_manager__pb2.DrainNodeResponse.SerializeToString,
+            ),
+            'UndrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndrainNode,
+                    request_deserializer=corral_dot_v1_dot_manager__pb2.UndrainNodeRequest.FromString,
+                    response_serializer=corral_dot_v1_dot_manager__pb2.UndrainNodeResponse.SerializeToString,
             ),
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
@@ -508,6 +526,33 @@ class ManagerService:
             '/corral.v1.ManagerService/DrainNode',
             corral_dot_v1_dot_manager__pb2.DrainNodeRequest.SerializeToString,
             corral_dot_v1_dot_manager__pb2.DrainNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.ManagerService/UndrainNode',
+            corral_dot_v1_dot_manager__pb2.UndrainNodeRequest.SerializeToString,
+            corral_dot_v1_dot_manager__pb2.UndrainNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

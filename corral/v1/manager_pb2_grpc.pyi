@@ -55,6 +55,10 @@ class ManagerServiceStub:
     """GetNode returns one node by id or name."""
     DrainNode: _grpc.UnaryUnaryMultiCallable[_manager_pb2.DrainNodeRequest, _manager_pb2.DrainNodeResponse]
     """DrainNode stops new placements on a node and moves its tasks elsewhere."""
+    UndrainNode: _grpc.UnaryUnaryMultiCallable[_manager_pb2.UndrainNodeRequest, _manager_pb2.UndrainNodeResponse]
+    """UndrainNode lets a draining node take new placements again; tasks moved
+    off it stay where they went.
+    """
     Connect: _grpc.StreamStreamMultiCallable[_manager_pb2.WorkerMessage, _manager_pb2.ManagerMessage]
     """Connect is the worker's one stream: assignments down, heartbeats and updates up.
     buf:lint:ignore RPC_REQUEST_STANDARD_NAME
@@ -88,6 +92,10 @@ class ManagerServiceAsyncStub(ManagerServiceStub):
     """GetNode returns one node by id or name."""
     DrainNode: _aio.UnaryUnaryMultiCallable[_manager_pb2.DrainNodeRequest, _manager_pb2.DrainNodeResponse]  # type: ignore[assignment]
     """DrainNode stops new placements on a node and moves its tasks elsewhere."""
+    UndrainNode: _aio.UnaryUnaryMultiCallable[_manager_pb2.UndrainNodeRequest, _manager_pb2.UndrainNodeResponse]  # type: ignore[assignment]
+    """UndrainNode lets a draining node take new placements again; tasks moved
+    off it stay where they went.
+    """
     Connect: _aio.StreamStreamMultiCallable[_manager_pb2.WorkerMessage, _manager_pb2.ManagerMessage]  # type: ignore[assignment]
     """Connect is the worker's one stream: assignments down, heartbeats and updates up.
     buf:lint:ignore RPC_REQUEST_STANDARD_NAME
@@ -178,6 +186,16 @@ class ManagerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_manager_pb2.DrainNodeResponse, _abc.Awaitable[_manager_pb2.DrainNodeResponse]]:
         """DrainNode stops new placements on a node and moves its tasks elsewhere."""
+
+    @_abc_1.abstractmethod
+    def UndrainNode(
+        self,
+        request: _manager_pb2.UndrainNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_manager_pb2.UndrainNodeResponse, _abc.Awaitable[_manager_pb2.UndrainNodeResponse]]:
+        """UndrainNode lets a draining node take new placements again; tasks moved
+        off it stay where they went.
+        """
 
     @_abc_1.abstractmethod
     def Connect(
