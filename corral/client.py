@@ -31,6 +31,7 @@ from corral.errors import (
     NotFound,
     ValidationError,
 )
+from corral.explanations import Explanation
 from corral.model import Event, Node, Task, TaskSpec, TaskState
 from corral.serving import channel
 from corral.v1 import (
@@ -271,6 +272,11 @@ class Client:
                 if node.name == ref:
                     return node
             raise NotFound(f"no node with id or name {ref!r}") from None
+
+    async def explain_task(self, id: str) -> Explanation:
+        """Per node, whether the task fits and why not, and where it would go now."""
+        request = manager_pb2.ExplainTaskRequest(id=id)
+        return convert.explanation_from(await self.call(self._manager.ExplainTask, request))
 
     async def drain_node(self, id: str) -> Node:
         reply = await self.call(self._manager.DrainNode, manager_pb2.DrainNodeRequest(id=id))

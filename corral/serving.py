@@ -15,7 +15,7 @@ import inspect
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -76,13 +76,16 @@ class RunningServer:
 async def start_server(
     listen: str,
     register: Iterable[Callable[[grpc.aio.Server], str]],
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
     """Start a server on ``listen`` (port 0 picks a free one).
 
     Each ``register`` callable adds one servicer and returns its full service
-    name, which health and reflection then announce.
+    name, which health and reflection then announce. ``interceptors`` wrap
+    every call (``corral.tracing`` continues callers' traces with one).
     """
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors) or None)
     names = [add(server) for add in register]
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

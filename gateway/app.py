@@ -3,7 +3,10 @@
 ``create_app`` assembles it at start-up: the canonical routes from the
 ``google.api.http`` annotations of the given proto files (all of
 ``corral.v1`` by default), the compatible routes of every module listed in
-``gateway.compat.MODULES``, ``/openapi.json`` and ``/docs``. The gRPC channel
+``gateway.compat.MODULES``, ``/openapi.json``, ``/docs`` and the web UI at
+``/ui/`` (static files shipped in ``gateway/ui``). Every request is measured
+and traced by ``gateway.observing``; ``/metrics`` is served on a port of its
+own (``metrics_listen``), started in the lifespan. The gRPC channel
 to the manager is opened in the lifespan and kept on ``app.state.channel``;
 the app keeps no other state between requests.
 """
@@ -21,14 +24,17 @@ from google.protobuf.descriptor import FileDescriptor
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import gateway.compat
+from corral import metrics as metrics_http
 from corral.serving import channel as open_channel
 from gateway import openapi, translation
 from gateway.bindings import bindings_of, corral_files
 from gateway.errors import CODE_OF_HTTP, UpstreamError
+from gateway.observing import GatewayMetrics, Observing
 
 MAX_BODY_BYTES = 1 << 20
 CONNECT_TIMEOUT = 3.0
@@ -41,8 +47,12 @@ def create_app(
     compat_modules: Sequence[str] | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     max_body_bytes: int = MAX_BODY_BYTES,
+    metrics_listen: str = "",
 ) -> Starlette:
-    """The app for the manager at ``manager`` (host:port)."""
+    """The app for the manager at ``manager`` (host:port); ``/metrics`` on ``metrics_listen``."""
+    if metrics_listen:
+        metrics_http.split_listen(metrics_listen)  # a bad address fails now, not in the lifespan
+    metrics = GatewayMetrics()
     bindings = bindings_of(corral_files() if files is None else files)
     compat: list[BaseRoute] = []
     for name in gateway.compat.MODULES if compat_modules is None else compat_modules:
@@ -63,23 +73,34 @@ def create_app(
         app.state.connect_timeout = connect_timeout
         app.state.callables = {}
         app.state.channel = open_channel(manager)
+        app.state.metrics = metrics
+        app.state.metrics_server = await metrics_http.maybe_serve(metrics_listen, metrics.registry)
         try:
             yield
         finally:
+            if app.state.metrics_server is not None:
+                await app.state.metrics_server.stop()
             await app.state.channel.close()
+
+    async def ui_root(request: Request) -> Response:
+        return RedirectResponse("/ui/", status_code=307)
 
     routes: list[BaseRoute] = [
         *translation.routes(bindings),
         *compat,
         Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
+        Route("/ui", ui_root, methods=["GET"], include_in_schema=False),
+        Mount("/ui", StaticFiles(packages=[("gateway", "ui")], html=True), name="ui"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         max_body_size=max_body_bytes,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
+    app.add_middleware(Observing, metrics=metrics)
+    return app
 
 
 async def _http_error(request: Request, exc: Any) -> Response:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from corral.serving import write_port_file
+from corral import tracing
 from gateway.app import create_app
 
 STOP_GRACE = 5.0
@@ -26,6 +28,13 @@ class RunningGateway:
     server: uvicorn.Server
     task: asyncio.Task[None]
     port: int
+    app: Starlette
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of ``/metrics`` (None when ``metrics_listen`` was empty)."""
+        running = getattr(self.app.state, "metrics_server", None)
+        return None if running is None else int(running.port)
 
     async def stop(self) -> None:
         self.server.should_exit = True
@@ -34,13 +43,14 @@ class RunningGateway:
                 await asyncio.shield(self.task)
 
 
-def _config(manager: str, listen: str, options: dict[str, Any]) -> uvicorn.Config:
+def _config(app: Starlette, listen: str) -> uvicorn.Config:
     host, _, port = listen.rpartition(":")
     return uvicorn.Config(
-        create_app(manager, **options),
+        app,
         host=host.strip("[]") or "127.0.0.1",
         port=int(port),
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through the root logger: --log-format applies
         lifespan="on",
         timeout_graceful_shutdown=int(STOP_GRACE),
     )
@@ -51,7 +61,8 @@ async def serve(manager: str, listen: str = "127.0.0.1:8080", **options: Any) ->
 
     ``options`` go to ``create_app`` (tests choose the proto files and compat modules).
     """
-    server = uvicorn.Server(_config(manager, listen, options))
+    app = create_app(manager, **options)
+    server = uvicorn.Server(_config(app, listen))
     task = asyncio.create_task(server.serve())
     # uvicorn offers no start-up event; `started` flips once the socket listens.
     while not server.started:
@@ -61,15 +72,28 @@ async def serve(manager: str, listen: str = "127.0.0.1:8080", **options: Any) ->
             raise OSError(f"the gateway could not listen on {listen}")
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    return RunningGateway(server, task, int(port))
+    return RunningGateway(server, task, int(port), app)
 
 
-def run(manager: str, listen: str = "127.0.0.1:8080", port_file: Path | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn handles both); report the port to ``port_file``."""
+def run(
+    manager: str,
+    listen: str = "127.0.0.1:8080",
+    port_file: Path | None = None,
+    *,
+    metrics_listen: str = "",
+) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn handles both); report the port to ``port_file``.
+
+    Traces when the environment asks for it (``corral.tracing``).
+    """
 
     async def main() -> None:
-        gateway = await serve(manager, listen)
+        gateway = await serve(manager, listen, metrics_listen=metrics_listen)
         write_port_file(port_file, gateway.port)
         await gateway.task
 
-    asyncio.run(main())
+    tracing.setup("gateway")
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

@@ -2,7 +2,8 @@
 
 Every HTTP request becomes at most one gRPC call on the app's shared channel
 (``app.state.channel``, opened in the lifespan). The ``Authorization`` header
-travels as ``authorization`` metadata and the request's deadline as the call
+travels as ``authorization`` metadata, the request's trace context as
+``traceparent`` (``corral.tracing``), and the request's deadline as the call
 timeout. When the manager is not connected the call is refused after a short
 connect deadline with UNAVAILABLE (HTTP 503), instead of hanging for the
 whole request deadline as gRPC's wait-for-ready would.
@@ -19,6 +20,7 @@ import grpc
 from google.protobuf.message import Message
 from starlette.requests import Request
 
+from corral import tracing
 from gateway.errors import UpstreamError, bad_request
 
 M = TypeVar("M", bound=Message)
@@ -50,8 +52,9 @@ def timeout_of(request: Request, default: float | None) -> float | None:
 
 
 def metadata_of(request: Request) -> tuple[tuple[str, str], ...]:
+    """The caller's ``Authorization`` and, with tracing on, the request span's context."""
     auth = request.headers.get("authorization")
-    return (("authorization", auth),) if auth else ()
+    return (*((("authorization", auth),) if auth else ()), *tracing.carrier().items())
 
 
 async def ensure_connected(request: Request) -> None:

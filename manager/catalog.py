@@ -57,6 +57,9 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.by_id)
 
+    def count(self, state: TaskState) -> int:
+        return len(self._by_state[state])
+
     def add(self, entry: TaskEntry) -> None:
         self.by_id[entry.id] = entry
         self._order.append(entry)

@@ -38,3 +38,7 @@ class ManagerConfig:
     stop_grace: float = 5.0
     # Where `run` writes the port it listens on once it serves (for --listen HOST:0).
     port_file: Path | None = None
+    # Prometheus /metrics on HOST:PORT (off when empty), and log lines as json or
+    # text (empty: text on a terminal, json otherwise). See corral/metrics.py, logformat.py.
+    metrics_listen: str = ""
+    log_format: str = ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,6 +43,12 @@ class EventHub:
         self._allocated = last_index
         self.published = last_index
         self._watchers: set[_Watcher] = set()
+        # Called with every published batch, synchronously (the metrics' counters).
+        self.listeners: list[Callable[[Sequence[Event]], None]] = []
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
 
     def allocate(self) -> int:
         self._allocated += 1
@@ -51,6 +57,8 @@ class EventHub:
     def publish(self, events: Sequence[Event]) -> None:
         if events:
             self.published = max(self.published, events[-1].index)
+        for listener in self.listeners:
+            listener(events)
         for watcher in list(self._watchers):
             for event in events:
                 # Kinds are prefixes, as the proto documents: "task." matches "task.state".

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from corral.explanations import Reason
 from corral.model import NodeId, Resources, TaskSpec
 
 # Cube's base for E-PVM costs (the "LIEB" constant, Lieb's square ice constant).
@@ -89,6 +90,51 @@ def explain(spec: TaskSpec, nodes: Sequence[NodeSlot]) -> str:
         else:
             parts.append(f"{count} {'lacks' if count == 1 else 'lack'} {reason}")
     return "no node fits: " + ", ".join(parts)
+
+
+def reasons(spec: TaskSpec, node: NodeSlot, *, status: str = "ready") -> list[Reason]:
+    """Every reason ``node`` cannot take ``spec`` (empty when it can), for ``ExplainTask``.
+
+    ``unfit`` stops at the first reason because it runs per node per pick;
+    this one is for people, so it lists them all, with numbers. ``status`` is
+    the node's status (``ready``, ``draining``, ``down``): a node that is not
+    schedulable while ready has no live stream. The two agree: ``unfit`` is
+    None exactly when this is empty (a unit test holds them to it).
+    """
+    out: list[Reason] = []
+    if not node.schedulable:
+        if status in ("draining", "down"):
+            out.append(Reason(status, f"node is {status}"))
+        else:
+            out.append(Reason("not_ready", "node is not connected"))
+    if spec.runtime not in node.runtimes:
+        offered = ", ".join(node.runtimes) or "none"
+        out.append(Reason("runtime", f"needs runtime {spec.runtime}; offers {offered}"))
+    for key, value in spec.constraints.items():
+        actual = node.labels.get(key)
+        if actual != value:
+            has = f"has {key}={actual}" if actual is not None else f"has no label {key}"
+            why = f"needs {key}={value}; {has}"
+            out.append(Reason("constraint", why, key, value, actual or ""))
+    need, free = spec.resources, node.capacity - node.allocated
+    if need.cpu and need.cpu > free.cpu + 1e-9:
+        out.append(Reason("cpu", f"needs {need.cpu:g} cpu; {max(0.0, free.cpu):g} free"))
+    if need.memory_bytes and need.memory_bytes > free.memory_bytes:
+        out.append(Reason("memory", _bytes_reason("memory", need.memory_bytes, free.memory_bytes)))
+    if need.disk_bytes and need.disk_bytes > free.disk_bytes:
+        out.append(Reason("disk", _bytes_reason("disk", need.disk_bytes, free.disk_bytes)))
+    return out
+
+
+def _bytes_reason(what: str, need: int, free: int) -> str:
+    return f"needs {_size(need)} {what}; {_size(max(0, free))} free"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n}B"
 
 
 def _fraction(used: float, capacity: float) -> float:

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from corral import tracing
+from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import start_server, until_signalled, write_port_file
 from manager import extensions, logs, servicer
 from manager.config import ManagerConfig
 from manager.control import Extension
 from manager.core import TaskManager
+from manager.metrics import ManagerMetrics
 from manager.scheduling import STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,12 @@ class RunningManager:
     server: grpc.aio.Server
     _stop: Callable[[float], object]
     extensions: list[Extension] = field(default_factory=list)
+    metrics: MetricsServer | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of ``/metrics`` (None when ``metrics_listen`` was empty)."""
+        return None if self.metrics is None else self.metrics.port
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let those in flight finish within ``grace``, then close."""
@@ -44,6 +53,8 @@ class RunningManager:
                 await extension.close()
             except Exception:
                 log.exception("closing an extension failed")
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.core.close()
 
 
@@ -69,19 +80,26 @@ async def serve(
     if config.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
     core = await TaskManager.open(config, log_source=logs.stream_logs)
+    metrics = ManagerMetrics(core)
+    metrics.follow(core)
     installed: list[Extension] = []
+    exposed: MetricsServer | None = None
     try:
         installed = extensions.install_all(core, config, extension_modules)
         register = [servicer.register(core), *(ext.register for ext in installed)]
-        running = await start_server(config.listen, register)
+        exposed = await maybe_serve(config.metrics_listen, metrics.registry)
+        interceptors = tracing.server_interceptors("manager")
+        running = await start_server(config.listen, register, interceptors=interceptors)
         await core.start()
         for ext in installed:
             await ext.start()
     except BaseException:
+        if exposed is not None:
+            await exposed.stop()
         await core.close()
         raise
     log.info("manager serving", extra={"port": running.port, "data_dir": str(config.data_dir)})
-    return RunningManager(core, running.port, running.server, running.stop, installed)
+    return RunningManager(core, running.port, running.server, running.stop, installed, exposed)
 
 
 def run(config: ManagerConfig) -> None:
@@ -96,4 +114,8 @@ def run(config: ManagerConfig) -> None:
         log.info("manager stopping")
         await manager.stop()
 
-    asyncio.run(main())
+    tracing.setup("manager")
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

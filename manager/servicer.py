@@ -17,9 +17,10 @@ from corral.errors import ValidationError
 from corral.model import Event, Task, TaskId, TaskState
 from corral.serving import translate_errors
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
-from manager import wirecache
+from manager import traces, wirecache
 from manager.control import NewTask, TaskQuery
 from manager.core import TaskManager
+from manager.explaining import explain_task
 from manager.sessions import WorkerSession
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -88,6 +89,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.SubmitTaskRequest, context: Context
     ) -> manager_pb2.SubmitTaskResponse:
         (task,) = await self.core.submit([new_task(request)], prefix="")
+        traces.remember([task])
         response = manager_pb2.SubmitTaskResponse()
         fill_task(response.task, task)
         return response
@@ -97,6 +99,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.SubmitTasksRequest, context: Context
     ) -> manager_pb2.SubmitTasksResponse:
         tasks = await self.core.submit([new_task(r) for r in request.tasks])
+        traces.remember(tasks)
         response = manager_pb2.SubmitTasksResponse()
         add_tasks(response.tasks, tasks)
         return response
@@ -133,6 +136,12 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         response = manager_pb2.StopTaskResponse()
         fill_task(response.task, task)
         return response
+
+    @translate_errors
+    async def ExplainTask(
+        self, request: manager_pb2.ExplainTaskRequest, context: Context
+    ) -> manager_pb2.ExplainTaskResponse:
+        return convert.explanation_to(await explain_task(self.core, request.id))
 
     @translate_errors
     async def WatchEvents(

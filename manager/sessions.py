@@ -26,7 +26,7 @@ from corral.errors import ValidationError
 from corral.model import NodeStats, Resources, TaskId
 from corral.v1 import manager_pb2
 from corral.validation import check_labels, check_resources, check_text
-from manager import wirecache
+from manager import traces, wirecache
 from manager.core import HelloInfo, TaskManager
 from manager.nodes import NodeRecord
 
@@ -48,6 +48,7 @@ class WorkerSession:
         self._closed = asyncio.Event()
         self._close_reason = ""
         self._stats: Any = None
+        self.node_id = ""
 
     # -- Outbox -----------------------------------------------------------
 
@@ -89,6 +90,7 @@ class WorkerSession:
         info = hello_from(first.hello)
         granted = await self.core.hello(info, self)
         record = granted.record
+        self.node_id = record.id
         try:
             await self.context.write(welcome(self.core, record))
             await self.context.write(
@@ -171,7 +173,10 @@ class WorkerSession:
                 spec = wirecache.spec_message(self.core.spec_of(task_id))
             except KeyError:
                 continue
-            add(task_id=task_id, generation=generation).spec.CopyFrom(spec)
+            item = add(task_id=task_id, generation=generation)
+            item.spec.CopyFrom(spec)
+            if context := traces.assignment_context(task_id, generation, self.node_id):
+                item.trace_context.update(context)
         return message
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from corral import convert
@@ -158,6 +159,8 @@ class Store:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._writing = False
+        # Told (seconds, rows) after each group commit: the manager's metrics.
+        self.on_commit: Callable[[float, int], None] | None = None
         # Checkpoints (the only fsyncs in WAL mode with synchronous=NORMAL) run on
         # their own connection and thread, so a commit never waits for the disk.
         self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-ckpt")
@@ -323,6 +326,7 @@ class Store:
             for batch, _ in queued:
                 merged.merge(batch)
             self._writing = True
+            began = perf_counter()
             try:
                 if merged.size() > INLINE_ROWS:
                     await self._run(self._write, merged)
@@ -337,6 +341,8 @@ class Store:
                     if not future.done():
                         future.set_exception(err)
             else:
+                if self.on_commit is not None and merged:
+                    self.on_commit(perf_counter() - began, merged.size())
                 for _, future in queued:
                     if not future.done():
                         future.set_result(None)

@@ -35,6 +35,8 @@ class Target:
     host: str
     ports: tuple[PortMapping, ...] = ()
     exec: Exec | None = None
+    # Told every probe's kind and outcome (the worker's metrics count them).
+    observe: Callable[[str, bool], None] | None = None
 
     def port_for(self, port: int) -> int:
         """The host port published for ``port``; the first published one when 0."""
@@ -126,6 +128,9 @@ async def _exec(check: ExecProbe, target: Target, timeout: float) -> str | None:
     return None if code == 0 else f"exec {' '.join(check.command)} exited {code}"
 
 
+_KINDS: dict[type, str] = {HttpProbe: "http", TcpProbe: "tcp", ExecProbe: "exec"}
+
+
 async def watch(check: HealthCheck, target: Target, report: Verdict) -> None:
     """Probe until cancelled, reporting each change of verdict."""
     await asyncio.sleep(check.initial_delay)
@@ -144,6 +149,8 @@ async def _watch(
     while True:
         began = loop.time()
         reason = await probe(check.probe, target, check.timeout, http)
+        if target.observe is not None:
+            target.observe(_KINDS.get(type(check.probe), "probe"), reason is None)
         if reason is None:
             failures = 0
             if healthy is not True:

@@ -12,11 +12,14 @@ import logging
 import socket
 from dataclasses import dataclass
 
+from corral import tracing
+from corral.metrics import MetricsServer, maybe_serve
 from corral.model import NodeId, NodeStats, Resources
 from corral.serving import RunningServer, start_server, until_signalled, write_port_file
 from worker import records, servicer, stats
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore
+from worker.metrics import AttemptMetrics
 from worker.runtimes import load_runtimes
 from worker.runtimes.base import Runtime
 from worker.session import Identity, Outbox, Session
@@ -36,6 +39,12 @@ class RunningWorker:
     runtimes: dict[str, Runtime]
     _server: RunningServer
     _session_task: asyncio.Task[None]
+    _metrics: MetricsServer | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of ``/metrics`` (None when ``metrics_listen`` was empty)."""
+        return None if self._metrics is None else self._metrics.port
 
     async def stop(self, grace: float = 2.0) -> None:
         """Leave the manager and stop serving; attempts keep running."""
@@ -46,6 +55,8 @@ class RunningWorker:
             await asyncio.wait({self._session_task}, timeout=1.0)
         await self.supervisor.close()
         await self._server.stop(grace)
+        if self._metrics is not None:
+            await self._metrics.stop()
         for runtime in self.runtimes.values():
             try:
                 await runtime.close()
@@ -57,12 +68,16 @@ async def serve(config: WorkerConfig) -> RunningWorker:
     runtimes = await load_runtimes(config, config.runtimes)
     node_id = records.node_id(config.data_dir)
     outbox = Outbox()
+    metrics = AttemptMetrics()
     supervisor = Supervisor(
         runtimes,
         node_id=node_id,
         emit=outbox.update,
         records=records.AttemptRecords(config.data_dir / "attempts", node_id),
+        metrics=metrics,
     )
+    metrics.watch(supervisor.running_by_runtime, config.data_dir / "logs")
+    metrics_server: MetricsServer | None = None
     try:
         await supervisor.adopt()
         capacity = await asyncio.to_thread(stats.capacity, config.capacity, config.data_dir)
@@ -77,8 +92,15 @@ async def serve(config: WorkerConfig) -> RunningWorker:
             stats=node_stats,
             logs=LogStore(config.data_dir / "logs", config.log_max_bytes),
         )
-        server = await start_server(config.listen, [servicer.register(service)])
+        metrics_server = await maybe_serve(config.metrics_listen, metrics.registry)
+        server = await start_server(
+            config.listen,
+            [servicer.register(service)],
+            interceptors=tracing.server_interceptors("worker"),
+        )
     except BaseException:
+        if metrics_server is not None:
+            await metrics_server.stop()
         await supervisor.close()
         for runtime in runtimes.values():
             await runtime.close()
@@ -104,7 +126,16 @@ async def serve(config: WorkerConfig) -> RunningWorker:
     task = asyncio.get_running_loop().create_task(session.run())
     log.info("worker %s serving on %s, runtimes %s", node_id, address, ", ".join(runtimes))
     return RunningWorker(
-        node_id, server.port, address, capacity, session, supervisor, runtimes, server, task
+        node_id,
+        server.port,
+        address,
+        capacity,
+        session,
+        supervisor,
+        runtimes,
+        server,
+        task,
+        metrics_server,
     )
 
 
@@ -126,4 +157,8 @@ def run(config: WorkerConfig) -> None:
         log.info("worker stopping; its attempts keep running")
         await worker.stop()
 
-    asyncio.run(main())
+    tracing.setup("worker")
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

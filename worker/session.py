@@ -29,7 +29,7 @@ from importlib import metadata
 
 import grpc
 
-from corral import convert
+from corral import convert, tracing
 from corral.errors import ValidationError
 from corral.model import NodeId, NodeStats, Resources, TaskId, TaskState, TaskUpdate
 from corral.serving import channel
@@ -305,7 +305,15 @@ class Session:
                     )
                 )
                 continue
-            self.supervisor.apply(Assignment(ref, spec, self.identity.node_id))
+            assignment = Assignment(ref, spec, self.identity.node_id)
+            if item.trace_context:
+                # The attempt's task is created inside the span: its start span is a child.
+                attributes = {"corral.task_id": ref.task_id, "corral.generation": ref.generation}
+                parent = dict(item.trace_context)
+                with tracing.span("worker", "worker.assign", parent=parent, attributes=attributes):
+                    self.supervisor.apply(assignment)
+            else:
+                self.supervisor.apply(assignment)
         # One ack for the whole batch, received and applied (or fenced) alike.
         self.outbox.ack(refs)
 

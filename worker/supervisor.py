@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral import tracing
 from corral.model import (
     Attempt,
     Health,
@@ -34,6 +35,7 @@ from corral.model import (
     TaskUpdate,
 )
 from worker import health
+from worker.metrics import AttemptMetrics
 from worker.records import AttemptRecords
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Runtime, Started, StartError
 
@@ -73,12 +75,14 @@ class Supervisor:
         emit: Emit,
         records: AttemptRecords | None = None,
         history: int = 1000,
+        metrics: AttemptMetrics | None = None,
     ) -> None:
         self.runtimes = runtimes
         self.node_id = node_id
         self.emit = emit
         self.records = records
         self.history = history
+        self.metrics = metrics or AttemptMetrics()
         self._running: dict[str, _Attempt] = {}
         self._ended: OrderedDict[str, _Attempt] = OrderedDict()
         # Highest generation started per task: the fence against stale assignments.
@@ -91,6 +95,11 @@ class Supervisor:
     @property
     def running_count(self) -> int:
         return len(self._running)
+
+    def running_by_runtime(self) -> dict[str, int]:
+        """Attempts running now per runtime, every runtime of this worker included."""
+        counts = Counter(a.assignment.spec.runtime for a in self._running.values())
+        return {name: counts[name] for name in self.runtimes} | dict(counts)
 
     def current(self) -> list[TaskUpdate]:
         """The latest update of every attempt still running (for Hello)."""
@@ -265,14 +274,31 @@ class Supervisor:
             return None
         if self.records is not None:
             self.records.save(attempt.assignment)
-        try:
-            return await attempt.runtime.start(attempt.assignment)
-        except StartError as err:
-            self._fail_start(attempt, str(err))
-        except Exception as err:
-            log.exception("starting %s failed", attempt.ref.key)
-            self._fail_start(attempt, f"start failed: {err}")
+        began = time.perf_counter()
+        attributes = {
+            "corral.task_id": attempt.ref.task_id,
+            "corral.generation": attempt.ref.generation,
+            "corral.node_id": self.node_id,
+            "corral.runtime": spec.runtime,
+        }
+        with tracing.span("worker", "worker.start", attributes=attributes):
+            try:
+                started = await attempt.runtime.start(attempt.assignment)
+            except StartError as err:
+                self._fail_start(attempt, str(err))
+            except Exception as err:
+                log.exception("starting %s failed", attempt.ref.key, extra=self._fields(attempt))
+                self._fail_start(attempt, f"start failed: {err}")
+            else:
+                self.metrics.started(spec.runtime, time.perf_counter() - began, ok=True)
+                return started
+        self.metrics.started(spec.runtime, time.perf_counter() - began, ok=False)
         return None
+
+    def _fields(self, attempt: _Attempt) -> dict[str, object]:
+        """What a log line about ``attempt`` carries (``corral.logformat`` shows them)."""
+        ref = attempt.ref
+        return {"task_id": ref.task_id, "generation": ref.generation, "node_id": self.node_id}
 
     def _fail_start(self, attempt: _Attempt, message: str) -> None:
         attempt.stop_state = None
@@ -284,6 +310,7 @@ class Supervisor:
         attempt.state = TaskState.RUNNING
         attempt.ports = started.ports
         if announce:
+            self.metrics.reached(spec.runtime, TaskState.RUNNING.name)
             self._publish(attempt, message=started.message)
         if attempt.stop_state is not None:  # a stop arrived while it was starting
             self._background(runtime.stop(ref, spec.stop_grace))
@@ -332,7 +359,7 @@ class Supervisor:
             attempt.health = Health.UNHEALTHY
             self._request_stop(attempt, TaskState.FAILED, f"unhealthy: {reason}", None)
 
-        target = health.Target(started.host, started.ports, run_exec)
+        target = health.Target(started.host, started.ports, run_exec, self.metrics.probed)
         return asyncio.get_running_loop().create_task(health.watch(check, target, verdict))
 
     # -- the end -------------------------------------------------------------------
@@ -356,6 +383,7 @@ class Supervisor:
             self._ended.popitem(last=False)
         if self.records is not None:
             self.records.remove(attempt.ref, attempt.assignment.spec.runtime)
+        self.metrics.reached(attempt.assignment.spec.runtime, attempt.state.name)
         self._publish(attempt, result=ended)
 
     def _publish(self, attempt: _Attempt, *, message: str = "", result: Exit | None = None) -> None:

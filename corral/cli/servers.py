@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import logging
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -22,9 +21,12 @@ from typing import Annotated, Any
 
 import typer
 
+from corral import logformat
 from corral.cli import up as up_command
 from corral.cli.options import parse_or_exit, parse_pairs, parse_size
 from corral.errors import ValidationError
+from corral.logformat import check_format
+from corral.metrics import split_listen
 from corral.model import Resources
 
 # Short help per field; the dataclasses hold the rationale in their comments.
@@ -45,6 +47,8 @@ _HELP = {
         " CronJobSettings__*/HttpOrchestratorSettings__* variables override them."
     ),
     "schedules_autostart": "Start the schedule `default` of --schedules when the manager starts.",
+    "metrics_listen": "Serve Prometheus /metrics on HOST:PORT (off when empty).",
+    "log_format": "Log lines as json or text (default: text on a terminal, else json).",
 }
 
 
@@ -131,10 +135,12 @@ def config_command(config_cls: type[Any], module: str) -> Callable[..., None]:
 
     def command(**flags: Any) -> None:
         def parse() -> Any:
-            return config_cls(**{k: converters[k](v) for k, v in flags.items()})
+            config = config_cls(**{k: converters[k](v) for k, v in flags.items()})
+            _check_observing(config.metrics_listen, config.log_format)
+            return config
 
         config = parse_or_exit(parse)
-        _log_to_stderr()
+        logformat.configure(config.log_format)
         _serve(module, config)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -142,10 +148,10 @@ def config_command(config_cls: type[Any], module: str) -> Callable[..., None]:
     return command
 
 
-def _log_to_stderr() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _check_observing(metrics_listen: str, log_format: str) -> None:
+    if metrics_listen:
+        split_listen(metrics_listen, "metrics_listen")
+    check_format(log_format)
 
 
 def _serve(module: str, config: Any) -> None:
@@ -164,14 +170,19 @@ def gateway(
         Path | None,
         typer.Option(help="Write the port listened on to this file once serving (for port 0)."),
     ] = None,
+    metrics_listen: Annotated[
+        str, typer.Option(envvar="CORRAL_GATEWAY_METRICS_LISTEN", help=_HELP["metrics_listen"])
+    ] = "",
+    log_format: Annotated[
+        str, typer.Option(envvar="CORRAL_LOG_FORMAT", help=_HELP["log_format"])
+    ] = "",
 ) -> None:
-    """Run the REST gateway in front of a manager."""
+    """Run the REST gateway in front of a manager (and the web UI at /ui/)."""
     from gateway import server
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    server.run(manager, listen, port_file)
+    parse_or_exit(lambda: _check_observing(metrics_listen, log_format))
+    logformat.configure(log_format)
+    server.run(manager, listen, port_file, metrics_listen=metrics_listen)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ import typer
 from rich.markup import escape
 
 from corral import output, specfiles
+from corral.cli import explaining
 from corral.cli.options import (
     ManagerOption,
     OutputOption,
@@ -264,6 +265,7 @@ def register(app: typer.Typer) -> None:
     group.command("ls")(task_ls)
     group.command("get")(task_get)
     group.command("stop")(task_stop)
+    group.command("explain")(explaining.task_explain)
     app.add_typer(group, name="task")
     app.command()(logs)
     app.command()(events)

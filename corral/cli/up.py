@@ -25,8 +25,10 @@ import httpx
 import psutil
 import typer
 
-from corral.cli.options import console, errors
+from corral import logformat
+from corral.cli.options import console, errors, parse_or_exit
 from corral.client import Client, wait_healthy
+from corral.metrics import split_listen
 from corral.model import NodeStatus
 
 READY_TIMEOUT = 60.0
@@ -189,6 +191,7 @@ class UpSettings:
     data_dir: Path
     manager_flags: tuple[str, ...]
     worker_flags: tuple[str, ...]
+    gateway_flags: tuple[str, ...] = ()
 
 
 async def supervise(settings: UpSettings) -> int:
@@ -205,6 +208,7 @@ async def supervise(settings: UpSettings) -> int:
     worker_args += ["--data-dir", str(s.data_dir / "worker"), *s.worker_flags]
     gateway_url = f"http://{s.gateway_listen}/"
     gateway_args = ["gateway", "--manager", s.manager_listen, "--listen", s.gateway_listen]
+    gateway_args += s.gateway_flags
     steps: list[tuple[str, list[str], Callable[[], Awaitable[bool]]]] = [
         ("manager", manager_args, lambda: wait_healthy(s.manager_listen, timeout=READY_TIMEOUT)),
         ("worker", worker_args, lambda: _worker_ready(s.worker_listen, s.manager_listen)),
@@ -259,6 +263,12 @@ def _given(**flags: str | Path | bool | None) -> list[str]:
     return out
 
 
+def _check_listens(**listens: str | None) -> None:
+    for field, value in listens.items():
+        if value:
+            split_listen(value, field)
+
+
 def up(
     manager_listen: Annotated[
         str, typer.Option(envvar="CORRAL_MANAGER_LISTEN", help="Manager gRPC address.")
@@ -296,8 +306,30 @@ def up(
     ] = None,
     kubeconfig: Annotated[str | None, typer.Option(help="Kubeconfig for kubernetes.")] = None,
     namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
+    manager_metrics_listen: Annotated[
+        str | None, typer.Option(help="Manager's Prometheus /metrics HOST:PORT (off if unset).")
+    ] = None,
+    worker_metrics_listen: Annotated[
+        str | None, typer.Option(help="Worker's Prometheus /metrics HOST:PORT (off if unset).")
+    ] = None,
+    gateway_metrics_listen: Annotated[
+        str | None, typer.Option(help="Gateway's Prometheus /metrics HOST:PORT (off if unset).")
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log lines of all three: json or text (default: text on a terminal)."),
+    ] = None,
 ) -> None:
     """Run a manager, a worker and the gateway here; Ctrl-C stops them all."""
+    # The children write to a pipe: they log as this terminal would have them.
+    logs = parse_or_exit(lambda: logformat.check_format(log_format or ""))
+    parse_or_exit(
+        lambda: _check_listens(
+            manager_metrics_listen=manager_metrics_listen,
+            worker_metrics_listen=worker_metrics_listen,
+            gateway_metrics_listen=gateway_metrics_listen,
+        )
+    )
     settings = UpSettings(
         manager_listen=manager_listen,
         worker_listen=worker_listen,
@@ -314,10 +346,19 @@ def up(
                 environments_domain=environments_domain,
                 environment_templates=environment_templates,
                 tenant_namespaces=tenant_namespaces,
+                metrics_listen=manager_metrics_listen,
+                log_format=logs,
             )
         ),
         worker_flags=tuple(
-            _given(kubeconfig=kubeconfig, namespace=namespace, docker_network=docker_network)
+            _given(
+                kubeconfig=kubeconfig,
+                namespace=namespace,
+                docker_network=docker_network,
+                metrics_listen=worker_metrics_listen,
+                log_format=logs,
+            )
         ),
+        gateway_flags=tuple(_given(metrics_listen=gateway_metrics_listen, log_format=logs)),
     )
     raise typer.Exit(asyncio.run(supervise(settings)))

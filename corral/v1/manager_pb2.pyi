@@ -286,6 +286,166 @@ class StopTaskResponse(_message.Message):
 Global___StopTaskResponse: _TypeAlias = StopTaskResponse  # noqa: Y015
 
 @_typing.final
+class ExplainTaskRequest(_message.Message):
+    """ExplainTaskRequest names the task to explain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Task id or name."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainTaskRequest: _TypeAlias = ExplainTaskRequest  # noqa: Y015
+
+@_typing.final
+class ExplainTaskResponse(_message.Message):
+    """ExplainTaskResponse is the placement dry run for one task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    CHOSEN_NODE_ID_FIELD_NUMBER: _builtins.int
+    CHOSEN_NODE_NAME_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    state: _types_pb2.TaskState.ValueType
+    """Its state now."""
+    message: _builtins.str
+    """Its status message now (for a PENDING task, why it waits)."""
+    chosen_node_id: _builtins.str
+    """The node placement would choose now; empty when no node fits."""
+    chosen_node_name: _builtins.str
+    """That node's name."""
+    summary: _builtins.str
+    """One line: where it would go, or the counts of reasons it fits nowhere."""
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeFit]:
+        """Every registered node, in the order the manager knows them."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        state: _types_pb2.TaskState.ValueType = ...,
+        message: _builtins.str = ...,
+        nodes: _abc.Iterable[Global___NodeFit] | None = ...,
+        chosen_node_id: _builtins.str = ...,
+        chosen_node_name: _builtins.str = ...,
+        summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chosen_node_id", b"chosen_node_id", "chosen_node_name", b"chosen_node_name", "message", b"message", "nodes", b"nodes", "state", b"state", "summary", b"summary", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainTaskResponse: _TypeAlias = ExplainTaskResponse  # noqa: Y015
+
+@_typing.final
+class NodeFit(_message.Message):
+    """NodeFit is whether a task fits one node, and why not."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    NODE_NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FITS_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    FREE_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The node's id."""
+    node_name: _builtins.str
+    """The node's name."""
+    status: _types_pb2.NodeStatus.ValueType
+    """The node's status."""
+    fits: _builtins.bool
+    """True when the task could be placed there now."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnfitReason]:
+        """Every reason it cannot (empty when it fits)."""
+
+    @_builtins.property
+    def free(self) -> _types_pb2.Resources:
+        """Capacity minus what the manager allocated there."""
+
+    @_builtins.property
+    def capacity(self) -> _types_pb2.Resources:
+        """The node's capacity."""
+
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        node_name: _builtins.str = ...,
+        status: _types_pb2.NodeStatus.ValueType = ...,
+        fits: _builtins.bool = ...,
+        reasons: _abc.Iterable[Global___UnfitReason] | None = ...,
+        free: _types_pb2.Resources | None = ...,
+        capacity: _types_pb2.Resources | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "free", b"free"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "fits", b"fits", "free", b"free", "node_id", b"node_id", "node_name", b"node_name", "reasons", b"reasons", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeFit: _TypeAlias = NodeFit  # noqa: Y015
+
+@_typing.final
+class UnfitReason(_message.Message):
+    """UnfitReason is one reason a node cannot take a task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    WANTED_FIELD_NUMBER: _builtins.int
+    ACTUAL_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """cpu, memory, disk, runtime, constraint, not_ready, draining or down."""
+    message: _builtins.str
+    """For people, e.g. "needs 2 cpu, 0.5 free"."""
+    label: _builtins.str
+    """For a constraint: the label key."""
+    wanted: _builtins.str
+    """For a constraint: the value the task wants."""
+    actual: _builtins.str
+    """For a constraint: the node's value ("" when the node lacks the label)."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        message: _builtins.str = ...,
+        label: _builtins.str = ...,
+        wanted: _builtins.str = ...,
+        actual: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual", b"actual", "kind", b"kind", "label", b"label", "message", b"message", "wanted", b"wanted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnfitReason: _TypeAlias = UnfitReason  # noqa: Y015
+
+@_typing.final
 class WatchEventsRequest(_message.Message):
     """WatchEventsRequest says where to resume."""
 
@@ -902,9 +1062,30 @@ class Assignment(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class TraceContextEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TASK_ID_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
+    TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task."""
     generation: _builtins.int
@@ -913,16 +1094,23 @@ class Assignment(_message.Message):
     def spec(self) -> _types_pb2.TaskSpec:
         """What to run."""
 
+    @_builtins.property
+    def trace_context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The trace context of the placement (W3C traceparent/tracestate) when the
+        task was submitted in a traced request; the worker's spans continue it.
+        """
+
     def __init__(
         self,
         *,
         task_id: _builtins.str = ...,
         generation: _builtins.int = ...,
         spec: _types_pb2.TaskSpec | None = ...,
+        trace_context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "spec", b"spec", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "spec", b"spec", "task_id", b"task_id", "trace_context", b"trace_context"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

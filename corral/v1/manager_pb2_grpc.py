@@ -61,6 +61,11 @@ class ManagerServiceStub:
                 request_serializer=corral_dot_v1_dot_manager__pb2.StopTaskRequest.SerializeToString,
                 response_deserializer=corral_dot_v1_dot_manager__pb2.StopTaskResponse.FromString,
                 _registered_method=True)
+        self.ExplainTask = channel.unary_unary(
+                '/corral.v1.ManagerService/ExplainTask',
+                request_serializer=corral_dot_v1_dot_manager__pb2.ExplainTaskRequest.SerializeToString,
+                response_deserializer=corral_dot_v1_dot_manager__pb2.ExplainTaskResponse.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/corral.v1.ManagerService/WatchEvents',
                 request_serializer=corral_dot_v1_dot_manager__pb2.WatchEventsRequest.SerializeToString,
@@ -133,6 +138,15 @@ class ManagerServiceServicer:
 
     def StopTask(self, request, context):
         """StopTask stops a task's attempt; the task ends STOPPED and is not restarted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainTask(self, request, context):
+        """ExplainTask says, for every node, whether the task fits there and each
+        reason it does not, and where placement would put it now: a dry run that
+        changes nothing (like `nomad job plan`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,6 +231,11 @@ def add_ManagerServiceServicer_to_server(servicer, server):
                     servicer.StopTask,
                     request_deserializer=corral_dot_v1_dot_manager__pb2.StopTaskRequest.FromString,
                     response_serializer=corral_dot_v1_dot_manager__pb2.StopTaskResponse.SerializeToString,
+            ),
+            'ExplainTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainTask,
+                    request_deserializer=corral_dot_v1_dot_manager__pb2.ExplainTaskRequest.FromString,
+                    response_serializer=corral_dot_v1_dot_manager__pb2.ExplainTaskResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -391,6 +410,33 @@ class ManagerService:
             '/corral.v1.ManagerService/StopTask',
             corral_dot_v1_dot_manager__pb2.StopTaskRequest.SerializeToString,
             corral_dot_v1_dot_manager__pb2.StopTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.ManagerService/ExplainTask',
+            corral_dot_v1_dot_manager__pb2.ExplainTaskRequest.SerializeToString,
+            corral_dot_v1_dot_manager__pb2.ExplainTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,11 @@ class ManagerServiceStub:
     """ListTasks pages through tasks, newest first, with optional filters."""
     StopTask: _grpc.UnaryUnaryMultiCallable[_manager_pb2.StopTaskRequest, _manager_pb2.StopTaskResponse]
     """StopTask stops a task's attempt; the task ends STOPPED and is not restarted."""
+    ExplainTask: _grpc.UnaryUnaryMultiCallable[_manager_pb2.ExplainTaskRequest, _manager_pb2.ExplainTaskResponse]
+    """ExplainTask says, for every node, whether the task fits there and each
+    reason it does not, and where placement would put it now: a dry run that
+    changes nothing (like `nomad job plan`).
+    """
     WatchEvents: _grpc.UnaryStreamMultiCallable[_manager_pb2.WatchEventsRequest, _manager_pb2.WatchEventsResponse]
     """WatchEvents streams every change from from_index on, then follows new ones."""
     GetTaskLogs: _grpc.UnaryStreamMultiCallable[_manager_pb2.GetTaskLogsRequest, _manager_pb2.GetTaskLogsResponse]
@@ -82,6 +87,11 @@ class ManagerServiceAsyncStub(ManagerServiceStub):
     """ListTasks pages through tasks, newest first, with optional filters."""
     StopTask: _aio.UnaryUnaryMultiCallable[_manager_pb2.StopTaskRequest, _manager_pb2.StopTaskResponse]  # type: ignore[assignment]
     """StopTask stops a task's attempt; the task ends STOPPED and is not restarted."""
+    ExplainTask: _aio.UnaryUnaryMultiCallable[_manager_pb2.ExplainTaskRequest, _manager_pb2.ExplainTaskResponse]  # type: ignore[assignment]
+    """ExplainTask says, for every node, whether the task fits there and each
+    reason it does not, and where placement would put it now: a dry run that
+    changes nothing (like `nomad job plan`).
+    """
     WatchEvents: _aio.UnaryStreamMultiCallable[_manager_pb2.WatchEventsRequest, _manager_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """WatchEvents streams every change from from_index on, then follows new ones."""
     GetTaskLogs: _aio.UnaryStreamMultiCallable[_manager_pb2.GetTaskLogsRequest, _manager_pb2.GetTaskLogsResponse]  # type: ignore[assignment]
@@ -146,6 +156,17 @@ class ManagerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_manager_pb2.StopTaskResponse, _abc.Awaitable[_manager_pb2.StopTaskResponse]]:
         """StopTask stops a task's attempt; the task ends STOPPED and is not restarted."""
+
+    @_abc_1.abstractmethod
+    def ExplainTask(
+        self,
+        request: _manager_pb2.ExplainTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_manager_pb2.ExplainTaskResponse, _abc.Awaitable[_manager_pb2.ExplainTaskResponse]]:
+        """ExplainTask says, for every node, whether the task fits there and each
+        reason it does not, and where placement would put it now: a dry run that
+        changes nothing (like `nomad job plan`).
+        """
 
     @_abc_1.abstractmethod
     def WatchEvents(
