@@ -108,15 +108,18 @@ def span(
     attributes: Mapping[str, Any] | None = None,
     start_time: float | None = None,
     server: bool = False,
+    child_only: bool = False,
 ) -> Iterator[Any]:
     """A span of ``component``, current inside the block (None when tracing is off).
 
     ``parent`` is a carrier (``traceparent`` ...) from another process; without
     it the span is a child of the current one. ``start_time`` (epoch seconds)
     back-dates a span whose work began before the code that reports it.
+    ``child_only`` records the span only inside a trace (no new root trace
+    for work nobody traced, such as a task submitted by an untraced client).
     """
     tracer = _tracers.get(component)
-    if tracer is None:
+    if tracer is None or (child_only and not trace.get_current_span().get_span_context().is_valid):
         yield None
         return
     context = propagate.extract(dict(parent)) if parent is not None else None

@@ -281,7 +281,7 @@ class Supervisor:
             "corral.node_id": self.node_id,
             "corral.runtime": spec.runtime,
         }
-        with tracing.span("worker", "worker.start", attributes=attributes):
+        with tracing.span("worker", "worker.start", attributes=attributes, child_only=True):
             try:
                 started = await attempt.runtime.start(attempt.assignment)
             except StartError as err:

@@ -36,7 +36,9 @@ def task_explain(
     found = with_client(manager, go)
     if out == "json":
         message = convert.explanation_to(found)
-        console.print_json(json_format.MessageToJson(message))
+        console.print_json(
+            json_format.MessageToJson(message, always_print_fields_with_no_presence=True)
+        )
         return
     console.print(
         f"task {found.task_id} is {output.state(found.state)}: {found.message}\n{found.summary}",

@@ -35,7 +35,9 @@ class Stack:
     http: httpx.AsyncClient
     client: Client
 
-    async def scrape(self, port: int | None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async def scrape(
+        self, port: int | None
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample at ``127.0.0.1:port/metrics``, by name and sorted labels."""
         assert port is not None, "metrics are off"
         reply = await self.http.get(f"http://127.0.0.1:{port}/metrics")
