@@ -16,8 +16,8 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from corral.serving import write_port_file
 from corral import tracing
+from corral.serving import write_port_file
 from gateway.app import create_app
 
 STOP_GRACE = 5.0

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from time import perf_counter
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -83,6 +84,8 @@ class PostgresStore:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._writing = False
+        # Told (seconds, rows) after each group commit: the manager's metrics.
+        self.on_commit: Callable[[float, int], None] | None = None
 
     @classmethod
     async def open(
@@ -211,6 +214,7 @@ class PostgresStore:
             for batch, _ in queued:
                 merged.merge(batch)
             self._writing = True
+            began = perf_counter()
             try:
                 if merged:
                     await self._write(merged)
@@ -224,6 +228,8 @@ class PostgresStore:
                     if not future.done():
                         future.set_exception(err)
             else:
+                if self.on_commit is not None and merged:
+                    self.on_commit(perf_counter() - began, merged.size())
                 for _, future in queued:
                     if not future.done():
                         future.set_result(None)
