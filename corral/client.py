@@ -181,7 +181,9 @@ class Client:
         """A task by id, else the newest task with that name (the CLI addresses both)."""
         try:
             return await self.get_task(ref)
-        except (NotFound, ValidationError):
+        except (NotFound, ValidationError) as err:
+            if isinstance(err, ValidationError) and "ambiguous" in err.problem:
+                raise  # a prefix of several ids: the message lists them
             named = [t for t in await self.list_tasks() if t.spec.name == ref]
             if not named:
                 raise NotFound(f"no task with id or name {ref!r}") from None

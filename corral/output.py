@@ -74,21 +74,52 @@ def state(s: TaskState) -> str:
     return f"[{_STATE_STYLE[s]}]{s.value}[/]"
 
 
+SHORT_ID = 8
+
+
+def short_ids(ids: Sequence[str]) -> dict[str, str]:
+    """Each id cut to 8 characters, or longer where 8 would not tell two apart.
+
+    The manager resolves any unique prefix of 8 or more characters, so what a
+    table shows can be pasted into the next command.
+    """
+    unique = set(ids)
+    length = SHORT_ID
+    while length < max(map(len, unique), default=0):
+        if len({i[:length] for i in unique}) == len(unique):
+            break
+        length += 4
+    return {i: i[:length] for i in unique}
+
+
+def _whole(table: Table, column: str, values: Sequence[str]) -> None:
+    # Copied into the next command or read at a glance: never cut.
+    table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
+
+
 def tasks_table(tasks: Sequence[Task]) -> Table:
     table = Table(box=None, header_style="bold")
-    # Ids and names are copied into the next command: never cut them.
-    for column, values in (("ID", [t.id for t in tasks]), ("NAME", [t.spec.name for t in tasks])):
-        table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
-    for column in ("STATE", "NODE", "RUNTIME", "EXIT", "CREATED", "MESSAGE"):
+    short = short_ids([t.id for t in tasks])
+    _whole(table, "ID", [short[t.id] for t in tasks])
+    _whole(table, "NAME", [t.spec.name for t in tasks])
+    _whole(table, "STATE", [t.status.state.value for t in tasks])
+    for column in ("NODE", "RUNTIME", "EXIT", "CREATED", "MESSAGE"):
         # Only the free text folds; short columns stay whole.
-        table.add_column(column, no_wrap=column != "MESSAGE", overflow="fold")
+        table.add_column(
+            column,
+            no_wrap=column != "MESSAGE",
+            overflow="fold",
+            ratio=1 if column == "MESSAGE" else None,
+            min_width=20 if column == "MESSAGE" else None,
+        )
+    nodes = short_ids([t.status.node_id for t in tasks if t.status.node_id])
     for t in tasks:
         s = t.status
         table.add_row(
-            t.id,
+            short[t.id],
             t.spec.name,
             state(s.state),
-            s.node_id or "-",
+            nodes.get(s.node_id, "-"),
             t.spec.runtime,
             "-" if s.exit_code is None else str(s.exit_code),
             ago(s.created_at),
@@ -123,14 +154,15 @@ def task_details(t: Task) -> Table:
 
 def nodes_table(nodes: Sequence[Node]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column, values in (("ID", [n.id for n in nodes]), ("NAME", [n.name for n in nodes])):
-        table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
+    short = short_ids([n.id for n in nodes])
+    _whole(table, "ID", [short[n.id] for n in nodes])
+    _whole(table, "NAME", [n.name for n in nodes])
     for column in ("STATUS", "ADDRESS", "CPU", "MEMORY", "TASKS", "RUNTIMES"):
         # Only the free text folds; short columns stay whole.
         table.add_column(column, no_wrap=column != "MESSAGE", overflow="fold")
     for n in nodes:
         table.add_row(
-            n.id,
+            short[n.id],
             n.name,
             n.status.value,
             n.address or "-",

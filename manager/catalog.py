@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 
+from corral.errors import ValidationError
 from corral.model import Task, TaskId, TaskState
 from manager.store import TaskRow, decode_spec, decode_status
+
+# The shortest id prefix that names a task (the CLI's tables show 8 characters).
+MIN_PREFIX = 8
 
 
 class TaskEntry:
@@ -96,11 +100,26 @@ class Catalog:
             del self.active_names[entry.name]
 
     def resolve(self, ref: str) -> TaskEntry | None:
-        """By id, else the newest task with that name."""
+        """By id, else the newest task with that name, else a unique id prefix (8+ characters).
+
+        An ambiguous prefix raises ValidationError listing the ids it matches.
+        """
         entry = self.by_id.get(TaskId(ref))
         if entry is None and (by_name := self.latest_names.get(ref)) is not None:
             entry = self.by_id.get(by_name)
+        if entry is None and len(ref) >= MIN_PREFIX:
+            entry = self._by_prefix(ref)
         return entry
+
+    def _by_prefix(self, prefix: str) -> TaskEntry | None:
+        # A scan, but only after the id and name lookups missed: what a person typed.
+        matches = [task_id for task_id in self.by_id if task_id.startswith(prefix)]
+        if len(matches) > 1:
+            shown = ", ".join(sorted(matches)[:10]) + (", ..." if len(matches) > 10 else "")
+            raise ValidationError(
+                "id", f"{prefix!r} is ambiguous: it starts {len(matches)} task ids ({shown})"
+            )
+        return self.by_id[matches[0]] if matches else None
 
     def newest_first(self, below_seq: int | None = None) -> Iterator[TaskEntry]:
         order = self._order

@@ -49,7 +49,7 @@ from corral.model import (
 )
 from corral.validation import check_task_id, validate_task_spec
 from manager import restarting, states
-from manager.catalog import Catalog, TaskEntry
+from manager.catalog import MIN_PREFIX, Catalog, TaskEntry
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskQuery
 from manager.events import EventHub
@@ -373,6 +373,12 @@ class TaskManager:
     def _record(self, ref: str) -> NodeRecord:
         """A node by id, else by name."""
         record = self.registry.get(ref) or next((r for r in self.registry if r.name == ref), None)
+        if record is None and len(ref) >= MIN_PREFIX:
+            matches = [r for r in self.registry if r.id.startswith(ref)]
+            if len(matches) > 1:
+                ids = ", ".join(sorted(r.id for r in matches))
+                raise ValidationError("id", f"{ref!r} is ambiguous: it starts node ids {ids}")
+            record = matches[0] if matches else None
         if record is None:
             raise NotFound(f"node {ref!r} not found")
         return record

@@ -99,3 +99,39 @@ def test_a_bad_cube_file_names_the_field(cli: Any, tmp_path: Path) -> None:
     result = cli("run", "-f", str(file))
     assert result.exit_code == 1 and "Task.ID" in result.stderr
     assert cli.fake.tasks == {}
+
+
+def test_short_ids_stay_unique() -> None:
+    from corral.output import short_ids
+
+    ids = ["3f1c0b6e-aaaa-4c4e-9a8b-000000000001", "3f1c0b6e-aaab-4c4e-9a8b-000000000002", "x"]
+    short = short_ids(ids)
+    assert short["x"] == "x"
+    assert len({short[i] for i in ids}) == 3 and all(len(short[i]) >= 8 for i in ids[:2])
+    assert short_ids(["0d9e1f4b-0000-4000-8000-000000000000"]) == {
+        "0d9e1f4b-0000-4000-8000-000000000000": "0d9e1f4b"
+    }
+
+
+def test_task_ls_at_120_columns_is_readable(cli: Any) -> None:
+    from rich.console import Console
+
+    from corral.model import Task, TaskId, TaskSpec, TaskState, TaskStatus
+    from corral.output import tasks_table
+
+    why = "no node fits: 1 lacks runtime docker"
+    tasks = [
+        Task(
+            TaskId(f"{i}a3b5c7d-1111-4222-8333-444455556666"),
+            TaskSpec(name=f"nightly-report-{i}", runtime="docker"),
+            TaskStatus(state=state, message=why, node_id="node-1", exit_code=0, created_at=1.0),
+        )
+        for i, state in enumerate((TaskState.COMPLETED, TaskState.PENDING, TaskState.FAILED))
+    ]
+    console = Console(width=120, record=True, force_terminal=False)
+    console.print(tasks_table(tasks))
+    text = console.export_text()
+    assert all(len(line) <= 120 for line in text.splitlines())
+    for word in ("completed", "pending", "failed", "MESSAGE", why, "0a3b5c7d", "nightly-report-2"):
+        assert word in text, word
+    assert "1111-4222" not in text  # short ids
