@@ -1,4 +1,4 @@
-# One way to run everything: make up, make test, make check, make proto, make bench.
+# One way to run everything: make up, make test, make check, make proto, make bench, make image.
 # `up` and `test` create .venv on a fresh clone, so each is the only command a newcomer types.
 
 SHELL := /bin/bash
@@ -10,7 +10,7 @@ BUF_VERSION := 1.75.0
 BUF := .build/buf/node_modules/.bin/buf
 PROTO_SRC := $(wildcard protos/corral/v1/*.proto)
 
-.PHONY: up test check proto proto-gen proto-drift bench bench-full venv clean lint typecheck
+.PHONY: up test check proto proto-gen proto-drift bench bench-full venv clean lint typecheck image manifests
 
 venv: $(STAMP)
 
@@ -33,10 +33,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-check: lint typecheck proto-drift $(BUF)
+check: lint typecheck proto-drift manifests $(BUF)
 	$(VENV)/bin/lint-imports
 	$(MAKE) -s .build/protodeps
 	$(BUF) lint
+
+# Every manifest against the Kubernetes versions README names, rejecting unknown fields.
+K8S_VERSIONS := 1.33.0 1.37.0
+manifests: $(STAMP)
+	for v in $(K8S_VERSIONS); do \
+	  $(VENV)/bin/kubernetes-validate --strict --quiet -k $$v deploy/kubernetes/*.yaml || exit 1; \
+	done
 
 # Stubs are generated into a scratch dir first so a failed run never leaves corral/v1 half-written.
 proto: $(STAMP)
@@ -71,6 +78,21 @@ bench: $(STAMP)
 
 bench-full: $(STAMP)
 	$(PY) -m bench --full
+
+# The image, built with no image registry: Corral's wheels are made here and the base is
+# debootstrapped from Debian's packages (deploy/image/base.sh). BASE=python:3.11-slim builds
+# on the official image instead. The build runs with no network: everything is in the context.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+BASE ?= corral-base:bookworm
+
+image: $(STAMP)
+	rm -rf .build/image && mkdir -p .build/image/wheels
+	$(PY) -m pip wheel -q --disable-pip-version-check --wheel-dir .build/image/wheels .
+	if [ "$(BASE)" = corral-base:bookworm ]; then bash deploy/image/base.sh $(BASE); fi
+	docker build -q --network none -f deploy/Dockerfile --build-arg BASE=$(BASE) \
+	  -t corral:$(VERSION) -t corral:dev .build/image
+	@docker image inspect -f '{{.Size}}' corral:dev \
+	  | awk '{printf "image corral:$(VERSION) (corral:dev): %.0f MB\n", $$1/1e6}'
 
 clean:
 	rm -rf .build .corral .mypy_cache .ruff_cache .pytest_cache

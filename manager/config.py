@@ -20,7 +20,7 @@ class ManagerConfig:
     jobs_runtime: str = "process"
     jobs_image: str = "python:3.12-alpine"
     # Environments (POST /start): runtime, template file (None = the shipped
-    # deploy/environments.yaml), ingress domain and per-tenant namespaces.
+    # manager/environments/shipped_templates.yaml), ingress domain and per-tenant namespaces.
     environments_runtime: str = "process"
     environment_templates: Path | None = None
     environments_domain: str = "corral.localhost"

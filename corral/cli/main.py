@@ -7,6 +7,8 @@ its commands or sub-groups; this module only assembles them.
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
+from typing import Annotated
 
 import typer
 
@@ -17,7 +19,15 @@ COMMAND_MODULES = (
     "corral.cli.jobs",  # job run|ls|status|logs
     "corral.cli.schedules",  # schedule create|ls|get|start|stop|run-once|runs|rm
     "corral.cli.envs",  # env start|stop|ls|get
+    "corral.cli.health",  # health (the image's HEALTHCHECK)
 )
+
+
+def _version(value: bool) -> None:
+    """``corral --version``: the installed distribution's version, from its metadata."""
+    if value:
+        typer.echo(f"corral {metadata.version('corral')}")
+        raise typer.Exit()
 
 
 def build() -> typer.Typer:
@@ -29,6 +39,18 @@ def build() -> typer.Typer:
         # Help texts are plain text: "[HOST:]PORT[/PROTO]" is a usage pattern, not rich markup.
         rich_markup_mode=None,
     )
+
+    @app.callback()
+    def root(
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            ),
+        ] = False,
+    ) -> None:
+        """Corral: a small, fast container and task orchestrator."""
+
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)
     return app

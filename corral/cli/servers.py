@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from corral import logformat
 from corral.cli import up as up_command
-from corral.cli.options import parse_or_exit, parse_pairs, parse_size
-from corral.errors import ValidationError
+from corral.cli.options import errors, parse_or_exit, parse_pairs, parse_size
+from corral.errors import CorralError, ValidationError
 from corral.logformat import check_format
 from corral.metrics import split_listen
 from corral.model import Resources
@@ -156,7 +157,15 @@ def _check_observing(metrics_listen: str, log_format: str) -> None:
 
 def _serve(module: str, config: Any) -> None:
     # Imported when the command runs, so `corral run` never loads the servers.
-    importlib.import_module(module).run(config)
+    # A server that cannot start (bad template file, port taken) says why in one line.
+    try:
+        importlib.import_module(module).run(config)
+    except CorralError as err:
+        errors.print(f"cannot start: {escape(str(err))}")
+        raise typer.Exit(2) from None
+    except OSError as err:
+        errors.print(f"cannot start: {escape(str(err))}")
+        raise typer.Exit(2) from None
 
 
 def gateway(

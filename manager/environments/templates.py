@@ -24,7 +24,7 @@ from corral.errors import ValidationError
 from corral.model import Resources
 from corral.validation import check_argv, check_image, check_name, check_port
 
-SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "environments.yaml"
+SHIPPED = Path(__file__).resolve().parent / "shipped_templates.yaml"
 PLACEHOLDERS = frozenset(
     {"replId", "host", "namespace", "image", "port", "cpu", "memory", "command"}
 )
