@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import shutil
 import socket
+import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,3 +113,22 @@ def engine() -> Iterator[Any]:
     client = require_engine()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def corral_image() -> str:
+    """The image `make image` builds; skips without it, but fails in CI (where .ci/run
+    builds it before the tests)."""
+    image = "corral:dev"
+    present = shutil.which("docker") is not None and (
+        subprocess.run(
+            ["docker", "image", "inspect", image], capture_output=True, check=False, timeout=30
+        ).returncode
+        == 0
+    )
+    if not present:
+        reason = f"no {image} image: run `make image` (needs a Docker engine)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs this: {reason}")
+        pytest.skip(reason)
+    return image

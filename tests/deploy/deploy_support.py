@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "corral:dev"
 IN_CI = bool(os.environ.get("CI"))
 
 

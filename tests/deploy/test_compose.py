@@ -9,27 +9,15 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import eventually
 from deploy_support import ROOT, free_port, need
 
 COMPOSE = ROOT / "deploy" / "compose.yaml"
-
-
-def poll(check: Callable[[], Any], *, timeout: float = 90.0, what: str) -> Any:
-    """The first truthy value of ``check()``; polls because the stack offers no events here."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: still {last!r} after {timeout} s")
 
 
 class Stack:
@@ -88,10 +76,15 @@ def stack(corral_image: str) -> Iterator[Stack]:
     assert left.stdout.strip() == "", "containers left after down"
 
 
-def test_compose_stack_runs_a_task_and_a_job(stack: Stack) -> None:
+async def poll(check: Callable[[], Any], *, what: str) -> Any:
+    # The stack is across a process boundary with no event to subscribe to from here.
+    return await eventually(check, timeout=90, interval=0.25, what=what)
+
+
+async def test_compose_stack_runs_a_task_and_a_job(stack: Stack) -> None:
     g = stack.gateway
-    poll(lambda: stack.curl(f"{g}/health")[0] == 200, what="gateway /health")
-    nodes = poll(
+    await poll(lambda: stack.curl(f"{g}/health")[0] == 200, what="gateway /health")
+    nodes = await poll(
         lambda: (nodes := stack.get_json("/nodes")) and len(nodes) == 2 and nodes,
         what="two workers registered",
     )
@@ -103,7 +96,7 @@ def test_compose_stack_runs_a_task_and_a_job(stack: Stack) -> None:
         "-d", json.dumps({"spec": {"name": "compose-hello", "command": ["echo", "hello"]}}),
     )  # fmt: skip
     assert code == 200, body
-    task = poll(
+    task = await poll(
         lambda: (
             (task := stack.get_json("/v1/tasks/compose-hello"))
             and task["status"]["state"] == "TASK_STATE_COMPLETED"
@@ -118,7 +111,7 @@ def test_compose_stack_runs_a_task_and_a_job(stack: Stack) -> None:
     code, body = stack.curl("-X", "POST", f"{g}/jobs", "-d", '{"cmd": "echo from-a-job"}')
     assert code in (200, 201), body
     name = json.loads(body)["metadata"]["name"]
-    poll(
+    await poll(
         lambda: (stack.get_json(f"/jobs/{name}/status") or {}).get("succeeded") == 1,
         what="job succeeded",
     )

@@ -4,8 +4,7 @@ closed port (exit 1), and the gateway checked by URL."""
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ async def manager(tmp_path: Path) -> AsyncIterator[RunningManager]:
     )
     yield running
     await running.stop(0)
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    # Bound and never listened on: connecting is refused for as long as it is held.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield int(sock.getsockname()[1])
 
 
 async def test_health_of_a_live_manager(manager: RunningManager) -> None:
