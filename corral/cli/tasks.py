@@ -1,6 +1,8 @@
 """``corral run``, ``corral task ls|get|stop``, ``corral logs``, ``corral events``.
 
-Tasks are addressed by id or by name (the newest task of that name). ``run
+Tasks are addressed by id, by name (the newest task of that name) or by a
+unique id prefix of 8+ characters. ``run --attach`` streams the output and
+exits with the task's exit code (``corral.cli.attaching``). ``run
 --wait`` exits 0 once the task runs or completes, 2 when it cannot be placed
 (still PENDING after ``--timeout``, or FAILED before it ever ran), 1 on any
 other error, so scripts can tell "no room" from "bad input".
@@ -20,7 +22,7 @@ import typer
 from rich.markup import escape
 
 from corral import output, specfiles
-from corral.cli import explaining
+from corral.cli import attaching, explaining
 from corral.cli.options import (
     ManagerOption,
     OutputOption,
@@ -117,6 +119,10 @@ def run(
     health_cmd: Annotated[str | None, typer.Option(help="Exec probe command.")] = None,
     health_interval: Annotated[float | None, typer.Option(help="Probe interval (s).")] = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait until it runs.")] = False,
+    attach: Annotated[
+        bool,
+        typer.Option("--attach", "-a", help="Stream its output; exit with its exit code."),
+    ] = False,
     timeout: Annotated[float, typer.Option(help="How long --wait waits (s).")] = 60.0,
     manager: ManagerOption = DEFAULT_TARGET,
     out: OutputOption = "table",
@@ -152,11 +158,17 @@ def run(
 
     async def go(client: Client) -> tuple[Task, int]:
         task = await client.submit(spec, id=task_id or None)
+        if attach:
+            return await attaching.attach(client, task)
         if not wait:
             return task, 0
         return await wait_for(client, task, timeout=timeout, show=out == "table")
 
     task, code = with_client(manager, go)
+    if attach:
+        if code == attaching.EXIT_PLACEMENT:
+            _report(task, code)
+        raise typer.Exit(code)
     if out == "json":
         console.print_json(output.dumps(task))
     elif wait:
