@@ -1,9 +1,9 @@
 """``corral.Client``: the typed Python SDK over ``corral.v1``.
 
-Users see domain types (``corral.model``) in and out and domain exceptions
-(``corral.errors``) on failure, never ``grpc.RpcError``: ``error_from`` is the
-one place a status becomes an exception, and a ``ValidationError`` gets its
-field back from the ``google.rpc.BadRequest`` detail the server attached.
+Users see domain types (``corral.model``, ``corral.jobs``, ``corral.schedules``,
+``corral.environments``) in and out and domain exceptions (``corral.errors``)
+on failure, never ``grpc.RpcError`` or a ``corral.v1`` message:
+``corral.statuses.error_from`` is the one place a status becomes an exception.
 
 Every unary call has a deadline. Calls that are safe to repeat (reads, stops,
 drains, submits with a client-chosen id) are retried with jittered backoff
@@ -19,76 +19,41 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral import convert
-from corral.errors import (
-    ERRORS_BY_CODE,
-    CorralError,
-    DeadlineExceeded,
-    NotFound,
-    ValidationError,
-)
+from corral.convert.environments import environment_from
+from corral.convert.jobs import job_from
+from corral.convert.schedules import run_from, schedule_from, spec_message
+from corral.environments import Environment
+from corral.errors import DeadlineExceeded, NotFound, ValidationError
 from corral.explanations import Explanation
+from corral.jobs import Job
 from corral.model import Event, Node, Task, TaskSpec, TaskState
+from corral.schedules import Run, Schedule, ScheduleSpec
 from corral.serving import channel
+from corral.statuses import error_from
 from corral.v1 import (
+    environments_pb2,
     environments_pb2_grpc,
+    jobs_pb2,
     jobs_pb2_grpc,
     manager_pb2,
     manager_pb2_grpc,
+    schedules_pb2,
     schedules_pb2_grpc,
 )
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 10.0
-_DETAILS_KEY = "grpc-status-details-bin"
+# StartEnvironment itself waits (bounded) for the environment to run.
+ENVIRONMENT_START_TIMEOUT = 90.0
+# RunScheduleOnce answers when the run is over: endpoints' timeouts plus placement.
+SCHEDULE_RUN_TIMEOUT = 600.0
 # Status codes worth a retry: the call never reached a live manager.
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 
 R = TypeVar("R")
-
-
-def error_from(err: grpc.RpcError) -> CorralError:
-    """The domain exception for a failed call (the client's one translation point)."""
-    code: grpc.StatusCode = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    message: str = (err.details() if hasattr(err, "details") else None) or str(code)
-    cls = ERRORS_BY_CODE.get(code)
-    if cls is ValidationError:
-        field, problem = _field_violation(err) or _field_from_message(message)
-        return ValidationError(field, problem)
-    if cls is None:
-        out = CorralError(message)
-        out.code = code
-        return out
-    return cls(message)
-
-
-def _field_violation(err: grpc.RpcError) -> tuple[str, str] | None:
-    """The first BadRequest field violation in the rich status, if the server sent one."""
-    metadata = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
-    for key, value in metadata or ():
-        if key != _DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status()
-        try:
-            status.ParseFromString(value)
-        except DecodeError:
-            return None
-        for detail in status.details:
-            bad = error_details_pb2.BadRequest()
-            if detail.Unpack(bad) and bad.field_violations:
-                violation = bad.field_violations[0]
-                return violation.field, violation.description
-    return None
-
-
-def _field_from_message(message: str) -> tuple[str, str]:
-    # Servers without rich status still say "field: problem" (ValidationError's own format).
-    field, sep, problem = message.partition(": ")
-    return (field, problem) if sep and " " not in field else ("", message)
 
 
 class Client:
@@ -109,10 +74,9 @@ class Client:
         self._channel = channel(target)
         self._manager = manager_pb2_grpc.ManagerServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
-        # The feature services are exposed raw; ``call``/``stream`` add deadlines and errors.
-        self.jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
-        self.schedules = schedules_pb2_grpc.ScheduleServiceStub(self._channel)
-        self.environments = environments_pb2_grpc.EnvironmentServiceStub(self._channel)
+        self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._schedules = schedules_pb2_grpc.ScheduleServiceStub(self._channel)
+        self._environments = environments_pb2_grpc.EnvironmentServiceStub(self._channel)
 
     async def __aenter__(self) -> Client:
         return self
@@ -288,6 +252,114 @@ class Client:
         request = manager_pb2.UndrainNodeRequest(id=id)
         reply = await self.call(self._manager.UndrainNode, request)
         return convert.node_from(reply.node)
+
+    # -- jobs ------------------------------------------------------------------
+
+    async def run_job(self, cmd: str | None = None, *, name: str = "") -> Job:
+        """Run ``sh -c cmd`` to completion (the manager's default command when None)."""
+        request = jobs_pb2.RunJobRequest(name=name)
+        if cmd is not None:
+            request.cmd = cmd
+        reply = await self.call(self._jobs.RunJob, request, idempotent=False)
+        return job_from(reply.job)
+
+    async def get_job(self, name: str) -> Job:
+        reply = await self.call(self._jobs.GetJob, jobs_pb2.GetJobRequest(name=name))
+        return job_from(reply.job)
+
+    async def list_jobs(self) -> list[Job]:
+        reply = await self.call(self._jobs.ListJobs, jobs_pb2.ListJobsRequest())
+        return [job_from(j) for j in reply.jobs]
+
+    async def job_logs(
+        self, name: str, *, tail: int = 0, follow: bool = False
+    ) -> AsyncIterator[bytes]:
+        """A job's output (kept after it ends); ``follow`` lasts until it ends."""
+        request = jobs_pb2.GetJobLogsRequest(name=name, follow=follow, tail=tail)
+        async for chunk in self.stream(self._jobs.GetJobLogs, request):
+            yield bytes(chunk.data)
+
+    # -- schedules ---------------------------------------------------------------
+
+    async def create_schedule(self, spec: ScheduleSpec) -> Schedule:
+        request = schedules_pb2.CreateScheduleRequest(schedule=spec_message(spec))
+        reply = await self.call(self._schedules.CreateSchedule, request, idempotent=False)
+        return schedule_from(reply.schedule)
+
+    async def get_schedule(self, name: str) -> Schedule:
+        request = schedules_pb2.GetScheduleRequest(name=name)
+        return schedule_from((await self.call(self._schedules.GetSchedule, request)).schedule)
+
+    async def list_schedules(self) -> list[Schedule]:
+        request = schedules_pb2.ListSchedulesRequest()
+        reply = await self.call(self._schedules.ListSchedules, request)
+        return [schedule_from(s) for s in reply.schedules]
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete a schedule and its runs (its loop and run in progress are stopped)."""
+        request = schedules_pb2.DeleteScheduleRequest(name=name)
+        await self.call(self._schedules.DeleteSchedule, request, idempotent=False)
+
+    async def start_schedule(self, name: str) -> Schedule:
+        request = schedules_pb2.StartScheduleRequest(name=name)
+        reply = await self.call(self._schedules.StartSchedule, request, idempotent=False)
+        return schedule_from(reply.schedule)
+
+    async def stop_schedule(self, name: str) -> Schedule:
+        request = schedules_pb2.StopScheduleRequest(name=name)
+        reply = await self.call(self._schedules.StopSchedule, request, idempotent=False)
+        return schedule_from(reply.schedule)
+
+    async def run_schedule_once(self, name: str, *, timeout: float = SCHEDULE_RUN_TIMEOUT) -> Run:
+        """Run a (not running) schedule's action now; the run once it is over."""
+        request = schedules_pb2.RunScheduleOnceRequest(name=name)
+        reply = await self.call(
+            self._schedules.RunScheduleOnce, request, idempotent=False, timeout=timeout
+        )
+        return run_from(reply.run)
+
+    async def list_runs(self, name: str) -> list[Run]:
+        """A schedule's kept runs, newest first."""
+        reply = await self.call(self._schedules.ListRuns, schedules_pb2.ListRunsRequest(name=name))
+        return [run_from(r) for r in reply.runs]
+
+    async def get_run(self, name: str, run_id: str) -> Run:
+        request = schedules_pb2.GetRunRequest(name=name, run_id=run_id)
+        return run_from((await self.call(self._schedules.GetRun, request)).run)
+
+    # -- environments ----------------------------------------------------------
+
+    async def start_environment(
+        self,
+        repl_id: str,
+        language: str,
+        *,
+        tenant: str = "",
+        timeout: float = ENVIRONMENT_START_TIMEOUT,
+    ) -> tuple[Environment, bool]:
+        """Start a project's environment (idempotent) and wait until it runs; True when
+        this call created it."""
+        request = environments_pb2.StartEnvironmentRequest(
+            repl_id=repl_id, language=language, tenant=tenant
+        )
+        reply = await self.call(self._environments.StartEnvironment, request, timeout=timeout)
+        return environment_from(reply.environment), reply.created
+
+    async def stop_environment(self, repl_id: str) -> None:
+        """Stop an environment and remove what it made."""
+        request = environments_pb2.StopEnvironmentRequest(repl_id=repl_id)
+        await self.call(self._environments.StopEnvironment, request)
+
+    async def get_environment(self, repl_id: str) -> Environment:
+        request = environments_pb2.GetEnvironmentRequest(repl_id=repl_id)
+        reply = await self.call(self._environments.GetEnvironment, request)
+        return environment_from(reply.environment)
+
+    async def list_environments(self) -> list[Environment]:
+        """Environments, stopped ones left out."""
+        request = environments_pb2.ListEnvironmentsRequest()
+        reply = await self.call(self._environments.ListEnvironments, request)
+        return [environment_from(e) for e in reply.environments]
 
     # -- health ----------------------------------------------------------------
 

@@ -1,20 +1,17 @@
 """Domain errors, shared by servers and the client.
 
-Each error knows its gRPC status code, so servers turn it into a status in one
-place (``corral.serving``) and the client turns a status back into the same
-class (``corral.client``). A ``ValidationError`` names the offending field,
-which travels as a ``google.rpc.BadRequest`` field violation.
+Plain exceptions, free of gRPC: ``corral.statuses`` holds the one table of
+their status codes, which servers use to turn an error into a status and the
+client to turn a status back into the same class. A ``ValidationError``
+names the offending field, which travels as a ``google.rpc.BadRequest``
+field violation.
 """
 
 from __future__ import annotations
 
-import grpc
-
 
 class CorralError(Exception):
     """Base of every error Corral raises on purpose."""
-
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -24,8 +21,6 @@ class CorralError(Exception):
 class ValidationError(CorralError):
     """Bad input; ``field`` is the dotted path of the offending field."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
@@ -33,55 +28,36 @@ class ValidationError(CorralError):
 
 
 class NotFound(CorralError):
-    code = grpc.StatusCode.NOT_FOUND
+    """The named thing does not exist."""
 
 
 class AlreadyExists(CorralError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    """A thing of that name or id exists already."""
 
 
 class FailedPrecondition(CorralError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    """The request is valid but the state does not allow it (a final task, a running schedule)."""
 
 
 class Conflict(CorralError):
     """The operation raced another one or the resource is busy (ABORTED)."""
 
-    code = grpc.StatusCode.ABORTED
-
 
 class Unavailable(CorralError):
-    code = grpc.StatusCode.UNAVAILABLE
+    """The server (or what it depends on) cannot be reached now; worth a retry."""
 
 
 class DeadlineExceeded(CorralError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    """The answer did not come in time."""
 
 
 class PermissionDenied(CorralError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    """The caller is known but may not do this."""
 
 
 class Unauthenticated(CorralError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    """The caller did not prove who it is."""
 
 
 class ResourceExhausted(CorralError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-ERRORS_BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
-    cls.code: cls
-    for cls in (
-        ValidationError,
-        NotFound,
-        AlreadyExists,
-        FailedPrecondition,
-        Conflict,
-        Unavailable,
-        DeadlineExceeded,
-        PermissionDenied,
-        Unauthenticated,
-        ResourceExhausted,
-    )
-}
+    """A limit was reached (sizes, rates, capacity)."""

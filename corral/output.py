@@ -9,17 +9,36 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
 
 from corral import convert
+from corral.convert.environments import environment_to
+from corral.convert.jobs import job_to
+from corral.convert.schedules import run_to, schedule_to
+from corral.environments import Environment
+from corral.jobs import Job
 from corral.model import Event, Node, Task, TaskState
+from corral.schedules import Run, Schedule
 
 OUTPUTS = ("table", "json")
+
+# What ``-o json`` can print: each domain type with the message it is on the wire.
+Printable = Task | Node | Event | Job | Environment | Schedule | Run
+_WIRE: dict[type[Any], Callable[[Any], Message]] = {
+    Task: convert.task_to,
+    Node: convert.node_to,
+    Event: convert.event_to,
+    Job: job_to,
+    Environment: environment_to,
+    Schedule: schedule_to,
+    Run: run_to,
+}
 
 _STATE_STYLE = {
     TaskState.PENDING: "yellow",
@@ -32,21 +51,15 @@ _STATE_STYLE = {
 }
 
 
-def to_json(obj: Task | Node | Event) -> dict[str, Any]:
-    """One domain object as proto3 JSON."""
-    if isinstance(obj, Task):
-        message: Any = convert.task_to(obj)
-    elif isinstance(obj, Node):
-        message = convert.node_to(obj)
-    else:
-        message = convert.event_to(obj)
-    return dict(json_format.MessageToDict(message))
+def to_json(obj: Printable) -> dict[str, Any]:
+    """One domain object as proto3 JSON (what the gateway returns and grpcurl prints)."""
+    return dict(json_format.MessageToDict(_WIRE[type(obj)](obj)))
 
 
-def dumps(value: Task | Node | Event | Sequence[Task | Node | Event]) -> str:
-    if isinstance(value, Task | Node | Event):
-        return json.dumps(to_json(value), indent=2)
-    return json.dumps([to_json(v) for v in value], indent=2)
+def dumps(value: Printable | Sequence[Printable]) -> str:
+    if isinstance(value, Sequence):
+        return json.dumps([to_json(v) for v in value], indent=2)
+    return json.dumps(to_json(value), indent=2)
 
 
 def size(n: int) -> str:

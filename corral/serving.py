@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from grpc_status import rpc_status
 
-from corral.errors import CorralError, ValidationError
+from corral.errors import CorralError
+from corral.statuses import error_status
 
 log = logging.getLogger(__name__)
 
@@ -113,24 +111,6 @@ def write_port_file(path: Path | None, port: int) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(f"{port}\n")
     os.replace(partial, path)
-
-
-def error_status(err: CorralError) -> grpc.Status:
-    """A domain error as a rich status (details travel in grpc-status-details-bin)."""
-    status = status_pb2.Status(code=err.code.value[0], message=err.message)
-    if isinstance(err, ValidationError):
-        detail = any_pb2.Any()
-        detail.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=err.field, description=err.problem
-                    )
-                ]
-            )
-        )
-        status.details.append(detail)
-    return cast(grpc.Status, rpc_status.to_status(status))
 
 
 F = TypeVar("F", bound=Callable[..., Any])

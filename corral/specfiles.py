@@ -24,7 +24,6 @@ from google.protobuf import json_format
 from corral import convert, cube
 from corral.errors import ValidationError
 from corral.model import TaskSpec
-from corral.v1 import types_pb2
 
 
 def load(path: Path) -> tuple[TaskSpec, str]:
@@ -49,12 +48,11 @@ def from_dict(data: Any) -> tuple[TaskSpec, str]:
     if "spec" in data:
         task_id = str(data.get("id", ""))
         data = data["spec"]
-    message = types_pb2.TaskSpec()
     try:
-        json_format.ParseDict(data, message)
+        spec = convert.spec_from_dict(data)
     except json_format.ParseError as err:
         raise ValidationError(_field_of(str(err)), str(err)) from None
-    return convert.spec_from(message), task_id
+    return spec, task_id
 
 
 def _from_cube(data: dict[str, Any]) -> tuple[TaskSpec, str]:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from corral import convert
 from corral.model import NodeId, TaskId
-from corral.v1 import types_pb2
 from worker.runtimes.base import Assignment, AttemptRef
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class AttemptRecords:
         ref = assignment.ref
         path = self.directory / f"{ref.key}.{assignment.spec.runtime}.spec"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(convert.spec_to(assignment.spec).SerializeToString())
+        tmp.write_bytes(convert.spec_bytes(assignment.spec))
         tmp.replace(path)
 
     def remove(self, ref: AttemptRef, runtime: str) -> None:
@@ -49,7 +48,7 @@ class AttemptRecords:
             try:
                 # The task id may contain dots; generation and runtime are the last two parts.
                 task_id, generation, _runtime = path.stem.rsplit(".", 2)
-                spec = convert.spec_from(types_pb2.TaskSpec.FromString(path.read_bytes()))
+                spec = convert.spec_from_bytes(path.read_bytes())
             except Exception as err:  # a torn or foreign file must not stop the worker
                 log.warning("skipping unreadable attempt record %s: %s", path, err)
                 continue

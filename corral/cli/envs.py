@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from google.protobuf import json_format
 from rich.markup import escape
 from rich.table import Table
 
-from corral import convert
+from corral import output
 from corral.cli.options import (
     ManagerOption,
     OutputOption,
@@ -26,35 +25,28 @@ from corral.cli.options import (
     parse_or_exit,
     with_client,
 )
-from corral.client import DEFAULT_TARGET, Client
-from corral.v1 import environments_pb2 as pb
-
-# StartEnvironment itself waits (bounded) for the environment to run.
-START_TIMEOUT = 90.0
+from corral.client import DEFAULT_TARGET
+from corral.environments import Environment
 
 ReplIdArgument = Annotated[str, typer.Argument(help="Project id (a DNS label).")]
 
 
-def _json(message: Any) -> None:
-    console.print_json(json.dumps(json_format.MessageToDict(message)))
-
-
-def _state(env: pb.Environment) -> str:
-    state = convert.state_from(env.state).value
+def _state(env: Environment) -> str:
+    state = env.state.value
     style = {"running": "green", "failed": "red", "stopped": "magenta"}.get(state, "yellow")
     return f"[{style}]{state}[/]"
 
 
-def _ports(env: pb.Environment) -> str:
+def _ports(env: Environment) -> str:
     return ", ".join(f"{p.host_port}->{p.container_port}" for p in env.ports) or "-"
 
 
-def _created(env: pb.Environment) -> str:
-    when = convert.time_from(env.created_at) if env.HasField("created_at") else None
+def _created(env: Environment) -> str:
+    when = env.created_at
     return "-" if when is None else datetime.fromtimestamp(when).strftime("%m-%d %H:%M:%S")
 
 
-def environments_table(envs: list[pb.Environment]) -> Table:
+def environments_table(envs: list[Environment]) -> Table:
     table = Table(box=None, header_style="bold")
     for column in ("REPL ID", "LANGUAGE", "RUNTIME", "STATE", "HOST", "PORTS", "CREATED"):
         table.add_column(column)
@@ -71,7 +63,7 @@ def environments_table(envs: list[pb.Environment]) -> Table:
     return table
 
 
-def _details(env: pb.Environment) -> None:
+def _details(env: Environment) -> None:
     console.print(f"[bold]{escape(env.repl_id)}[/] ({escape(env.language)}) {_state(env)}")
     console.print(f"  runtime   {env.runtime}   task {escape(env.task_id)}")
     console.print(f"  host      {escape(env.host)}")
@@ -92,19 +84,15 @@ def env_start(
     """Start the environment of a project (idempotent); waits until it runs."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        request = pb.StartEnvironmentRequest(repl_id=repl_id, language=language, tenant=tenant)
-        return await client.call(
-            client.environments.StartEnvironment, request, timeout=START_TIMEOUT
-        )
-
-    reply = with_client(manager, go)
+    env, created = with_client(
+        manager, lambda client: client.start_environment(repl_id, language, tenant=tenant)
+    )
     if out == "json":
-        _json(reply.environment)
+        console.print_json(output.dumps(env))
         return
-    verb = "started" if reply.created else "already running"
+    verb = "started" if created else "already running"
     console.print(f"environment {escape(repl_id)} {verb}")
-    _details(reply.environment)
+    _details(env)
 
 
 def env_stop(
@@ -113,11 +101,7 @@ def env_stop(
     """Stop an environment and remove what it made."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        request = pb.StopEnvironmentRequest(repl_id=repl_id)
-        return await client.call(client.environments.StopEnvironment, request)
-
-    with_client(manager, go)
+    with_client(manager, lambda client: client.stop_environment(repl_id))
     if out == "json":
         console.print_json(json.dumps({"replId": repl_id, "stopped": True}))
     else:
@@ -128,15 +112,13 @@ def env_ls(manager: ManagerOption = DEFAULT_TARGET, out: OutputOption = "table")
     """List environments (stopped ones left out)."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        request = pb.ListEnvironmentsRequest()
-        return await client.call(client.environments.ListEnvironments, request)
-
-    reply = with_client(manager, go)
+    envs = with_client(manager, lambda client: client.list_environments())
     if out == "json":
-        _json(reply)
+        # The ListEnvironmentsResponse's JSON, as grpcurl prints it.
+        listed = {"environments": [output.to_json(e) for e in envs]} if envs else {}
+        console.print_json(json.dumps(listed))
     else:
-        console.print(environments_table(list(reply.environments)))
+        console.print(environments_table(envs))
 
 
 def env_get(
@@ -145,15 +127,11 @@ def env_get(
     """Show one environment."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        request = pb.GetEnvironmentRequest(repl_id=repl_id)
-        return await client.call(client.environments.GetEnvironment, request)
-
-    reply = with_client(manager, go)
+    env = with_client(manager, lambda client: client.get_environment(repl_id))
     if out == "json":
-        _json(reply.environment)
+        console.print_json(output.dumps(env))
     else:
-        _details(reply.environment)
+        _details(env)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,16 +8,14 @@ ends. ``-o json`` prints the JobService's proto3 JSON, as the gateway's
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from google.protobuf import json_format
 from rich.markup import escape
 from rich.table import Table
 
-from corral import convert, output
+from corral import output
 from corral.cli.options import (
     ManagerOption,
     OutputOption,
@@ -27,21 +25,17 @@ from corral.cli.options import (
     with_client,
 )
 from corral.client import DEFAULT_TARGET, Client
-from corral.v1 import jobs_pb2
+from corral.jobs import Job
 
 NameArgument = Annotated[str, typer.Argument(help="The job's name.")]
 
 
-def _json(job: jobs_pb2.Job) -> dict[str, Any]:
-    return dict(json_format.MessageToDict(job))
+def _when(t: float | None) -> str:
+    return "-" if t is None else output.ago(t)
 
 
-def _when(ts: Any, present: bool) -> str:
-    return output.ago(convert.time_from(ts)) if present else "-"
-
-
-def _state(job: jobs_pb2.Job) -> str:
-    return output.state(convert.state_from(job.state))
+def _state(job: Job) -> str:
+    return output.state(job.state)
 
 
 def job_run(
@@ -57,26 +51,21 @@ def job_run(
 ) -> None:
     """Run a shell command to completion as a job."""
     parse_or_exit(lambda: check_output(out))
-    request = jobs_pb2.RunJobRequest(name=name)
-    if cmd is not None:
-        request.cmd = cmd
 
-    async def go(client: Client) -> jobs_pb2.Job:
-        job: jobs_pb2.Job = (await client.call(client.jobs.RunJob, request, idempotent=False)).job
+    async def go(client: Client) -> Job:
+        job = await client.run_job(cmd, name=name)
         if not follow:
             return job
         if out == "table":
             console.print(f"job {escape(job.name)} created")
-        logs = jobs_pb2.GetJobLogsRequest(name=job.name, follow=True)
-        async for chunk in client.stream(client.jobs.GetJobLogs, logs):
-            sys.stdout.buffer.write(chunk.data)
+        async for chunk in client.job_logs(job.name, follow=True):
+            sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
-        reply = await client.call(client.jobs.GetJob, jobs_pb2.GetJobRequest(name=job.name))
-        return reply.job  # type: ignore[no-any-return]
+        return await client.get_job(job.name)
 
     job = with_client(manager, go)
     if out == "json":
-        console.print_json(json.dumps(_json(job)))
+        console.print_json(output.dumps(job))
     elif not follow:
         console.print(f"job {escape(job.name)} created")
     if follow and job.status.failed:
@@ -87,13 +76,9 @@ def job_ls(manager: ManagerOption = DEFAULT_TARGET, out: OutputOption = "table")
     """List jobs, newest first."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> list[jobs_pb2.Job]:
-        reply = await client.call(client.jobs.ListJobs, jobs_pb2.ListJobsRequest())
-        return list(reply.jobs)
-
-    jobs = with_client(manager, go)
+    jobs = with_client(manager, lambda client: client.list_jobs())
     if out == "json":
-        console.print_json(json.dumps([_json(j) for j in jobs]))
+        console.print_json(output.dumps(jobs))
         return
     table = Table(box=None, header_style="bold")
     for column in ("NAME", "STATE", "ACTIVE", "SUCCEEDED", "FAILED", "CREATED", "COMMAND"):
@@ -106,7 +91,7 @@ def job_ls(manager: ManagerOption = DEFAULT_TARGET, out: OutputOption = "table")
             str(s.active),
             str(s.succeeded),
             str(s.failed),
-            _when(j.created_at, j.HasField("created_at")),
+            _when(j.created_at),
             escape(j.cmd),
         )
     console.print(table)
@@ -118,13 +103,9 @@ def job_status(
     """Show a job's status (batch/v1 shape: active, succeeded, failed, conditions)."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> jobs_pb2.Job:
-        reply = await client.call(client.jobs.GetJob, jobs_pb2.GetJobRequest(name=name))
-        return reply.job  # type: ignore[no-any-return]
-
-    job = with_client(manager, go)
+    job = with_client(manager, lambda client: client.get_job(name))
     if out == "json":
-        console.print_json(json.dumps(_json(job)))
+        console.print_json(output.dumps(job))
         return
     s = job.status
     table = Table(box=None, show_header=False)
@@ -138,8 +119,8 @@ def job_status(
         ("active", str(s.active)),
         ("succeeded", str(s.succeeded)),
         ("failed", str(s.failed)),
-        ("started", _when(s.start_time, s.HasField("start_time"))),
-        ("completed", _when(s.completion_time, s.HasField("completion_time"))),
+        ("started", _when(s.start_time)),
+        ("completed", _when(s.completion_time)),
     ]
     rows += [
         ("condition", escape(" ".join(filter(None, (c.type, c.reason, c.message)))))
@@ -157,11 +138,10 @@ def job_logs(
     manager: ManagerOption = DEFAULT_TARGET,
 ) -> None:
     """Print a job's output (kept after it ends)."""
-    request = jobs_pb2.GetJobLogsRequest(name=name, follow=follow, tail=tail)
 
     async def go(client: Client) -> None:
-        async for chunk in client.stream(client.jobs.GetJobLogs, request):
-            sys.stdout.buffer.write(chunk.data)
+        async for chunk in client.job_logs(name, tail=tail, follow=follow):
+            sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
 
     with_client(manager, go)

@@ -10,16 +10,15 @@ gateway's ``/v1/schedules`` routes return it).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from google.protobuf import json_format
 from rich.markup import escape
 from rich.table import Table
 
+from corral import output
 from corral.cli.options import (
     ManagerOption,
     OutputOption,
@@ -29,10 +28,9 @@ from corral.cli.options import (
     with_client,
 )
 from corral.client import DEFAULT_TARGET, Client
-from corral.v1 import schedules_pb2 as pb
-from manager.schedules import convert
-from manager.schedules.config_files import load_file
-from manager.schedules.model import (
+from corral.schedule_validation import validate_schedule
+from corral.schedulefiles import load_file
+from corral.schedules import (
     CronTrigger,
     HttpAction,
     Run,
@@ -40,10 +38,6 @@ from manager.schedules.model import (
     Schedule,
     ScheduleState,
 )
-from manager.schedules.validation import validate_schedule
-
-# run-once answers when the run is over: endpoints' timeouts plus placement.
-RUN_TIMEOUT = 600.0
 
 # Exit codes of run-once: 0 when every endpoint met its expectation (1 stays "could not ask").
 RUN_EXIT_CODES = {RunOutcome.PARTIALLY_FAILED: 3, RunOutcome.FAILED: 4, RunOutcome.CANCELLED: 4}
@@ -62,10 +56,6 @@ _OUTCOME_STYLE = {
     RunOutcome.FAILED: "bold red",
     RunOutcome.CANCELLED: "magenta",
 }
-
-
-def _json(message: Any) -> None:
-    console.print_json(json.dumps(json_format.MessageToDict(message)))
 
 
 def _when(t: float | None) -> str:
@@ -177,17 +167,13 @@ def schedule_create(
     parse_or_exit(lambda: check_output(out))
     spec = parse_or_exit(lambda: validate_schedule(load_file(file, name=name)))
 
-    async def go(client: Client) -> Any:
-        request = pb.CreateScheduleRequest(schedule=convert.spec_message(spec))
-        reply = await client.call(client.schedules.CreateSchedule, request, idempotent=False)
-        if start:
-            started = pb.StartScheduleRequest(name=spec.name)
-            return await client.call(client.schedules.StartSchedule, started, idempotent=False)
-        return reply
+    async def go(client: Client) -> Schedule:
+        created = await client.create_schedule(spec)
+        return await client.start_schedule(spec.name) if start else created
 
-    reply = with_client(manager, go)
+    schedule = with_client(manager, go)
     if out == "json":
-        _json(reply.schedule)
+        console.print_json(output.dumps(schedule))
     else:
         console.print(f"schedule {spec.name} created" + (" and started" if start else ""))
 
@@ -196,14 +182,11 @@ def schedule_ls(manager: ManagerOption = DEFAULT_TARGET, out: OutputOption = "ta
     """List schedules with their state, trigger, last and next run."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        return await client.call(client.schedules.ListSchedules, pb.ListSchedulesRequest())
-
-    reply = with_client(manager, go)
+    schedules = with_client(manager, lambda client: client.list_schedules())
     if out == "json":
-        console.print_json(json.dumps([json_format.MessageToDict(s) for s in reply.schedules]))
+        console.print_json(output.dumps(schedules))
     else:
-        console.print(schedules_table([convert.schedule_from(s) for s in reply.schedules]))
+        console.print(schedules_table(schedules))
 
 
 def schedule_get(
@@ -212,14 +195,11 @@ def schedule_get(
     """Show one schedule and its endpoints."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        return await client.call(client.schedules.GetSchedule, pb.GetScheduleRequest(name=name))
-
-    reply = with_client(manager, go)
+    schedule = with_client(manager, lambda client: client.get_schedule(name))
     if out == "json":
-        _json(reply.schedule)
+        console.print_json(output.dumps(schedule))
     else:
-        _details(convert.schedule_from(reply.schedule))
+        _details(schedule)
 
 
 def schedule_start(
@@ -228,16 +208,11 @@ def schedule_start(
     """Start a schedule's loop."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        request = pb.StartScheduleRequest(name=name)
-        return await client.call(client.schedules.StartSchedule, request, idempotent=False)
-
-    reply = with_client(manager, go)
+    schedule = with_client(manager, lambda client: client.start_schedule(name))
     if out == "json":
-        _json(reply.schedule)
+        console.print_json(output.dumps(schedule))
     else:
-        next_at = convert.schedule_from(reply.schedule).status.next_run_at
-        console.print(f"schedule {name} started (next run {_when(next_at)})")
+        console.print(f"schedule {name} started (next run {_when(schedule.status.next_run_at)})")
 
 
 def schedule_stop(
@@ -246,13 +221,9 @@ def schedule_stop(
     """Stop a schedule's loop and cancel its run in progress."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        request = pb.StopScheduleRequest(name=name)
-        return await client.call(client.schedules.StopSchedule, request, idempotent=False)
-
-    reply = with_client(manager, go)
+    schedule = with_client(manager, lambda client: client.stop_schedule(name))
     if out == "json":
-        _json(reply.schedule)
+        console.print_json(output.dumps(schedule))
     else:
         console.print(f"schedule {name} stopped")
 
@@ -266,16 +237,9 @@ def schedule_run_once(
     """
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        request = pb.RunScheduleOnceRequest(name=name)
-        return await client.call(
-            client.schedules.RunScheduleOnce, request, idempotent=False, timeout=RUN_TIMEOUT
-        )
-
-    reply = with_client(manager, go)
-    run = convert.run_from(reply.run)
+    run = with_client(manager, lambda client: client.run_schedule_once(name))
     if out == "json":
-        _json(reply.run)
+        console.print_json(output.dumps(run))
     else:
         console.print(results_table(run))
     if run.outcome is not RunOutcome.SUCCEEDED:
@@ -291,32 +255,24 @@ def schedule_runs(
     """List a schedule's kept runs (newest first), or one run's results."""
     parse_or_exit(lambda: check_output(out))
 
-    async def go(client: Client) -> Any:
-        if run_id:
-            request = pb.GetRunRequest(name=name, run_id=run_id)
-            return await client.call(client.schedules.GetRun, request)
-        return await client.call(client.schedules.ListRuns, pb.ListRunsRequest(name=name))
-
-    reply = with_client(manager, go)
     if run_id:
+        run = with_client(manager, lambda client: client.get_run(name, run_id))
         if out == "json":
-            _json(reply.run)
+            console.print_json(output.dumps(run))
         else:
-            console.print(results_table(convert.run_from(reply.run)))
-    elif out == "json":
-        console.print_json(json.dumps([json_format.MessageToDict(r) for r in reply.runs]))
+            console.print(results_table(run))
+        return
+    runs = with_client(manager, lambda client: client.list_runs(name))
+    if out == "json":
+        console.print_json(output.dumps(runs))
     else:
-        console.print(runs_table([convert.run_from(r) for r in reply.runs]))
+        console.print(runs_table(runs))
 
 
 def schedule_rm(name: NameArgument, manager: ManagerOption = DEFAULT_TARGET) -> None:
     """Delete a schedule and its runs (its loop and run in progress are stopped)."""
 
-    async def go(client: Client) -> Any:
-        request = pb.DeleteScheduleRequest(name=name)
-        return await client.call(client.schedules.DeleteSchedule, request, idempotent=False)
-
-    with_client(manager, go)
+    with_client(manager, lambda client: client.delete_schedule(name))
     console.print(f"schedule {name} deleted")
 
 

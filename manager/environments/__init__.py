@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import grpc
 
-from corral.v1 import environments_pb2, environments_pb2_grpc
+from corral.environments import Environment
 from manager.config import ManagerConfig
 from manager.control import Extension, TaskControl
-from manager.environments.lifecycle import Environment, Environments, StartFailed
-from manager.environments.servicer import EnvironmentServicer
+from manager.environments import servicer
+from manager.environments.lifecycle import Environments, StartFailed
 from manager.environments.templates import load_templates
 
 __all__ = ["Environment", "Environments", "EnvironmentsExtension", "StartFailed", "install"]
@@ -32,9 +32,7 @@ class EnvironmentsExtension:
         self.environments = environments
 
     def register(self, server: grpc.aio.Server) -> str:
-        servicer = EnvironmentServicer(self.environments)
-        environments_pb2_grpc.add_EnvironmentServiceServicer_to_server(servicer, server)
-        return str(environments_pb2.DESCRIPTOR.services_by_name["EnvironmentService"].full_name)
+        return servicer.register(self.environments, server)
 
     async def start(self) -> None:
         """No loop of its own: orphans are the worker's (adopt, Reconcile, sweep)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from corral.environments import Environment
 from corral.errors import AlreadyExists, CorralError, DeadlineExceeded, NotFound, ValidationError
 from corral.model import Task, TaskState
 from corral.validation import check_name
@@ -36,19 +36,6 @@ _MAX_PAGES = 100
 
 class StartFailed(CorralError):
     """The backend could not start the environment (INTERNAL: HTTP 500 with the reason)."""
-
-
-@dataclass(frozen=True)
-class Environment:
-    repl_id: str
-    language: str
-    host: str
-    namespace: str
-    task: Task
-
-    @property
-    def runtime(self) -> str:
-        return self.task.spec.runtime
 
 
 def _running_or_done(task: Task) -> bool:
@@ -192,4 +179,16 @@ class Environments:
         repl_id = labels.get(ENV_LABEL, task.spec.name)
         where = placement(repl_id, labels.get(TENANT_LABEL, ""), self.config)
         namespace = task.spec.kubernetes.namespace if task.spec.kubernetes else ""
-        return Environment(repl_id, labels.get(LANGUAGE_LABEL, ""), where.host, namespace, task)
+        status = task.status
+        return Environment(
+            repl_id=repl_id,
+            language=labels.get(LANGUAGE_LABEL, ""),
+            runtime=task.spec.runtime,
+            task_id=task.id,
+            state=status.state,
+            message=status.message,
+            host=where.host,
+            ports=status.ports,
+            created_at=status.created_at,
+            namespace=namespace,
+        )

@@ -16,11 +16,11 @@ import logging
 import grpc
 
 from corral.errors import NotFound, ValidationError
+from corral.schedulefiles import health_schedule, load_files
+from corral.schedules import ScheduleState
 from manager.config import ManagerConfig
 from manager.control import Extension, TaskControl
-from manager.schedules.config_files import health_schedule, load_files
 from manager.schedules.loops import Scheduler
-from manager.schedules.model import ScheduleState
 from manager.schedules.servicer import register
 from manager.schedules.store import ScheduleStore
 from manager.schedules.timing import Clock, SystemClock

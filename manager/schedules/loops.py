@@ -22,9 +22,8 @@ from dataclasses import replace
 from typing import Any
 
 from corral.errors import Conflict, FailedPrecondition, NotFound
-from manager.control import TaskControl
-from manager.schedules import runs
-from manager.schedules.model import (
+from corral.schedule_validation import validate_schedule
+from corral.schedules import (
     ConcurrencyPolicy,
     IntervalTrigger,
     Run,
@@ -34,9 +33,10 @@ from manager.schedules.model import (
     ScheduleState,
     Timing,
 )
+from manager.control import TaskControl
+from manager.schedules import runs
 from manager.schedules.store import ScheduleStore
 from manager.schedules.timing import Clock, begin, first_in_window, next_slot, plan
-from manager.schedules.validation import validate_schedule
 
 log = logging.getLogger(__name__)
 

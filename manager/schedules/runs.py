@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from corral.errors import CorralError, DeadlineExceeded, NotFound
 from corral.model import HttpResult, Task, TaskId, TaskSpec, TaskState
-from manager.control import NewTask, TaskControl
-from manager.schedules.model import (
+from corral.schedule_validation import call_of
+from corral.schedules import (
     EndpointResult,
     HttpAction,
     Run,
@@ -27,7 +27,7 @@ from manager.schedules.model import (
     ScheduleSpec,
     outcome_of,
 )
-from manager.schedules.validation import call_of
+from manager.control import NewTask, TaskControl
 
 log = logging.getLogger(__name__)
 

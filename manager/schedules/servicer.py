@@ -6,10 +6,10 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from corral.convert import schedules as convert
 from corral.serving import translate_errors
 from corral.v1 import schedules_pb2 as pb
 from corral.v1 import schedules_pb2_grpc
-from manager.schedules import convert
 from manager.schedules.loops import Scheduler
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"

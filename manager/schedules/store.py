@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from corral.convert import schedules as convert
 from corral.errors import AlreadyExists, NotFound
-from manager.schedules import convert
-from manager.schedules.model import (
+from corral.schedules import (
     Run,
     RunOutcome,
     Schedule,

@@ -27,13 +27,13 @@ import math
 import time
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from manager.schedules.model import CronTrigger, IntervalTrigger, ScheduleSpec, Timing, Window
+from corral.schedule_validation import zone
+from corral.schedules import CronTrigger, IntervalTrigger, ScheduleSpec, Timing, Window
 
 # Bounds the walks over cron slots and windows; a walk longer than this means
 # the trigger never meets the window (e.g. "0 3 * * *" with window 8-18).
@@ -96,12 +96,6 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.set(self._now + seconds)
-
-
-@lru_cache(maxsize=128)
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone; UTC when empty. Raises ZoneInfoNotFoundError (a KeyError) when unknown."""
-    return ZoneInfo(name or "UTC")
 
 
 # -- windows -------------------------------------------------------------------

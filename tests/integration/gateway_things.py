@@ -18,7 +18,7 @@ from google.api import annotations_pb2
 from grpc_tools import protoc
 
 from corral.errors import ValidationError
-from corral.serving import error_status
+from corral.statuses import error_status
 
 PROTOS = Path(__file__).resolve().parents[1] / "protos"
 SERVICE = "gatewaytest.v1.ThingService"

@@ -22,10 +22,8 @@ import pytest
 import yaml
 from fakekube import FakeKube
 
-from corral import convert
 from corral.client import Client
 from corral.model import NodeId, TaskId, TaskSpec, TaskState
-from corral.v1 import environments_pb2
 from gateway.server import RunningGateway
 from gateway.server import serve as serve_gateway
 from manager.config import ManagerConfig
@@ -177,10 +175,9 @@ async def test_start_and_stop_make_exactly_the_template(stack: Stack) -> None:
     assert len(fake.calls_to("create", "deployments")) == 1
 
     async with Client(stack.target) as client:
-        request = environments_pb2.GetEnvironmentRequest(repl_id="proj-1")
-        got_env = await client.call(client.environments.GetEnvironment, request)
-        assert got_env.environment.host == "proj-1.envs.example.com"
-        assert got_env.environment.namespace == NS
+        got_env = await client.get_environment("proj-1")
+        assert got_env.host == "proj-1.envs.example.com"
+        assert got_env.namespace == NS
 
     # The canonical routes of EnvironmentService, from its google.api.http annotations.
     listed = (await http.get("/v1/environments")).json()
@@ -372,8 +369,7 @@ async def test_restarted_worker_adopts_and_reconciles_orphans(stack: Stack, tmp_
     )
     assert len(fake.calls_to("create", "deployments")) == 2  # adopted, not recreated
     async with Client(stack.target) as client:
-        request = environments_pb2.GetEnvironmentRequest(repl_id="keep-me")
-        env = (await client.call(client.environments.GetEnvironment, request)).environment
-        assert convert.state_from(env.state) is TaskState.RUNNING
+        env = await client.get_environment("keep-me")
+        assert env.state is TaskState.RUNNING
     assert (await http.post("/stop", json={"replId": "keep-me"})).status_code == 200
     await fake.await_for(lambda: not names(fake, "deployments"))

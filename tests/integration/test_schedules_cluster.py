@@ -14,7 +14,7 @@ from schedules_fakes import Endpoints
 
 from corral.client import Client
 from corral.model import TaskState
-from corral.v1 import schedules_pb2 as pb
+from corral.schedules import RunOutcome
 from gateway.server import serve as serve_gateway
 from manager.config import ManagerConfig
 from manager.server import serve as serve_manager
@@ -80,17 +80,17 @@ endpoints:
 async def test_run_once_calls_every_endpoint_through_a_worker(cluster: Cluster) -> None:
     r = await cluster.http.get("/api/cronjob/run-once")
     assert (r.status_code, r.json()) == (200, {"message": "Job executed successfully"})
-    reply = await cluster.client.call(
-        cluster.client.schedules.ListRuns, pb.ListRunsRequest(name="default")
-    )
-    (run,) = reply.runs
-    assert run.outcome == pb.RUN_OUTCOME_PARTIALLY_FAILED
+    (run,) = await cluster.client.list_runs("default")
+    assert run.outcome is RunOutcome.PARTIALLY_FAILED
     by = {x.name: x for x in run.results}
-    assert by["one"].ok and by["one"].status_code == 200 and by["one"].body_text == "hello from one"
-    assert by["one"].latency_ms > 0
-    assert not by["broken"].ok and by["broken"].status_code == 500
-    assert by["slow"].error == "timed out after 0.3s"
-    assert by["refused"].status_code == 0 and "ConnectError" in by["refused"].error
+    one = by["one"].result
+    assert by["one"].ok and one.status_code == 200 and one.body == b"hello from one"
+    assert one.latency_ms > 0
+    assert not by["broken"].ok and by["broken"].result.status_code == 500
+    assert by["slow"].result.error == "timed out after 0.3s"
+    refused = by["refused"].result
+    assert refused.status_code == 0 and "ConnectError" in refused.error
+    assert by["one"].task_id is not None
     task = await cluster.client.get_task(by["one"].task_id)
     assert task.spec.runtime == "http" and task.status.state is TaskState.COMPLETED
     assert task.status.node_id
@@ -102,8 +102,6 @@ async def test_the_loop_fires_on_its_interval_until_stopped(cluster: Cluster) ->
     assert (await cluster.http.get("/api/cronjob/stop")).status_code == 200
     r = await cluster.http.get("/api/cronjob/status")
     assert r.json() == {"status": "Stopped"}
-    reply = await cluster.client.call(
-        cluster.client.schedules.ListRuns, pb.ListRunsRequest(name="default")
-    )
-    assert len(reply.runs) >= 2
-    assert {r.trigger for r in reply.runs} == {"schedule"}
+    runs = await cluster.client.list_runs("default")
+    assert len(runs) >= 2
+    assert {r.trigger for r in runs} == {"schedule"}

@@ -21,10 +21,10 @@ from conftest import eventually
 from schedules_fakes import Endpoints, FakeTasks
 
 from corral.errors import ValidationError
+from corral.schedulefiles import load_files
+from corral.schedules import IntervalTrigger, ScheduleState, Window
 from manager.config import ManagerConfig
 from manager.schedules import SchedulesExtension
-from manager.schedules.config_files import load_files
-from manager.schedules.model import IntervalTrigger, ScheduleState, Window
 from manager.schedules.timing import ManualClock
 
 UTC = ZoneInfo("UTC")

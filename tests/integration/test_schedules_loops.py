@@ -14,8 +14,7 @@ from schedules_fakes import Endpoints, FakeTasks
 
 from corral.errors import Conflict, FailedPrecondition, ValidationError
 from corral.model import TaskState
-from manager.schedules.loops import Scheduler
-from manager.schedules.model import (
+from corral.schedules import (
     ConcurrencyPolicy,
     Endpoint,
     HttpAction,
@@ -25,6 +24,7 @@ from manager.schedules.model import (
     ScheduleState,
     Window,
 )
+from manager.schedules.loops import Scheduler
 from manager.schedules.runs import RUN_LABEL
 from manager.schedules.store import ScheduleStore
 from manager.schedules.timing import ManualClock

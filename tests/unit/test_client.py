@@ -9,7 +9,7 @@ import pytest
 from fake_manager import FakeManager, serve
 
 import corral
-from corral.client import Client, error_from
+from corral.client import Client
 from corral.errors import (
     CorralError,
     DeadlineExceeded,
@@ -18,6 +18,7 @@ from corral.errors import (
     ValidationError,
 )
 from corral.model import NodeStatus, Resources, TaskSpec, TaskState
+from corral.statuses import code_of, error_from
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ async def test_validation_error_keeps_its_field(fake: tuple[FakeManager, Client]
         await client.submit(TaskSpec(name="Bad_Name", command=("true",)))
     assert caught.value.field == "spec.name"
     assert caught.value.problem
-    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(caught.value) is grpc.StatusCode.INVALID_ARGUMENT
     assert manager.tasks == {}
     with pytest.raises(ValidationError) as caught:
         await client.submit(TaskSpec(name="ok", command=()))
@@ -171,8 +172,8 @@ async def test_unknown_codes_become_corral_errors(fake: tuple[FakeManager, Clien
             return "disk on fire"
 
     err = error_from(Fake())
-    assert type(err) is CorralError
-    assert err.code is grpc.StatusCode.DATA_LOSS
+    assert isinstance(err, CorralError)
+    assert code_of(err) is grpc.StatusCode.DATA_LOSS
     assert err.message == "disk on fire"
 
 

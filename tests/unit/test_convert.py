@@ -53,3 +53,45 @@ def test_http_bodies_travel_as_text_when_they_are_utf8() -> None:
     # A body cut inside a character (the runtime's bound) is still text, minus that character.
     cut = http_result_to(HttpResult(200, 1.0, "ab é".encode()[:-1], True, ""))
     assert cut.body_text == "ab " and cut.body_truncated
+
+
+def test_jobs_environments_and_schedules_round_trip_through_the_wire() -> None:
+    """What the client reads back (domain) prints as the same JSON the server sent."""
+    from google.protobuf import json_format
+
+    from corral.convert import environments, jobs, schedules
+    from corral.v1 import environments_pb2, jobs_pb2
+    from corral.v1 import schedules_pb2 as pb
+
+    job = jobs_pb2.Job(name="j", cmd="true", task_id="j", runtime="process", state=4)
+    job.created_at.FromSeconds(5)
+    job.status.failed = 1
+    job.status.start_time.FromSeconds(6)
+    condition = job.status.conditions.add(type="Failed", status="True", reason="Stopped")
+    condition.last_probe_time.FromSeconds(7)
+    condition.last_transition_time.FromSeconds(7)
+    assert jobs.job_to(jobs.job_from(job)) == job
+
+    env = environments_pb2.Environment(repl_id="p", language="nodejs", runtime="docker", state=3)
+    env.ports.add(container_port=3000, host_port=31000, protocol="tcp")
+    env.created_at.FromSeconds(9)
+    assert environments.environment_to(environments.environment_from(env)) == env
+
+    schedule = json_format.ParseDict(
+        {
+            "name": "s",
+            "interval": "60s",
+            "http": {
+                "endpoints": [
+                    {"name": "a", "url": "http://127.0.0.1:1/", "method": "GET", "timeout": "10s"}
+                ]
+            },
+            "concurrencyPolicy": "CONCURRENCY_POLICY_FORBID",
+            "startingDeadline": "60s",
+            "historyLimit": 20,
+            "createdAt": "2026-01-01T00:00:00Z",
+            "status": {"state": "SCHEDULE_STATE_RUNNING", "activeRuns": 1},
+        },
+        pb.Schedule(),
+    )
+    assert schedules.schedule_to(schedules.schedule_from(schedule)) == schedule

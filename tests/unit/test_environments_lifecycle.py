@@ -92,10 +92,10 @@ async def test_start_is_idempotent() -> None:
     fake = FakeTasks(running)
     envs = environments(fake)
     env, created = await envs.start("p1", "python")
-    assert created and env.task.status.state is TaskState.RUNNING
+    assert created and env.state is TaskState.RUNNING
     assert env.host == "p1.x.test" and env.namespace == "default"
     again, created = await envs.start("p1", "python")
-    assert not created and again.task.id == env.task.id
+    assert not created and again.task_id == env.task_id
     assert len(fake.tasks) == 1
     with pytest.raises(AlreadyExists, match="already runs python"):
         await envs.start("p1", "nodejs")
@@ -137,7 +137,7 @@ async def test_stop_get_and_list() -> None:
     envs = environments(fake)
     await envs.start("p5", "nodejs")
     stopped = await envs.stop("p5")
-    assert stopped.task.status.state is TaskState.STOPPED
+    assert stopped.state is TaskState.STOPPED
     assert await envs.list_all() == []
     with pytest.raises(NotFound):
         await envs.stop("p5")

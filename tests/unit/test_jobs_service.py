@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from corral.errors import AlreadyExists, NotFound, ValidationError
+from corral.jobs import JobCondition, JobStatus
 from corral.model import (
     Event,
     Node,
@@ -25,6 +26,7 @@ from corral.v1 import jobs_pb2, jobs_pb2_grpc
 from manager import jobs
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskQuery
+from manager.jobs.lifecycle import job_spec, job_status
 
 
 class FakeTasks:
@@ -90,7 +92,7 @@ def fake() -> FakeTasks:
 async def test_run_builds_a_run_to_completion_shell_task(fake: FakeTasks) -> None:
     job = await jobs.Jobs(fake, ManagerConfig()).run(None)
     spec = fake.tasks[job.name].spec
-    assert len(job.name) == 36 and job.task.id == job.name
+    assert len(job.name) == 36 and job.task_id == job.name
     assert spec.command == ("sh", "-c", "echo launched; sleep 10; echo done")
     assert spec.runtime == "process" and spec.image == ""
     assert spec.restart_policy.mode is RestartMode.NEVER
@@ -138,23 +140,23 @@ async def test_list_pages_through_every_job(fake: FakeTasks) -> None:
     assert [j.name for j in await service.list()] == [f"job-{i}" for i in reversed(range(5))]
 
 
-def _status(state: TaskState, **extra: object) -> jobs.JobStatus:
+def _status(state: TaskState, **extra: object) -> JobStatus:
     task = Task(
         TaskId("j"),
-        jobs.job_spec("j", "true", ManagerConfig()),
+        job_spec("j", "true", ManagerConfig()),
         TaskStatus(state=state, **extra),  # type: ignore[arg-type]
     )
-    return jobs.job_status(task)
+    return job_status(task)
 
 
 def test_status_follows_the_batch_v1_shape() -> None:
-    assert _status(TaskState.PENDING) == jobs.JobStatus(active=1)
+    assert _status(TaskState.PENDING) == JobStatus(active=1)
     running = _status(TaskState.RUNNING, scheduled_at=1.0, started_at=2.0)
-    assert running == jobs.JobStatus(active=1, start_time=2.0)
+    assert running == JobStatus(active=1, start_time=2.0)
     done = _status(TaskState.COMPLETED, started_at=2.0, finished_at=5.0, exit_code=0)
     assert (done.succeeded, done.active, done.failed) == (1, 0, 0)
     assert done.completion_time == 5.0
-    assert done.conditions == (jobs.JobCondition("Complete", "", "", 5.0),)
+    assert done.conditions == (JobCondition("Complete", "", "", 5.0),)
     failed = _status(TaskState.FAILED, started_at=2.0, finished_at=5.0, exit_code=3)
     assert (failed.failed, failed.completion_time) == (1, None)
     assert failed.conditions[0].type == "Failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from manager.schedules.model import (
+from corral.schedules import (
     CronTrigger,
     Endpoint,
     HttpAction,

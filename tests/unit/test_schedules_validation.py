@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from corral.errors import ValidationError
-from manager.schedules.config_files import load_file, parse_duration, parse_schedule
-from manager.schedules.model import (
+from corral.schedule_validation import validate_schedule
+from corral.schedulefiles import load_file, parse_duration, parse_schedule
+from corral.schedules import (
     ConcurrencyPolicy,
     CronTrigger,
     Endpoint,
@@ -19,7 +20,6 @@ from manager.schedules.model import (
     TaskAction,
     Window,
 )
-from manager.schedules.validation import validate_schedule
 
 GOOD = ScheduleSpec(
     name="nightly",

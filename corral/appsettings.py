@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.errors import ValidationError
-from manager.schedules.model import HttpAction, IntervalTrigger, ScheduleSpec, Window
+from corral.schedules import HttpAction, IntervalTrigger, ScheduleSpec, Window
 
 SECTIONS = ("CronJobSettings", "HttpOrchestratorSettings")
 _CRON_KEYS = {

@@ -1,6 +1,6 @@
-"""``corral.v1`` schedule messages <-> the domain types of ``manager.schedules.model``.
+"""``corral.v1`` schedule messages <-> the domain types of ``corral.schedules``.
 
-With the servicer, the only module of the package that touches ``*_pb2``. The
+The client, the schedule servicer and the schedule store convert here. The
 store keeps specs and run results as the proto's JSON mapping (readable with
 ``sqlite3``, and it grows with the proto), so the JSON codecs live here too.
 """
@@ -25,10 +25,8 @@ from corral.convert import (
     time_from,
     timestamp,
 )
-from corral.model import HttpResult, TaskId, TaskSpec, TaskState
-from corral.v1 import schedules_pb2 as pb
-from corral.v1 import types_pb2
-from manager.schedules.model import (
+from corral.model import HttpResult, TaskId, TaskState
+from corral.schedules import (
     DEFAULT_DEADLINE,
     DEFAULT_HISTORY,
     DEFAULT_TIMEOUT,
@@ -48,6 +46,7 @@ from manager.schedules.model import (
     Trigger,
     Window,
 )
+from corral.v1 import schedules_pb2 as pb
 
 _STATE_NAMES = {
     ScheduleState.IDLE: "SCHEDULE_STATE_IDLE",
@@ -287,8 +286,3 @@ def results_json(results: tuple[EndpointResult, ...]) -> str:
 
 def results_from_json(text: str) -> tuple[EndpointResult, ...]:
     return tuple(result_from(m) for m in json_format.Parse(text, pb.Run()).results)
-
-
-def task_spec_from_dict(data: dict[str, Any]) -> TaskSpec:
-    """A task template written in a schedules file, read with the proto's JSON mapping."""
-    return spec_from(json_format.ParseDict(data, types_pb2.TaskSpec()))

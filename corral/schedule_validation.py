@@ -7,20 +7,14 @@ same name.
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfoNotFoundError
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from corral.errors import ValidationError
 from corral.model import HttpCall
-from corral.validation import (
-    check_http_call,
-    check_name,
-    check_seconds,
-    check_text,
-    validate_task_spec,
-)
-from manager.schedules.model import (
+from corral.schedules import (
     CronTrigger,
     Endpoint,
     HttpAction,
@@ -29,11 +23,23 @@ from manager.schedules.model import (
     TaskAction,
     Window,
 )
-from manager.schedules.timing import zone
+from corral.validation import (
+    check_http_call,
+    check_name,
+    check_seconds,
+    check_text,
+    validate_task_spec,
+)
 
 MAX_ENDPOINTS = 256
 MAX_HISTORY = 1000
 MIN_INTERVAL = 1.0
+
+
+@lru_cache(maxsize=128)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone; UTC when empty. Raises ZoneInfoNotFoundError (a KeyError) when unknown."""
+    return ZoneInfo(name or "UTC")
 
 
 def check_zone(name: str, field: str) -> None:

@@ -1,4 +1,4 @@
-"""Jobs: ad-hoc shell commands run to completion, as the Kubernetes Job API offered them.
+"""Job operations over the manager core: run, get, list, logs.
 
 A job is an ordinary task: ``sh -c cmd`` on the jobs runtime
 (``ManagerConfig.jobs_runtime``; containers use ``jobs_image``), never
@@ -17,60 +17,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any, TypeAlias
 
-import grpc
-
-from corral import convert
 from corral.errors import AlreadyExists, NotFound, ValidationError
+from corral.jobs import Job, JobCondition, JobStatus
 from corral.model import RestartMode, RestartPolicy, Task, TaskId, TaskSpec, TaskState
-from corral.serving import translate_errors
-from corral.v1 import jobs_pb2, jobs_pb2_grpc
 from corral.validation import MAX_ARG_BYTES, check_name, check_text
 from manager.config import ManagerConfig
-from manager.control import Extension, NewTask, TaskControl, TaskQuery
-
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+from manager.control import NewTask, TaskControl, TaskQuery
 
 KIND_LABEL = "corral.kind"
 KIND = "job"
 DEFAULT_CMD = "echo launched; sleep 10; echo done"
 _MAX_PAGES = 100
 _ACTIVE = frozenset({TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING, TaskState.LOST})
-
-
-# -- the domain: a job and its batch/v1 status --------------------------------------
-
-
-@dataclass(frozen=True)
-class JobCondition:
-    type: str  # Complete | Failed
-    reason: str
-    message: str
-    time: float | None
-    status: str = "True"
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    active: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    start_time: float | None = None
-    completion_time: float | None = None
-    conditions: tuple[JobCondition, ...] = ()
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    cmd: str
-    task: Task
-
-    @property
-    def status(self) -> JobStatus:
-        return job_status(self.task)
 
 
 def job_spec(name: str, cmd: str, config: ManagerConfig) -> TaskSpec:
@@ -90,7 +49,20 @@ def job_of(task: Task) -> Job | None:
     command = task.spec.command
     if task.spec.labels.get(KIND_LABEL) != KIND or len(command) != 3:
         return None
-    return Job(name=task.spec.name, cmd=command[2], task=task)
+    return _job(task, command[2])
+
+
+def _job(task: Task, cmd: str) -> Job:
+    return Job(
+        name=task.spec.name,
+        cmd=cmd,
+        task_id=task.id,
+        runtime=task.spec.runtime,
+        image=task.spec.image,
+        state=task.status.state,
+        created_at=task.status.created_at,
+        status=job_status(task),
+    )
 
 
 def job_status(task: Task) -> JobStatus:
@@ -124,7 +96,7 @@ class Jobs:
         if await self._find(name) is not None:
             raise AlreadyExists(f"name: job {name!r} already exists")
         (task,) = await self.tasks.submit([NewTask(job_spec(name, cmd, self.config), TaskId(name))])
-        return Job(name, cmd, task)
+        return _job(task, cmd)
 
     async def get(self, name: str) -> Job:
         job = await self._find(name)
@@ -145,7 +117,7 @@ class Jobs:
 
     async def logs(self, name: str, *, tail: int = 0, follow: bool = False) -> AsyncIterator[bytes]:
         job = await self.get(name)
-        async for chunk in self.tasks.logs(job.task.id, tail=tail, follow=follow):
+        async for chunk in self.tasks.logs(job.task_id, tail=tail, follow=follow):
             yield chunk
 
     async def _find(self, name: str) -> Job | None:
@@ -154,82 +126,3 @@ class Jobs:
         except NotFound:
             return None
         return job_of(task)
-
-
-# -- the wire: JobService ---------------------------------------------------------------
-
-
-def job_to(job: Job) -> jobs_pb2.Job:
-    status = job.status
-    return jobs_pb2.Job(
-        name=job.name,
-        cmd=job.cmd,
-        task_id=job.task.id,
-        runtime=job.task.spec.runtime,
-        image=job.task.spec.image,
-        created_at=convert.timestamp(job.task.status.created_at),
-        state=convert.state_to(job.task.status.state),
-        status=jobs_pb2.JobStatus(
-            active=status.active,
-            succeeded=status.succeeded,
-            failed=status.failed,
-            start_time=convert.timestamp(status.start_time),
-            completion_time=convert.timestamp(status.completion_time),
-            conditions=[
-                jobs_pb2.JobCondition(
-                    type=c.type,
-                    status=c.status,
-                    reason=c.reason,
-                    message=c.message,
-                    last_probe_time=convert.timestamp(c.time),
-                    last_transition_time=convert.timestamp(c.time),
-                )
-                for c in status.conditions
-            ],
-        ),
-    )
-
-
-class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, jobs: Jobs) -> None:
-        self.jobs = jobs
-
-    @translate_errors
-    async def RunJob(self, request: jobs_pb2.RunJobRequest, context: Context) -> Any:
-        cmd = request.cmd if request.HasField("cmd") else None
-        return jobs_pb2.RunJobResponse(job=job_to(await self.jobs.run(cmd, request.name)))
-
-    @translate_errors
-    async def GetJob(self, request: jobs_pb2.GetJobRequest, context: Context) -> Any:
-        return jobs_pb2.GetJobResponse(job=job_to(await self.jobs.get(request.name)))
-
-    @translate_errors
-    async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: Context) -> Any:
-        return jobs_pb2.ListJobsResponse(jobs=[job_to(j) for j in await self.jobs.list()])
-
-    @translate_errors
-    async def GetJobLogs(
-        self, request: jobs_pb2.GetJobLogsRequest, context: Context
-    ) -> AsyncIterator[jobs_pb2.GetJobLogsResponse]:
-        chunks = self.jobs.logs(request.name, tail=request.tail, follow=request.follow)
-        async for chunk in chunks:
-            yield jobs_pb2.GetJobLogsResponse(data=chunk)
-
-
-class JobsExtension:
-    def __init__(self, jobs: Jobs) -> None:
-        self.jobs = jobs
-
-    def register(self, server: grpc.aio.Server) -> str:
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(self.jobs), server)
-        return str(jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name)
-
-    async def start(self) -> None:
-        """Jobs have no background loop: the manager core runs their tasks."""
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-
-def install(tasks: TaskControl, config: ManagerConfig) -> Extension:
-    return JobsExtension(Jobs(tasks, config))

@@ -31,10 +31,10 @@ from typing import Any
 import yaml
 from google.protobuf.json_format import ParseError
 
+from corral import appsettings
+from corral.convert.specs import spec_from_dict
 from corral.errors import ValidationError
-from manager.schedules import appsettings
-from manager.schedules.convert import task_spec_from_dict
-from manager.schedules.model import (
+from corral.schedules import (
     DEFAULT_DEADLINE,
     DEFAULT_HISTORY,
     DEFAULT_TIMEOUT,
@@ -188,7 +188,7 @@ def _action(d: Mapping[str, Any]) -> Action:
         if not isinstance(d["task"], Mapping):
             raise ValidationError("task", "must be a task spec mapping")
         try:
-            return TaskAction(task_spec_from_dict(dict(d["task"])))
+            return TaskAction(spec_from_dict(dict(d["task"])))
         except ParseError as err:
             raise ValidationError("task", str(err)) from err
     raw = d.get("endpoints") or []
