@@ -36,10 +36,10 @@ from corral.model import (
 )
 from worker import health
 from worker.config import WorkerConfig
-from worker.runtimes import docker as docker_runtime
 from worker.runtimes.base import Assignment, AttemptRef, Runtime, Started, StartError
 from worker.runtimes.containerspecs import LABEL_WORKER, started_from
 from worker.runtimes.docker import DockerRuntime, create
+from worker.runtimes.docker import usage as docker_usage
 
 # A registry on a closed loopback port: the pull fails at once and nothing leaves the host.
 UNREACHABLE_IMAGE = "127.0.0.1:1/corral-test/missing:latest"
@@ -239,7 +239,7 @@ async def test_memory_limit_oom_kills(runtime: DockerRuntime) -> None:
 async def test_stop_sends_the_signal_then_kills_after_grace(
     runtime: DockerRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(docker_runtime, "USAGE_CACHE", 0.2)  # node stats refresh, sped up
+    monkeypatch.setattr(docker_usage, "USAGE_CACHE", 0.2)  # node stats refresh, sped up
     polite = assign(
         "polite", "sh", "-c", "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"
     )
