@@ -10,7 +10,9 @@ placed, health-checked, restarted and reconciled like any other:
   ensures it exists and never deletes it: other environments may live there).
 - docker: the language's image and command, its port published on a free host port.
 - process: the language's command on a free port of the manager's host
-  (``corral up`` runs manager and worker side by side), with ``$PORT`` set.
+  (``corral up`` runs manager and worker side by side), with ``$PORT`` set
+  and ``$HOST`` (``{bind}``) 127.0.0.1: a project's service is never
+  exposed on every interface of the host.
 
 Docker and process environments get a TCP health check on their port; on
 Kubernetes the Deployment's readiness probe does that job inside the cluster.
@@ -33,7 +35,13 @@ from corral.model import (
     TcpProbe,
 )
 from manager.config import ManagerConfig
-from manager.environments.templates import Template, render_command, render_manifests
+from manager.environments.templates import (
+    BIND_CONTAINER,
+    BIND_HOST,
+    Template,
+    render_command,
+    render_manifests,
+)
 
 KIND_LABEL = "corral.kind"
 KIND = "environment"
@@ -93,11 +101,13 @@ def environment_spec(
         )
     port = template.port if runtime == "docker" else free_port()
     host_port = 0 if runtime == "docker" else port
+    bind = BIND_CONTAINER if runtime == "docker" else BIND_HOST
     return TaskSpec(
         **common,
         image=template.image if runtime == "docker" else "",
-        command=render_command(template, port),
-        env={"PORT": str(port), "REPL_ID": repl_id},
+        command=render_command(template, port, bind=bind),
+        # HOST: where the service listens; on the process runtime never all interfaces.
+        env={"PORT": str(port), "HOST": bind, "REPL_ID": repl_id},
         # ulimit -v, the process runtime's memory limit, counts address space, which
         # interpreters reserve generously: the limit is left to containers.
         resources=template.resources if runtime == "docker" else Resources(),

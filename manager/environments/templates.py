@@ -7,14 +7,21 @@ parsed strings: whatever a value holds, it stays one string (or, for a string
 that is exactly one placeholder, one value of the placeholder's own type).
 Templates are checked at load time, so a typo in a placeholder fails the
 manager's start instead of a user's request.
+
+The original's own ``service.yaml`` (a Deployment, a Service and an Ingress
+whose names, labels, host and S3 path say ``service_name``) is accepted as it
+is: its documents are the manifests of every language, and every
+``service_name`` inside a parsed string (or key) becomes the replId, which has
+passed its DNS-label check first. A file with a ``languages`` mapping is
+Corral's own form, per language.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +33,12 @@ from corral.validation import check_argv, check_image, check_name, check_port
 
 SHIPPED = Path(__file__).resolve().parent / "shipped_templates.yaml"
 PLACEHOLDERS = frozenset(
-    {"replId", "host", "namespace", "image", "port", "cpu", "memory", "command"}
+    {"replId", "host", "namespace", "image", "port", "cpu", "memory", "command", "bind"}
 )
+# The address a service listens on: all interfaces inside a container (its
+# ports are published), loopback on the manager's host (process runtime).
+BIND_CONTAINER = "0.0.0.0"
+BIND_HOST = "127.0.0.1"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _FACTORS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -52,6 +63,8 @@ class Template:
     memory: str  # a Kubernetes quantity, as written
     fetch: Fetch | None
     manifests: tuple[Mapping[str, Any], ...]
+    # The original's placeholder text ("service_name"); empty for Corral's {replId} form.
+    literal: str = ""
 
     @property
     def resources(self) -> Resources:
@@ -99,18 +112,84 @@ def _placeholders(value: Any, where: str) -> None:
             _placeholders(v, f"{where}.{k}")
 
 
-def load_templates(path: Path | None = None) -> dict[str, Template]:
+ORIGINAL_PLACEHOLDER = "service_name"
+
+
+class EveryLanguage(Mapping[str, Template]):
+    """One template for whatever language is asked (the original's service.yaml)."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+
+    def __getitem__(self, language: str) -> Template:
+        return replace(self.template, language=language)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def load_templates(path: Path | None = None) -> Mapping[str, Template]:
     """Read and check a templates file (the shipped one when ``path`` is None)."""
     source = path or SHIPPED
     try:
-        doc = yaml.safe_load(source.read_text())
+        docs = [d for d in yaml.safe_load_all(source.read_text()) if d is not None]
     except (OSError, yaml.YAMLError) as err:
         raise ValidationError("environment_templates", f"cannot read {source}: {err}") from err
+    if docs and all(isinstance(d, dict) and "kind" in d for d in docs):
+        return EveryLanguage(_original(docs, source))
+    doc = docs[0] if len(docs) == 1 else None
     if not isinstance(doc, dict) or not isinstance(doc.get("languages"), dict):
-        raise ValidationError("environment_templates", f"{source} has no `languages` mapping")
+        raise ValidationError(
+            "environment_templates",
+            f"{source} has no `languages` mapping (nor is it Kubernetes objects, as service.yaml)",
+        )
     fetch = _fetch(doc.get("fetch"))
     shared = doc.get("kubernetes") or []
     return {name: _template(name, entry, shared, fetch) for name, entry in doc["languages"].items()}
+
+
+def _original(docs: list[dict[str, Any]], source: Path) -> Template:
+    """The original's service.yaml: its runner's image and first port, its objects as they are."""
+    deployment = next((d for d in docs if d.get("kind") == "Deployment"), None)
+    if deployment is None:
+        raise ValidationError("environment_templates", f"{source} has no Deployment")
+    pod = deployment.get("spec", {}).get("template", {}).get("spec", {})
+    containers = pod.get("containers") or []
+    if not containers or not isinstance(containers[0], dict):
+        raise ValidationError(
+            "environment_templates", f"{source}: the Deployment has no containers"
+        )
+    runner = containers[0]
+    ports = [p.get("containerPort") for p in runner.get("ports") or [] if isinstance(p, dict)]
+    for i, doc in enumerate(docs):
+        if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
+            raise ValidationError("environment_templates", f"{source}: object {i} has no name")
+    return Template(
+        language="",
+        image=str(runner.get("image", "")),
+        port=int(str(ports[0])) if ports and str(ports[0]).isdigit() else 0,
+        command=tuple(str(a) for a in runner.get("command") or ()),
+        cpu=0.5,
+        memory="256Mi",
+        fetch=None,
+        manifests=tuple(docs),
+        literal=ORIGINAL_PLACEHOLDER,
+    )
+
+
+def replace_literal(value: Any, literal: str, text: str) -> Any:
+    """Every ``literal`` inside every string (and key) of a parsed document (a new copy)."""
+    if isinstance(value, str):
+        return value.replace(literal, text)
+    if isinstance(value, list):
+        return [replace_literal(v, literal, text) for v in value]
+    if isinstance(value, dict):
+        return {replace_literal(k, literal, text): replace_literal(v, literal, text)
+                for k, v in value.items()}  # fmt: skip
+    return value
 
 
 def _fetch(entry: Any) -> Fetch | None:
@@ -157,9 +236,10 @@ def _template(name: str, entry: Any, shared: Any, fetch: Fetch | None) -> Templa
     )
 
 
-def render_command(template: Template, port: int) -> tuple[str, ...]:
+def render_command(template: Template, port: int, *, bind: str = BIND_CONTAINER) -> tuple[str, ...]:
     values = {"port": port, "replId": "", "host": "", "namespace": "", "image": template.image}
     values |= {"cpu": cpu_quantity(template.cpu), "memory": template.memory, "command": []}
+    values["bind"] = bind
     return tuple(str(substitute(a, values)) for a in template.command)
 
 
@@ -170,6 +250,8 @@ def render_manifests(
 
     ``repl_id`` must already be a checked DNS label; the caller validates it.
     """
+    if template.literal:
+        return tuple(replace_literal(m, template.literal, repl_id) for m in template.manifests)
     values: dict[str, Any] = {
         "replId": repl_id,
         "host": host,
@@ -179,6 +261,7 @@ def render_manifests(
         "cpu": cpu_quantity(template.cpu),
         "memory": template.memory,
         "command": list(render_command(template, template.port)),
+        "bind": BIND_CONTAINER,
     }
     objects = [substitute(m, values) for m in template.manifests]
     for obj in objects:

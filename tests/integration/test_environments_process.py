@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -67,9 +68,10 @@ async def answers(port: int) -> bool:
         return False
 
 
-async def test_python_environment_serves_until_stopped(target: str) -> None:
+@pytest.mark.parametrize("language", ["python", "nodejs"])
+async def test_environment_serves_until_stopped(target: str, language: str) -> None:
     code, out = await corral(
-        "env", "start", "py-1", "-l", "python", "--manager", target, "-o", "json"
+        "env", "start", "py-1", "-l", language, "--manager", target, "-o", "json"
     )
     assert code == 0, out
     env = json.loads(out)
@@ -81,8 +83,15 @@ async def test_python_environment_serves_until_stopped(target: str) -> None:
             break
         await asyncio.sleep(0.05)
     assert await answers(port)
+    # On the process runtime a project's service listens on loopback only, never 0.0.0.0.
+    listening = [
+        c.laddr
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    ]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
 
-    code, again = await corral("env", "start", "py-1", "-l", "python", "--manager", target)
+    code, again = await corral("env", "start", "py-1", "-l", language, "--manager", target)
     assert code == 0 and "already running" in again
     code, listing = await corral("env", "ls", "--manager", target, "-o", "json")
     assert [e["replId"] for e in json.loads(listing)["environments"]] == ["py-1"]

@@ -23,7 +23,10 @@ from manager.environments.templates import (
 def test_shipped_templates_have_nodejs_and_python() -> None:
     templates = load_templates()
     assert {"nodejs", "python"} <= set(templates)
-    assert render_command(templates["python"], 8123) == ("python3", "-m", "http.server", "8123")
+    assert render_command(templates["python"], 8123) == (
+        "python3", "-m", "http.server", "8123", "--bind", "0.0.0.0"
+    )  # fmt: skip
+    assert render_command(templates["python"], 8123, bind="127.0.0.1")[-1] == "127.0.0.1"
     assert templates["nodejs"].fetch is not None and templates["python"].fetch is None
 
 
@@ -58,7 +61,7 @@ def test_rendered_objects_are_named_after_the_repl_id() -> None:
     assert [o["kind"] for o in objs] == ["Deployment", "Service", "Ingress"]
     assert all(o["metadata"]["name"] == "p-1" for o in objs)
     container = objs[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["python3", "-m", "http.server", "8000"]
+    assert container["command"] == ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"]
     assert container["env"] == [{"name": "PORT", "value": "8000"}]
     assert objs[1]["spec"]["ports"][0]["port"] == 8000
     assert objs[2]["spec"]["rules"][0]["host"] == "p-1.example.com"
@@ -130,7 +133,8 @@ def test_docker_and_process_specs() -> None:
         template, repl_id="r", tenant="", config=ManagerConfig(environments_runtime="process")
     )
     port = process.ports[0].host_port
-    assert process.command == ("python3", "-m", "http.server", str(port))
-    assert process.env["PORT"] == str(port)
+    assert process.command == ("python3", "-m", "http.server", str(port), "--bind", "127.0.0.1")
+    assert process.env["PORT"] == str(port) and process.env["HOST"] == "127.0.0.1"
+    assert docker.command[-1] == "0.0.0.0" and docker.env["HOST"] == "0.0.0.0"
     assert process.health_check is not None
     assert process.health_check.probe == TcpProbe(port=port)
