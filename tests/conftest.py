@@ -1,5 +1,5 @@
-"""Shared fixtures and the one polling helper. Each test has a timeout (pyproject) and
-warnings are errors.
+"""Shared fixtures (the helpers to wait with live in waiting.py). Each test has a
+timeout (pyproject) and warnings are errors.
 
 Tests wait on events: subscribe (a stream, a queue, a future), then act, then await
 what they subscribed to. ``eventually`` is for what has no event to subscribe to (a
@@ -10,86 +10,17 @@ are the same everywhere.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from waiting import INTERVAL, eventually, free_port, reported_port
 
-T = TypeVar("T")
-
-INTERVAL = 0.02
-
-
-async def eventually(
-    check: Callable[[], T | Awaitable[T]],
-    *,
-    timeout: float = 15.0,
-    interval: float = INTERVAL,
-    what: str | Callable[[], str] = "",
-    ignoring: tuple[type[BaseException], ...] = (),
-) -> T:
-    """Call ``check`` (sync or async) until it returns something truthy; return that.
-
-    Fails with an AssertionError after ``timeout`` seconds, naming ``what`` (a
-    string, or a callable for text computed only on failure, such as a child's
-    logs) and the last value or error seen. Exceptions of the types in
-    ``ignoring`` count as "not yet" (a server still starting refuses calls);
-    any other exception fails the test at once.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: object = None
-    while True:
-        try:
-            result = check()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return result  # type: ignore[return-value]
-            last = result
-        except ignoring as err:
-            last = err
-        if loop.time() > deadline:
-            described = what() if callable(what) else what
-            raise AssertionError(
-                f"not true after {timeout} s: {described or repr(check)} (last: {last!r})"
-            )
-        await asyncio.sleep(interval)
-
-
-async def reported_port(
-    path: Path, *, alive: Callable[[], bool] = lambda: True, logs: Callable[[], str] = str
-) -> int:
-    """The port a server started with ``--listen HOST:0 --port-file path`` got.
-
-    Servers write the file by renaming it into place once they listen
-    (``corral.serving.write_port_file``), so its presence means "serving".
-    Fails at once if ``alive()`` turns false, with ``logs()``.
-    """
-
-    def written() -> str:
-        if path.exists():
-            return path.read_text()
-        assert alive(), f"the server exited before it reported its port:\n{logs()}"
-        return ""
-
-    text = await eventually(written, timeout=60, what=lambda: f"{path} written\n{logs()}")
-    return int(text)
-
-
-def free_port() -> int:
-    """A port that was free a moment ago. Racy (another process may take it before it
-    is used): prefer port 0 and ``reported_port``, or ``closed_port``."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["INTERVAL", "eventually", "free_port", "reported_port"]
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import eventually
 from deploy_support import ROOT, free_port, need
+from waiting import eventually
 
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 

@@ -27,8 +27,8 @@ import docker
 import docker.errors
 import httpx
 import pytest
-from conftest import free_port
 from docker_engine import IMAGE
+from waiting import free_port
 
 from corral.client import Client
 from corral.errors import CorralError

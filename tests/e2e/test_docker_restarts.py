@@ -22,8 +22,8 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from conftest import free_port
 from docker_engine import IMAGE
+from waiting import free_port
 
 from corral.client import Client
 from corral.model import (

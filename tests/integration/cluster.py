@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import psutil
-from conftest import eventually, reported_port
+from waiting import eventually, reported_port
 
 from corral.client import Client, wait_healthy
 from corral.model import Node, NodeStatus

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cluster import TTL, Cluster
-from conftest import eventually
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import NodeStatus, RestartMode, RestartPolicy, Task, TaskSpec, TaskState

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import eventually
 from fakekube import FakeKube
+from waiting import eventually
 
 from corral.client import Client
 from manager.config import ManagerConfig

@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import eventually
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from waiting import eventually
 
 from corral.serving import channel, start_server
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2, worker_pb2, worker_pb2_grpc

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import eventually
+from waiting import eventually
 
 from corral.serving import channel
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
-from conftest import eventually
+from waiting import eventually
 
 from corral.model import Resources
 from corral.serving import channel

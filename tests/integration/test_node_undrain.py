@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from conftest import eventually
 from typer.testing import CliRunner
+from waiting import eventually
 
 from corral.cli import main
 from corral.serving import channel

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import eventually
 from typer.testing import CliRunner
+from waiting import eventually
 
 from corral.cli import main
 from corral.client import Client

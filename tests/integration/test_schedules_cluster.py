@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import eventually
 from schedules_fakes import Endpoints
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import TaskState

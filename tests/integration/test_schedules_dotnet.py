@@ -17,8 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import eventually
 from schedules_fakes import Endpoints, FakeTasks
+from waiting import eventually
 
 from corral.errors import ValidationError
 from corral.schedulefiles import load_files

@@ -14,9 +14,9 @@ import grpc
 import httpx
 import pytest
 import typer
-from conftest import eventually
 from schedules_fakes import Endpoints, FakeTasks
 from typer.testing import CliRunner
+from waiting import eventually
 
 from corral.cli import schedules as schedules_cli
 from corral.errors import ValidationError

@@ -9,8 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import eventually
 from schedules_fakes import Endpoints, FakeTasks
+from waiting import eventually
 
 from corral.errors import Conflict, FailedPrecondition, ValidationError
 from corral.model import TaskState

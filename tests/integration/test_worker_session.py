@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import psutil
 import pytest
-from conftest import eventually
+from waiting import eventually
 
 from corral import convert
 from corral.model import FakeSpec, TaskSpec, TaskState

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import eventually
+from waiting import eventually
 
 
 async def test_returns_the_first_truthy_value_of_a_sync_check() -> None:
