@@ -211,6 +211,15 @@ class Client:
         async for chunk in self.stream(self._manager.GetTaskLogs, request, timeout=timeout):
             yield bytes(chunk.data)
 
+    async def merged_logs(
+        self, selector: str = "", *, tail: int = 0, follow: bool = False
+    ) -> AsyncIterator[bytes]:
+        """Whole lines of every task matching ``selector`` ("k=v,..."), prefixed with its name."""
+        request = manager_pb2.GetLogsRequest(selector=selector, tail=tail, follow=follow)
+        timeout = None if follow else max(self.timeout, 30.0)
+        async for chunk in self.stream(self._manager.GetLogs, request, timeout=timeout):
+            yield bytes(chunk.data)
+
     async def watch_events(
         self, from_index: int = 0, *, kinds: Sequence[str] = ()
     ) -> AsyncIterator[Event]:

@@ -346,6 +346,11 @@ class TaskManager:
     def watch(self, *, from_index: int = 0, kinds: Sequence[str] = ()) -> AsyncIterator[Event]:
         return self.hub.watch(from_index=from_index, kinds=kinds)
 
+    @property
+    def last_event(self) -> int:
+        """The index of the last published event (a watch from the next misses nothing)."""
+        return self.hub.published
+
     async def logs(
         self, ref: str, *, tail: int = 0, follow: bool = False, generation: int = 0
     ) -> AsyncIterator[bytes]:

@@ -21,6 +21,7 @@ from manager import traces, wirecache
 from manager.control import NewTask, TaskQuery
 from manager.core import TaskManager
 from manager.explaining import explain_task
+from manager.logmerging import merged_logs
 from manager.sessions import WorkerSession
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -71,6 +72,13 @@ def label_selector(text: str) -> dict[str, str]:
             raise ValidationError("label_selector", f"{part!r} is not key=value")
         labels[key.strip()] = value.strip()
     return labels
+
+
+def _selector(text: str) -> dict[str, str]:
+    try:
+        return label_selector(text)
+    except ValidationError as err:
+        raise ValidationError("selector", err.problem) from None
 
 
 def states_from(numbers: Sequence[int]) -> frozenset[TaskState]:
@@ -162,6 +170,16 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
             request.id, tail=request.tail, follow=request.follow, generation=request.generation
         ):
             yield manager_pb2.GetTaskLogsResponse(data=chunk)
+
+    @translate_errors
+    async def GetLogs(
+        self, request: manager_pb2.GetLogsRequest, context: Context
+    ) -> AsyncIterator[manager_pb2.GetLogsResponse]:
+        selector = _selector(request.selector)
+        async for line in merged_logs(
+            self.core, selector, tail=request.tail, follow=request.follow
+        ):
+            yield manager_pb2.GetLogsResponse(data=line)
 
     @translate_errors
     async def ListNodes(

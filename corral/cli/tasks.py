@@ -233,21 +233,39 @@ def task_stop(
 
 
 def logs(
-    ref: Annotated[str, typer.Argument(help="Task id or name.")],
+    ref: Annotated[str, typer.Argument(help="Task id or name.")] = "",
+    selector: Annotated[
+        str,
+        typer.Option(
+            "--selector", "-l", help="Every task with these labels (k=v,...), lines prefixed."
+        ),
+    ] = "",
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
-    tail: Annotated[int, typer.Option(help="Only the last N lines (0 = all).", min=0)] = 0,
+    tail: Annotated[
+        int, typer.Option(help="Only the last N lines (0 = all), per task with -l.", min=0)
+    ] = 0,
     manager: ManagerOption = DEFAULT_TARGET,
 ) -> None:
-    """Print a task's output (stdout and stderr as written)."""
+    """Print a task's output, or with -l every matching task's, merged (like stern)."""
+    if bool(ref) == bool(selector):
+        parse_or_exit(_one_of_ref_or_selector)
 
     async def go(client: Client) -> None:
-        task = await client.find_task(ref)
         sink = sys.stdout.buffer
-        async for chunk in client.logs(task.id, tail=tail, follow=follow):
+        if selector:
+            chunks = client.merged_logs(selector, tail=tail, follow=follow)
+        else:
+            task = await client.find_task(ref)
+            chunks = client.logs(task.id, tail=tail, follow=follow)
+        async for chunk in chunks:
             sink.write(chunk)
             sink.flush()
 
     with_client(manager, go)
+
+
+def _one_of_ref_or_selector() -> None:
+    raise ValidationError("selector", "give either a task (id or name) or --selector/-l")
 
 
 def events(

@@ -554,6 +554,58 @@ class GetTaskLogsResponse(_message.Message):
 Global___GetTaskLogsResponse: _TypeAlias = GetTaskLogsResponse  # noqa: Y015
 
 @_typing.final
+class GetLogsRequest(_message.Message):
+    """GetLogsRequest selects the tasks whose output is merged."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    TAIL_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    selector: _builtins.str
+    """Tasks carrying all of these labels ("app=web,tier=front"); empty means every task."""
+    tail: _builtins.int
+    """Last lines of each attempt already running; 0 means all that is kept."""
+    follow: _builtins.bool
+    """Keep the stream open: new output, and tasks that start later, join it."""
+    def __init__(
+        self,
+        *,
+        selector: _builtins.str = ...,
+        tail: _builtins.int = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "selector", b"selector", "tail", b"tail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLogsRequest: _TypeAlias = GetLogsRequest  # noqa: Y015
+
+@_typing.final
+class GetLogsResponse(_message.Message):
+    """GetLogsResponse is whole output lines, each prefixed with its task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """Lines such as "web-1 | listening on 8080\\n"."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLogsResponse: _TypeAlias = GetLogsResponse  # noqa: Y015
+
+@_typing.final
 class ListNodesRequest(_message.Message):
     """ListNodesRequest lists nodes."""
 

@@ -76,6 +76,11 @@ class ManagerServiceStub:
                 request_serializer=corral_dot_v1_dot_manager__pb2.GetTaskLogsRequest.SerializeToString,
                 response_deserializer=corral_dot_v1_dot_manager__pb2.GetTaskLogsResponse.FromString,
                 _registered_method=True)
+        self.GetLogs = channel.unary_stream(
+                '/corral.v1.ManagerService/GetLogs',
+                request_serializer=corral_dot_v1_dot_manager__pb2.GetLogsRequest.SerializeToString,
+                response_deserializer=corral_dot_v1_dot_manager__pb2.GetLogsResponse.FromString,
+                _registered_method=True)
         self.ListNodes = channel.unary_unary(
                 '/corral.v1.ManagerService/ListNodes',
                 request_serializer=corral_dot_v1_dot_manager__pb2.ListNodesRequest.SerializeToString,
@@ -166,6 +171,15 @@ class ManagerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLogs(self, request, context):
+        """GetLogs streams the output of every task matching a label selector, each
+        line prefixed with the task's name ("web-1 | ...", "web-1#2 | ..." for a
+        restarted task's second attempt); with follow, tasks that start later join.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNodes(self, request, context):
         """ListNodes returns every registered node.
         """
@@ -246,6 +260,11 @@ def add_ManagerServiceServicer_to_server(servicer, server):
                     servicer.GetTaskLogs,
                     request_deserializer=corral_dot_v1_dot_manager__pb2.GetTaskLogsRequest.FromString,
                     response_serializer=corral_dot_v1_dot_manager__pb2.GetTaskLogsResponse.SerializeToString,
+            ),
+            'GetLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetLogs,
+                    request_deserializer=corral_dot_v1_dot_manager__pb2.GetLogsRequest.FromString,
+                    response_serializer=corral_dot_v1_dot_manager__pb2.GetLogsResponse.SerializeToString,
             ),
             'ListNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNodes,
@@ -491,6 +510,33 @@ class ManagerService:
             '/corral.v1.ManagerService/GetTaskLogs',
             corral_dot_v1_dot_manager__pb2.GetTaskLogsRequest.SerializeToString,
             corral_dot_v1_dot_manager__pb2.GetTaskLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/corral.v1.ManagerService/GetLogs',
+            corral_dot_v1_dot_manager__pb2.GetLogsRequest.SerializeToString,
+            corral_dot_v1_dot_manager__pb2.GetLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

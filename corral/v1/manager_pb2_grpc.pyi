@@ -54,6 +54,11 @@ class ManagerServiceStub:
     """WatchEvents streams every change from from_index on, then follows new ones."""
     GetTaskLogs: _grpc.UnaryStreamMultiCallable[_manager_pb2.GetTaskLogsRequest, _manager_pb2.GetTaskLogsResponse]
     """GetTaskLogs streams a task's output, proxied from the worker that ran it."""
+    GetLogs: _grpc.UnaryStreamMultiCallable[_manager_pb2.GetLogsRequest, _manager_pb2.GetLogsResponse]
+    """GetLogs streams the output of every task matching a label selector, each
+    line prefixed with the task's name ("web-1 | ...", "web-1#2 | ..." for a
+    restarted task's second attempt); with follow, tasks that start later join.
+    """
     ListNodes: _grpc.UnaryUnaryMultiCallable[_manager_pb2.ListNodesRequest, _manager_pb2.ListNodesResponse]
     """ListNodes returns every registered node."""
     GetNode: _grpc.UnaryUnaryMultiCallable[_manager_pb2.GetNodeRequest, _manager_pb2.GetNodeResponse]
@@ -96,6 +101,11 @@ class ManagerServiceAsyncStub(ManagerServiceStub):
     """WatchEvents streams every change from from_index on, then follows new ones."""
     GetTaskLogs: _aio.UnaryStreamMultiCallable[_manager_pb2.GetTaskLogsRequest, _manager_pb2.GetTaskLogsResponse]  # type: ignore[assignment]
     """GetTaskLogs streams a task's output, proxied from the worker that ran it."""
+    GetLogs: _aio.UnaryStreamMultiCallable[_manager_pb2.GetLogsRequest, _manager_pb2.GetLogsResponse]  # type: ignore[assignment]
+    """GetLogs streams the output of every task matching a label selector, each
+    line prefixed with the task's name ("web-1 | ...", "web-1#2 | ..." for a
+    restarted task's second attempt); with follow, tasks that start later join.
+    """
     ListNodes: _aio.UnaryUnaryMultiCallable[_manager_pb2.ListNodesRequest, _manager_pb2.ListNodesResponse]  # type: ignore[assignment]
     """ListNodes returns every registered node."""
     GetNode: _aio.UnaryUnaryMultiCallable[_manager_pb2.GetNodeRequest, _manager_pb2.GetNodeResponse]  # type: ignore[assignment]
@@ -183,6 +193,17 @@ class ManagerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_manager_pb2.GetTaskLogsResponse], _abc.AsyncIterator[_manager_pb2.GetTaskLogsResponse]]:
         """GetTaskLogs streams a task's output, proxied from the worker that ran it."""
+
+    @_abc_1.abstractmethod
+    def GetLogs(
+        self,
+        request: _manager_pb2.GetLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_manager_pb2.GetLogsResponse], _abc.AsyncIterator[_manager_pb2.GetLogsResponse]]:
+        """GetLogs streams the output of every task matching a label selector, each
+        line prefixed with the task's name ("web-1 | ...", "web-1#2 | ..." for a
+        restarted task's second attempt); with follow, tasks that start later join.
+        """
 
     @_abc_1.abstractmethod
     def ListNodes(
