@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import eventually
 from typer.testing import CliRunner
+from waiting import eventually
 
 from corral.cli import main
 from corral.client import Client
