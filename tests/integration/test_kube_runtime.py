@@ -102,7 +102,7 @@ async def test_job_spec_states_logs(fake: FakeKube, runtime: KubernetesRuntime) 
     fake.set_pod(NS, pod, "Running")
     ref = AttemptRef(TaskId("t-1"), 1)
     # Output appears while the pod runs (followed, not fetched at the end).
-    path = runtime._logs.path("t-1", 1)
+    path = runtime._logs.store.path("t-1", 1)
     await fake.await_for(lambda: path.exists() and b"Zen" in path.read_bytes())
     fake.write_log(NS, pod, b"Beautiful is better than ugly.\n")
     fake.set_pod(NS, pod, "Succeeded", exit_code=0)
