@@ -35,10 +35,8 @@ import json
 import logging
 import os
 import signal
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -48,6 +46,13 @@ from worker.config import WorkerConfig
 from worker.logfiles import LogStore, read_log
 from worker.runtimes import launching
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started
+from worker.runtimes.processes import (
+    ProcessAttempt,
+    alive,
+    memory_limit,
+    same_process,
+    write_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +61,6 @@ KEEP_ENDED = 1000
 STARTUP_WINDOW = 1.0
 RETERM_AFTER = 0.2
 LOG_ENFORCE_EVERY = 1.0
-
-
-@dataclass
-class _Running:
-    ref: AttemptRef
-    pid: int
-    log_path: Path
-    meta_path: Path
-    status_path: Path
-    spec: TaskSpec | None
-    # Our child when we spawned it; None for adopted processes (not our children).
-    exited: asyncio.Future[int] | None = None
-    unwatch: Callable[[], None] | None = None
-    adopted: bool = False
-    stopping: bool = False
-    ps: psutil.Process | None = None
-    ended: Exit | None = None
-    ending: asyncio.Future[Exit] | None = None
-    # Loop time of the spawn (0 for adopted attempts: long past their start).
-    spawned_at: float = 0.0
 
 
 def create(config: WorkerConfig) -> ProcessRuntime:
@@ -89,7 +74,7 @@ class ProcessRuntime:
     def __init__(self, root: Path, logs: LogStore) -> None:
         self.root = root
         self.logstore = logs
-        self._attempts: dict[str, _Running] = {}
+        self._attempts: dict[str, ProcessAttempt] = {}
         self._ended: deque[str] = deque()
         self._root_made = False
         self._enforcer: asyncio.Task[None] | None = None
@@ -126,14 +111,14 @@ class ProcessRuntime:
         finally:
             os.close(fd)
         meta_path = self.root / f"{ref.key}.json"
-        run = _Running(ref, proc.pid, log_path, meta_path, status_path, spec)
+        run = ProcessAttempt(ref, proc.pid, log_path, meta_path, status_path, spec)
         run.spawned_at = asyncio.get_running_loop().time()
         run.exited, run.unwatch = launching.watch_exit(proc.pid)
         self._attempts[ref.key] = run
         # Written right after RUNNING is reported rather than before: reading the
         # new process's create time is a third of the start's cost. A worker that
         # dies in between (microseconds) leaves a process it cannot adopt.
-        asyncio.get_running_loop().call_soon(_write_meta, run)
+        asyncio.get_running_loop().call_soon(write_record, run)
         self._ensure_enforcer()
         return self._started(spec)
 
@@ -153,13 +138,13 @@ class ProcessRuntime:
             return Exit(None, "unknown attempt")
         return await asyncio.shield(self._ending(run))
 
-    def _ending(self, run: _Running) -> asyncio.Future[Exit]:
+    def _ending(self, run: ProcessAttempt) -> asyncio.Future[Exit]:
         """One watcher per attempt, however many callers wait (supervisor, stop, logs)."""
         if run.ending is None:
             run.ending = asyncio.ensure_future(self._watch(run))
         return run.ending
 
-    async def _watch(self, run: _Running) -> Exit:
+    async def _watch(self, run: ProcessAttempt) -> Exit:
         if run.ended is None:
             run.ended = await (self._wait_adopted(run) if run.adopted else self._wait_child(run))
             self._forget_files(run)
@@ -172,24 +157,24 @@ class ProcessRuntime:
         while len(self._ended) > KEEP_ENDED:
             self._attempts.pop(self._ended.popleft(), None)
 
-    async def _wait_child(self, run: _Running) -> Exit:
+    async def _wait_child(self, run: ProcessAttempt) -> Exit:
         assert run.exited is not None
         status = await asyncio.shield(run.exited)
         launching.kill_group(run.pid, signal.SIGKILL)  # leftovers the task started in its group
         self.logstore.enforce_limit(run.log_path)
         if status >= 0:
-            return launching.exit_from_code(status, memory=_memory(run.spec))
+            return launching.exit_from_code(status, memory=memory_limit(run.spec))
         sig = -status
         # The launcher itself was killed (SIGKILL on stop or by the OOM killer).
         return Exit(128 + sig, launching.signal_message(sig, stopping=run.stopping))
 
-    async def _wait_adopted(self, run: _Running) -> Exit:
+    async def _wait_adopted(self, run: ProcessAttempt) -> Exit:
         # Not our child: no pidfd wait is possible after the parent changed, so poll.
-        while _alive(run):  # noqa: ASYNC110
+        while alive(run):  # noqa: ASYNC110
             await asyncio.sleep(ADOPTED_POLL)
         return self._status_from_file(run)
 
-    def _status_from_file(self, run: _Running) -> Exit:
+    def _status_from_file(self, run: ProcessAttempt) -> Exit:
         try:
             code = int(run.status_path.read_text().strip())
         except (OSError, ValueError):
@@ -197,7 +182,7 @@ class ProcessRuntime:
                 return Exit(137, "killed by SIGKILL")
             # The launcher was killed before it could record how argv ended.
             return Exit(None, "process ended while the worker was away; exit status unknown")
-        return launching.exit_from_code(code, memory=_memory(run.spec))
+        return launching.exit_from_code(code, memory=memory_limit(run.spec))
 
     async def stop(self, ref: AttemptRef, grace: float) -> None:
         run = self._attempts.get(ref.key)
@@ -306,7 +291,7 @@ class ProcessRuntime:
             return None
         if ref.key in self._attempts:
             return None
-        run = _Running(
+        run = ProcessAttempt(
             ref,
             int(meta["pid"]),
             Path(meta["log"]),
@@ -315,7 +300,7 @@ class ProcessRuntime:
             None,
             adopted=True,
         )
-        run.ps = _same_process(run.pid, float(meta["create_time"]))
+        run.ps = same_process(run.pid, float(meta["create_time"]))
         self._attempts[ref.key] = run
         # The status file is written once argv has ended: a launcher still alive
         # then is only about to exit.
@@ -328,7 +313,7 @@ class ProcessRuntime:
 
     # -- housekeeping ----------------------------------------------------------
 
-    def _forget_files(self, run: _Running) -> None:
+    def _forget_files(self, run: ProcessAttempt) -> None:
         run.meta_path.unlink(missing_ok=True)
         run.status_path.unlink(missing_ok=True)
 
@@ -369,44 +354,3 @@ async def _ends_within(ending: asyncio.Future[Exit], seconds: float) -> bool:
     """Wait up to ``seconds`` without cancelling ``ending`` (asyncio.wait never does)."""
     done, _ = await asyncio.wait({ending}, timeout=seconds)
     return bool(done)
-
-
-def _same_process(pid: int, create_time: float) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
-            return proc
-    except psutil.Error:
-        pass
-    return None
-
-
-def _alive(run: _Running) -> bool:
-    try:
-        return (
-            run.ps is not None and run.ps.is_running() and run.ps.status() != psutil.STATUS_ZOMBIE
-        )
-    except psutil.Error:
-        return False
-
-
-def _write_meta(run: _Running) -> None:
-    try:
-        create_time = psutil.Process(run.pid).create_time()
-    except psutil.Error:  # already gone: nothing to adopt later
-        return
-    record = {
-        "task_id": run.ref.task_id,
-        "generation": run.ref.generation,
-        "pid": run.pid,
-        "create_time": create_time,
-        "log": str(run.log_path),
-        "written_at": time.time(),
-    }
-    tmp = run.meta_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(run.meta_path)
-
-
-def _memory(spec: TaskSpec | None) -> int:
-    return spec.resources.memory_bytes if spec else 0
