@@ -290,7 +290,8 @@ def up(
         str | None, typer.Option(help="Runtime of environments.")
     ] = None,
     schedules: Annotated[
-        str | None, typer.Option(help="Schedules file(s), comma-separated, merged in order.")
+        list[str] | None,
+        typer.Option(help="Schedules file(s), merged in order (repeat or comma-separate)."),
     ] = None,
     environments_domain: Annotated[
         str | None, typer.Option(help="Ingress domain of environments ({replId}.DOMAIN).")
@@ -341,7 +342,7 @@ def up(
                 jobs_runtime=jobs_runtime,
                 jobs_image=jobs_image,
                 environments_runtime=environments_runtime,
-                schedules_file=schedules,
+                schedules_file=",".join(schedules) if schedules else None,
                 environments_namespace=namespace,
                 environments_domain=environments_domain,
                 environment_templates=environment_templates,
