@@ -29,7 +29,7 @@ from corral.environments import Environment
 from corral.errors import DeadlineExceeded, NotFound, ValidationError
 from corral.explanations import Explanation
 from corral.jobs import Job
-from corral.model import Event, Node, Task, TaskSpec, TaskState
+from corral.model import Attempt, Event, Node, Task, TaskSpec, TaskState
 from corral.schedules import Run, Schedule, ScheduleSpec
 from corral.serving import channel
 from corral.statuses import error_from
@@ -247,6 +247,12 @@ class Client:
                 if node.name == ref:
                     return node
             raise NotFound(f"no node with id or name {ref!r}") from None
+
+    async def task_attempts(self, id: str) -> list[Attempt]:
+        """The task's attempts, oldest first (the current one last)."""
+        request = manager_pb2.ListTaskAttemptsRequest(id=id)
+        reply = await self.call(self._manager.ListTaskAttempts, request)
+        return [convert.attempt_from(a) for a in reply.attempts]
 
     async def explain_task(self, id: str) -> Explanation:
         """Per node, whether the task fits and why not, and where it would go now."""

@@ -18,6 +18,7 @@ from corral.model import Event, Task, TaskId, TaskState
 from corral.serving import translate_errors
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
 from manager import traces, wirecache
+from manager.attempts import task_attempts
 from manager.control import NewTask, TaskQuery
 from manager.core import TaskManager
 from manager.explaining import explain_task
@@ -150,6 +151,15 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.ExplainTaskRequest, context: Context
     ) -> manager_pb2.ExplainTaskResponse:
         return convert.explanation_to(await explain_task(self.core, request.id))
+
+    @translate_errors
+    async def ListTaskAttempts(
+        self, request: manager_pb2.ListTaskAttemptsRequest, context: Context
+    ) -> manager_pb2.ListTaskAttemptsResponse:
+        attempts = await task_attempts(self.core, request.id)
+        return manager_pb2.ListTaskAttemptsResponse(
+            attempts=[convert.attempt_to(a) for a in attempts]
+        )
 
     @translate_errors
     async def WatchEvents(

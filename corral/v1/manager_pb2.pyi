@@ -286,6 +286,52 @@ class StopTaskResponse(_message.Message):
 Global___StopTaskResponse: _TypeAlias = StopTaskResponse  # noqa: Y015
 
 @_typing.final
+class ListTaskAttemptsRequest(_message.Message):
+    """ListTaskAttemptsRequest names the task."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Task id or name."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTaskAttemptsRequest: _TypeAlias = ListTaskAttemptsRequest  # noqa: Y015
+
+@_typing.final
+class ListTaskAttemptsResponse(_message.Message):
+    """ListTaskAttemptsResponse lists a task's attempts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Attempt]:
+        """Oldest first; the last is the current one when the task is placed."""
+
+    def __init__(
+        self,
+        *,
+        attempts: _abc.Iterable[_types_pb2.Attempt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTaskAttemptsResponse: _TypeAlias = ListTaskAttemptsResponse  # noqa: Y015
+
+@_typing.final
 class ExplainTaskRequest(_message.Message):
     """ExplainTaskRequest names the task to explain."""
 

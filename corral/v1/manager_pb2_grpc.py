@@ -66,6 +66,11 @@ class ManagerServiceStub:
                 request_serializer=corral_dot_v1_dot_manager__pb2.ExplainTaskRequest.SerializeToString,
                 response_deserializer=corral_dot_v1_dot_manager__pb2.ExplainTaskResponse.FromString,
                 _registered_method=True)
+        self.ListTaskAttempts = channel.unary_unary(
+                '/corral.v1.ManagerService/ListTaskAttempts',
+                request_serializer=corral_dot_v1_dot_manager__pb2.ListTaskAttemptsRequest.SerializeToString,
+                response_deserializer=corral_dot_v1_dot_manager__pb2.ListTaskAttemptsResponse.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/corral.v1.ManagerService/WatchEvents',
                 request_serializer=corral_dot_v1_dot_manager__pb2.WatchEventsRequest.SerializeToString,
@@ -152,6 +157,14 @@ class ManagerServiceServicer:
         """ExplainTask says, for every node, whether the task fits there and each
         reason it does not, and where placement would put it now: a dry run that
         changes nothing (like `nomad job plan`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTaskAttempts(self, request, context):
+        """ListTaskAttempts returns every attempt of a task, oldest first: the ended
+        ones as stored and the current one as it stands (the UI's timeline).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -250,6 +263,11 @@ def add_ManagerServiceServicer_to_server(servicer, server):
                     servicer.ExplainTask,
                     request_deserializer=corral_dot_v1_dot_manager__pb2.ExplainTaskRequest.FromString,
                     response_serializer=corral_dot_v1_dot_manager__pb2.ExplainTaskResponse.SerializeToString,
+            ),
+            'ListTaskAttempts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskAttempts,
+                    request_deserializer=corral_dot_v1_dot_manager__pb2.ListTaskAttemptsRequest.FromString,
+                    response_serializer=corral_dot_v1_dot_manager__pb2.ListTaskAttemptsResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -456,6 +474,33 @@ class ManagerService:
             '/corral.v1.ManagerService/ExplainTask',
             corral_dot_v1_dot_manager__pb2.ExplainTaskRequest.SerializeToString,
             corral_dot_v1_dot_manager__pb2.ExplainTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTaskAttempts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.ManagerService/ListTaskAttempts',
+            corral_dot_v1_dot_manager__pb2.ListTaskAttemptsRequest.SerializeToString,
+            corral_dot_v1_dot_manager__pb2.ListTaskAttemptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,10 @@ class ManagerServiceStub:
     reason it does not, and where placement would put it now: a dry run that
     changes nothing (like `nomad job plan`).
     """
+    ListTaskAttempts: _grpc.UnaryUnaryMultiCallable[_manager_pb2.ListTaskAttemptsRequest, _manager_pb2.ListTaskAttemptsResponse]
+    """ListTaskAttempts returns every attempt of a task, oldest first: the ended
+    ones as stored and the current one as it stands (the UI's timeline).
+    """
     WatchEvents: _grpc.UnaryStreamMultiCallable[_manager_pb2.WatchEventsRequest, _manager_pb2.WatchEventsResponse]
     """WatchEvents streams every change from from_index on, then follows new ones."""
     GetTaskLogs: _grpc.UnaryStreamMultiCallable[_manager_pb2.GetTaskLogsRequest, _manager_pb2.GetTaskLogsResponse]
@@ -96,6 +100,10 @@ class ManagerServiceAsyncStub(ManagerServiceStub):
     """ExplainTask says, for every node, whether the task fits there and each
     reason it does not, and where placement would put it now: a dry run that
     changes nothing (like `nomad job plan`).
+    """
+    ListTaskAttempts: _aio.UnaryUnaryMultiCallable[_manager_pb2.ListTaskAttemptsRequest, _manager_pb2.ListTaskAttemptsResponse]  # type: ignore[assignment]
+    """ListTaskAttempts returns every attempt of a task, oldest first: the ended
+    ones as stored and the current one as it stands (the UI's timeline).
     """
     WatchEvents: _aio.UnaryStreamMultiCallable[_manager_pb2.WatchEventsRequest, _manager_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """WatchEvents streams every change from from_index on, then follows new ones."""
@@ -176,6 +184,16 @@ class ManagerServiceServicer(metaclass=_abc_1.ABCMeta):
         """ExplainTask says, for every node, whether the task fits there and each
         reason it does not, and where placement would put it now: a dry run that
         changes nothing (like `nomad job plan`).
+        """
+
+    @_abc_1.abstractmethod
+    def ListTaskAttempts(
+        self,
+        request: _manager_pb2.ListTaskAttemptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_manager_pb2.ListTaskAttemptsResponse, _abc.Awaitable[_manager_pb2.ListTaskAttemptsResponse]]:
+        """ListTaskAttempts returns every attempt of a task, oldest first: the ended
+        ones as stored and the current one as it stands (the UI's timeline).
         """
 
     @_abc_1.abstractmethod
