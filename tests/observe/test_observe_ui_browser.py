@@ -1,0 +1,195 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright.
+
+What a person would do: open /ui/, submit a task from the form and watch it
+reach COMPLETED without reloading, read its logs, see why a task waits,
+stop a running task, drain and undrain the node. Screenshots of each step go
+to a folder the test prints (``CORRAL_UI_SCREENSHOTS`` chooses it).
+
+Without Chromium (or Playwright) these tests skip, unless ``CI`` is set:
+then they fail, so a CI machine cannot pass them by lacking a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from observe_stack import Stack, stack
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 30_000
+
+
+def _require_browser() -> Any:
+    missing = ""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        missing = "the playwright package is not installed"
+    if not missing and not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        missing = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need a browser in CI: {missing}")
+        pytest.skip(missing)
+    return async_playwright
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CORRAL_UI_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nUI screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+    async_playwright = _require_browser()
+    async with async_playwright() as p:
+        # Its own empty profile: nothing from another run (tokens, cache) leaks in.
+        context = await p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def open_ui(context: Any, s: Stack) -> Any:
+    page = context.pages[0] if context.pages else await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.errors = errors
+    await page.goto(f"http://127.0.0.1:{s.gateway.port}/ui/")
+    await page.wait_for_selector("[data-testid=live].on", timeout=WAIT_MS)
+    # Set once: a reload would lose it, so it proves the page updated in place.
+    await page.evaluate("window.__corralNoReload = true")
+    return page
+
+
+async def still_same_page(page: Any) -> None:
+    assert await page.evaluate("window.__corralNoReload === true"), "the page was reloaded"
+    assert page.errors == [], page.errors
+
+
+async def submit_form(page: Any, name: str, command: str, constraints: str = "") -> None:
+    await page.click("a[data-nav=submit]")
+    await page.fill("#f-name", name)
+    await page.fill("#f-command", command)
+    if constraints:
+        await page.fill("#f-constraints", constraints)
+    await page.click("[data-testid=submit-task]")
+
+
+async def test_submit_watch_complete_and_read_logs(
+    tmp_path: Path, browser: Any, shots: Path
+) -> None:
+    async with stack(tmp_path) as s:
+        page = await open_ui(browser, s)
+        await page.screenshot(path=str(shots / "01-tasks-empty.png"))
+        await submit_form(
+            page, "hello-ui", "sh -c 'echo hello from the browser; sleep 1; echo bye'"
+        )
+        # The detail page follows the task through the event stream: no reload.
+        state = page.locator("[data-testid=detail-state]")
+        await (
+            state.filter(has_text="RUNNING")
+            .or_(state.filter(has_text="COMPLETED"))
+            .wait_for(timeout=WAIT_MS)
+        )
+        await state.filter(has_text="COMPLETED").wait_for(timeout=WAIT_MS)
+        logs = page.locator("[data-testid=logs]")
+        await logs.filter(has_text="bye").wait_for(timeout=WAIT_MS)
+        assert (await logs.inner_text()).startswith("hello from the browser\nbye")
+        attempts = page.locator("[data-testid=attempts]")
+        await attempts.filter(has_text="COMPLETED").wait_for(timeout=WAIT_MS)
+        await page.screenshot(path=str(shots / "02-task-completed.png"), full_page=True)
+
+        # The list shows it too, filtered by state and found by search.
+        await page.click("a[data-nav=tasks]")
+        await page.click("[data-testid=state-filters] [data-state=COMPLETED]")
+        await page.fill("[data-testid=task-search]", "hello-ui")
+        row = page.locator("tr[data-task=hello-ui]")
+        await row.locator("[data-testid=task-state]", has_text="COMPLETED").wait_for(
+            timeout=WAIT_MS
+        )
+        await page.click("[data-testid=state-filters] [data-state=FAILED]")
+        await row.wait_for(state="detached", timeout=WAIT_MS)
+        await page.screenshot(path=str(shots / "03-tasks-list.png"), full_page=True)
+        await still_same_page(page)
+
+
+async def test_a_pending_task_shows_its_reasons(tmp_path: Path, browser: Any, shots: Path) -> None:
+    async with stack(tmp_path, labels={"zone": "earth"}) as s:
+        page = await open_ui(browser, s)
+        await submit_form(page, "waits", "true", constraints="zone=mars")
+        summary = page.locator("[data-testid=explain-summary]")
+        await summary.filter(has_text="no node fits: 1 lacks label zone=mars").wait_for(
+            timeout=WAIT_MS
+        )
+        reason = page.locator("tr[data-node=w1] [data-kind=constraint]")
+        assert await reason.inner_text() == "needs zone=mars; has zone=earth"
+        await page.screenshot(path=str(shots / "04-pending-reasons.png"), full_page=True)
+        await still_same_page(page)
+
+
+async def test_stop_a_running_task_and_drain_the_node(
+    tmp_path: Path, browser: Any, shots: Path
+) -> None:
+    async with stack(tmp_path) as s:
+        page = await open_ui(browser, s)
+        await submit_form(page, "sleeper", "sleep 120")
+        state = page.locator("[data-testid=detail-state]")
+        await state.filter(has_text="RUNNING").wait_for(timeout=WAIT_MS)
+        await page.click("[data-testid=stop-task]")
+        await state.filter(has_text="STOPPED").wait_for(timeout=WAIT_MS)
+        await page.locator("[data-testid=stop-task]").wait_for(state="detached", timeout=WAIT_MS)
+        await page.screenshot(path=str(shots / "05-task-stopped.png"), full_page=True)
+
+        await page.click("a[data-nav=nodes]")
+        node = page.locator("tr[data-node=w1]")
+        await node.locator("[data-testid=heartbeat]", has_text="ago").wait_for(timeout=WAIT_MS)
+        await node.locator("[data-testid=drain]").click()
+        await node.locator("[data-testid=node-status]", has_text="DRAINING").wait_for(
+            timeout=WAIT_MS
+        )
+        await page.screenshot(path=str(shots / "06-node-draining.png"), full_page=True)
+        await node.locator("[data-testid=undrain]").click()
+        await node.locator("[data-testid=node-status]", has_text="READY").wait_for(timeout=WAIT_MS)
+        assert (await s.client.list_nodes())[0].status.value == "ready"
+        await still_same_page(page)
+
+
+async def test_a_job_from_the_form(tmp_path: Path, browser: Any, shots: Path) -> None:
+    async with stack(tmp_path) as s:
+        page = await open_ui(browser, s)
+        await page.click("a[data-nav=jobs]")
+        await page.fill("#job-cmd", "echo job done")
+        await page.click("[data-testid=job-form] button[type=submit]")
+        await page.locator("[data-testid=detail-state]", has_text="COMPLETED").wait_for(
+            timeout=WAIT_MS
+        )
+        await page.locator("[data-testid=logs]", has_text="job done").wait_for(timeout=WAIT_MS)
+        await page.click("a[data-nav=jobs]")
+        await page.locator("[data-testid=jobs] td", has_text="echo job done").wait_for(
+            timeout=WAIT_MS
+        )
+        await page.screenshot(path=str(shots / "07-jobs.png"), full_page=True)
+        await still_same_page(page)
