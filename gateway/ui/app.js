@@ -177,7 +177,11 @@ async function followEvents() {
     let buffer = "";
     try {
       const from = store.lastIndex ? `?from_index=${store.lastIndex + 1}` : "";
-      const opened = () => { live.className = "live on"; live.textContent = "live"; backoff = 500; };
+      const opened = () => {
+        live.className = "live on"; live.textContent = "live"; backoff = 500;
+        // Changes made before the stream opened are read once more, then it keeps up.
+        if (!from) loadTasks().then(() => view && view.reload && view.reload()).catch(() => {});
+      };
       await readStream(`/v1/events${from}`, (text) => {
         buffer += text;
         let cut;
@@ -283,12 +287,22 @@ function tasksView(main) {
   let pending = false;
   renderRows();
   return {
+    reload: renderRows,
     onEvent(e) {
       if (!e.task || pending) return;
       pending = true;
       requestAnimationFrame(() => { pending = false; renderRows(); });
     },
   };
+}
+
+// The later of two versions of a task (events and replies can cross).
+function newer(a, b) {
+  if (!a) return b;
+  if (!b) return a;
+  const key = (t) => [Number(t.status.generation || 0), Date.parse(t.status.updatedAt || 0) || 0];
+  const [ga, ua] = key(a), [gb, ub] = key(b);
+  return gb > ga || (gb === ga && ub > ua) ? b : a;
 }
 
 function secretSafe(spec) {
@@ -402,13 +416,14 @@ function taskView(main, id) {
     followLogs();
   }
 
-  api("GET", `/v1/tasks/${id}`).then((t) => { task = t; store.tasks.set(t.id, t); refresh(); })
+  // The reply may be older than an event that arrived while it travelled: keep the newer.
+  api("GET", `/v1/tasks/${id}`).then((t) => { task = newer(task, t); store.tasks.set(t.id, task); refresh(); })
     .catch((err) => head.replaceChildren(h("span", { class: "error" }, err.message)));
 
   return {
     onEvent(e) {
       if (!e.task || e.task.id !== id) return;
-      task = e.task;
+      task = newer(task, e.task);
       refresh();
     },
     close() { abort.abort(); },
@@ -612,10 +627,14 @@ function render() {
   learnVisibility(main);
 }
 
+async function loadTasks() {
+  const data = await api("GET", "/v1/tasks?page_size=500");
+  for (const t of data.tasks || []) store.tasks.set(t.id, newer(store.tasks.get(t.id), t));
+}
+
 async function start() {
   try {
-    const data = await api("GET", "/v1/tasks?page_size=500");
-    for (const t of data.tasks || []) store.tasks.set(t.id, t);
+    await loadTasks();
     const nodes = await api("GET", "/v1/nodes");
     for (const n of nodes.nodes || []) store.nodes.set(n.id, n);
   } catch (err) {
