@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from conftest import free_port
+from waiting import free_port
 
 otlp = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc")
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E402
