@@ -37,7 +37,8 @@ SETTLE_WAIT = 0.05
 
 
 class WorkerSession:
-    """The manager's side of one worker stream; the core sees it as an ``Outbox``."""
+    """The manager's end of one worker's session (``worker.session.ManagerSession`` is the
+    other end); the core sees it as an ``Outbox``."""
 
     def __init__(self, core: TaskManager, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.core = core

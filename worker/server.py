@@ -22,7 +22,7 @@ from worker.logfiles import LogStore
 from worker.metrics import AttemptMetrics
 from worker.runtimes import load_runtimes
 from worker.runtimes.base import Runtime
-from worker.session import Identity, Outbox, Session
+from worker.session import Identity, ManagerSession, Outbox
 from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class RunningWorker:
     port: int
     address: str
     capacity: Resources
-    session: Session
+    session: ManagerSession
     supervisor: Supervisor
     runtimes: dict[str, Runtime]
     _server: RunningServer
@@ -114,7 +114,7 @@ async def serve(config: WorkerConfig) -> RunningWorker:
         capacity=capacity,
         runtimes=tuple(runtimes),
     )
-    session = Session(
+    session = ManagerSession(
         manager=config.manager,
         identity=identity,
         supervisor=supervisor,

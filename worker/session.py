@@ -87,7 +87,10 @@ class Identity:
 StatsSource = Callable[[], Awaitable[NodeStats]]
 
 
-class Session:
+class ManagerSession:
+    """The worker's end of its session with the manager (``manager.sessions.WorkerSession``
+    is the other end): one stream at a time, dialled again with backoff."""
+
     def __init__(
         self,
         *,
