@@ -22,41 +22,31 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral import convert
-from corral.convert.environments import environment_from
-from corral.convert.jobs import job_from
-from corral.convert.schedules import run_from, schedule_from, spec_message
-from corral.environments import Environment
+from corral.calls.environments import EnvironmentCalls
+from corral.calls.jobs import JobCalls
+from corral.calls.schedules import ScheduleCalls
 from corral.errors import DeadlineExceeded, NotFound, ValidationError
 from corral.explanations import Explanation
-from corral.jobs import Job
 from corral.model import Attempt, Event, Node, Task, TaskSpec, TaskState
-from corral.schedules import Run, Schedule, ScheduleSpec
 from corral.serving import channel
 from corral.statuses import error_from
 from corral.v1 import (
-    environments_pb2,
     environments_pb2_grpc,
-    jobs_pb2,
     jobs_pb2_grpc,
     manager_pb2,
     manager_pb2_grpc,
-    schedules_pb2,
     schedules_pb2_grpc,
 )
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 10.0
-# StartEnvironment itself waits (bounded) for the environment to run.
-ENVIRONMENT_START_TIMEOUT = 90.0
-# RunScheduleOnce answers when the run is over: endpoints' timeouts plus placement.
-SCHEDULE_RUN_TIMEOUT = 600.0
 # Status codes worth a retry: the call never reached a live manager.
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 
 R = TypeVar("R")
 
 
-class Client:
+class Client(JobCalls, ScheduleCalls, EnvironmentCalls):
     """Async client of a Corral manager. Use as ``async with Client(target) as c``."""
 
     def __init__(
@@ -267,114 +257,6 @@ class Client:
         request = manager_pb2.UndrainNodeRequest(id=id)
         reply = await self.call(self._manager.UndrainNode, request)
         return convert.node_from(reply.node)
-
-    # -- jobs ------------------------------------------------------------------
-
-    async def run_job(self, cmd: str | None = None, *, name: str = "") -> Job:
-        """Run ``sh -c cmd`` to completion (the manager's default command when None)."""
-        request = jobs_pb2.RunJobRequest(name=name)
-        if cmd is not None:
-            request.cmd = cmd
-        reply = await self.call(self._jobs.RunJob, request, idempotent=False)
-        return job_from(reply.job)
-
-    async def get_job(self, name: str) -> Job:
-        reply = await self.call(self._jobs.GetJob, jobs_pb2.GetJobRequest(name=name))
-        return job_from(reply.job)
-
-    async def list_jobs(self) -> list[Job]:
-        reply = await self.call(self._jobs.ListJobs, jobs_pb2.ListJobsRequest())
-        return [job_from(j) for j in reply.jobs]
-
-    async def job_logs(
-        self, name: str, *, tail: int = 0, follow: bool = False
-    ) -> AsyncIterator[bytes]:
-        """A job's output (kept after it ends); ``follow`` lasts until it ends."""
-        request = jobs_pb2.GetJobLogsRequest(name=name, follow=follow, tail=tail)
-        async for chunk in self.stream(self._jobs.GetJobLogs, request):
-            yield bytes(chunk.data)
-
-    # -- schedules ---------------------------------------------------------------
-
-    async def create_schedule(self, spec: ScheduleSpec) -> Schedule:
-        request = schedules_pb2.CreateScheduleRequest(schedule=spec_message(spec))
-        reply = await self.call(self._schedules.CreateSchedule, request, idempotent=False)
-        return schedule_from(reply.schedule)
-
-    async def get_schedule(self, name: str) -> Schedule:
-        request = schedules_pb2.GetScheduleRequest(name=name)
-        return schedule_from((await self.call(self._schedules.GetSchedule, request)).schedule)
-
-    async def list_schedules(self) -> list[Schedule]:
-        request = schedules_pb2.ListSchedulesRequest()
-        reply = await self.call(self._schedules.ListSchedules, request)
-        return [schedule_from(s) for s in reply.schedules]
-
-    async def delete_schedule(self, name: str) -> None:
-        """Delete a schedule and its runs (its loop and run in progress are stopped)."""
-        request = schedules_pb2.DeleteScheduleRequest(name=name)
-        await self.call(self._schedules.DeleteSchedule, request, idempotent=False)
-
-    async def start_schedule(self, name: str) -> Schedule:
-        request = schedules_pb2.StartScheduleRequest(name=name)
-        reply = await self.call(self._schedules.StartSchedule, request, idempotent=False)
-        return schedule_from(reply.schedule)
-
-    async def stop_schedule(self, name: str) -> Schedule:
-        request = schedules_pb2.StopScheduleRequest(name=name)
-        reply = await self.call(self._schedules.StopSchedule, request, idempotent=False)
-        return schedule_from(reply.schedule)
-
-    async def run_schedule_once(self, name: str, *, timeout: float = SCHEDULE_RUN_TIMEOUT) -> Run:
-        """Run a (not running) schedule's action now; the run once it is over."""
-        request = schedules_pb2.RunScheduleOnceRequest(name=name)
-        reply = await self.call(
-            self._schedules.RunScheduleOnce, request, idempotent=False, timeout=timeout
-        )
-        return run_from(reply.run)
-
-    async def list_runs(self, name: str) -> list[Run]:
-        """A schedule's kept runs, newest first."""
-        reply = await self.call(self._schedules.ListRuns, schedules_pb2.ListRunsRequest(name=name))
-        return [run_from(r) for r in reply.runs]
-
-    async def get_run(self, name: str, run_id: str) -> Run:
-        request = schedules_pb2.GetRunRequest(name=name, run_id=run_id)
-        return run_from((await self.call(self._schedules.GetRun, request)).run)
-
-    # -- environments ----------------------------------------------------------
-
-    async def start_environment(
-        self,
-        repl_id: str,
-        language: str,
-        *,
-        tenant: str = "",
-        timeout: float = ENVIRONMENT_START_TIMEOUT,
-    ) -> tuple[Environment, bool]:
-        """Start a project's environment (idempotent) and wait until it runs; True when
-        this call created it."""
-        request = environments_pb2.StartEnvironmentRequest(
-            repl_id=repl_id, language=language, tenant=tenant
-        )
-        reply = await self.call(self._environments.StartEnvironment, request, timeout=timeout)
-        return environment_from(reply.environment), reply.created
-
-    async def stop_environment(self, repl_id: str) -> None:
-        """Stop an environment and remove what it made."""
-        request = environments_pb2.StopEnvironmentRequest(repl_id=repl_id)
-        await self.call(self._environments.StopEnvironment, request)
-
-    async def get_environment(self, repl_id: str) -> Environment:
-        request = environments_pb2.GetEnvironmentRequest(repl_id=repl_id)
-        reply = await self.call(self._environments.GetEnvironment, request)
-        return environment_from(reply.environment)
-
-    async def list_environments(self) -> list[Environment]:
-        """Environments, stopped ones left out."""
-        request = environments_pb2.ListEnvironmentsRequest()
-        reply = await self.call(self._environments.ListEnvironments, request)
-        return [environment_from(e) for e in reply.environments]
 
     # -- health ----------------------------------------------------------------
 
