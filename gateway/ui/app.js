@@ -388,6 +388,7 @@ function taskView(main, id) {
 
   async function followLogs() {
     const generation = Number(task.status.generation || 0);
+    if (!generation && !logs.textContent) logs.textContent = "(not placed yet: no output)";
     if (!generation || logsRunning || generation === logGeneration) return;
     logGeneration = generation; logsRunning = true;
     logs.textContent = "";

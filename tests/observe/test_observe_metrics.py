@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 import httpx
 import pytest
 from observe_stack import sample, stack
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.parser import text_string_to_metric_families
 
 from corral import metrics
 from corral.errors import ValidationError
@@ -107,3 +110,28 @@ def test_a_bad_listen_address_names_the_field(listen: str) -> None:
     with pytest.raises(ValidationError) as err:
         metrics.split_listen(listen, "manager_metrics_listen")
     assert err.value.field == "manager_metrics_listen"
+
+
+SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "gauge": (),
+    "unknown": (),
+}
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "corral-dashboard.json"
+
+
+async def test_the_grafana_dashboard_plots_only_metrics_that_exist(tmp_path: Path) -> None:
+    async with stack(tmp_path) as s:
+        task = await s.client.submit(TaskSpec(name="hello", command=("echo", "hello")))
+        await s.client.wait(task.id, timeout=30)
+        exposed: set[str] = set()
+        for port in (s.manager.metrics_port, s.worker.metrics_port, s.gateway.metrics_port):
+            reply = await s.http.get(f"http://127.0.0.1:{port}/metrics")
+            for family in text_string_to_metric_families(reply.text):
+                exposed |= {family.name, *(f"{family.name}{x}" for x in SUFFIXES[family.type])}
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", ())]
+    used = {name for expr in exprs for name in re.findall(r"\bcorral_[a-z_]+", expr)}
+    assert len(used) >= 20
+    assert used <= exposed, sorted(used - exposed)
