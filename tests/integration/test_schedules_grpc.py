@@ -242,3 +242,17 @@ async def test_a_bad_schedules_file_names_the_file_and_the_key(tmp_path: Path) -
         await ext.start()
     assert err.value.field == f"{path}: CronJobSettings.EndHour"
     await ext.close()
+
+
+async def test_the_files_schedule_is_running_from_boot(tmp_path: Path) -> None:
+    async with Endpoints() as ep:
+        settings = appsettings(ep, tmp_path / "appsettings.json", interval="01:00:00")
+        config = ManagerConfig(data_dir=tmp_path, schedules_file=(settings,))
+        async for s in _stack(config, ep):
+            r = await s.http.get("/api/cronjob/status")
+            assert (r.status_code, r.json()) == (200, {"status": "Running"})
+            got = await s.stub.GetSchedule(pb.GetScheduleRequest(name="default"))
+            assert got.schedule.interval_after_run and got.schedule.window.HasField("end_time")
+            assert got.schedule.window.end_time.seconds == 86399
+            r = await s.http.get("/api/cronjob/run-once")
+            assert r.status_code == 409
