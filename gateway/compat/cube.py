@@ -22,16 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from corral import convert
-from corral.cube import (
-    CUBE,
-    GOKUBE,
-    CubeError,
-    Dialect,
-    cube_node,
-    cube_stats,
-    cube_task,
-    parse_event,
-)
+from corral.cube import CUBE, GOKUBE, CubeError, Dialect, parse_event
+from corral.cube_shapes import cube_node, cube_stats, cube_task
 from corral.model import Node, Task
 from corral.v1 import manager_pb2
 from gateway import upstream

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from corral.cube import CubeError, cube_task, go_time, normalise_name, parse_event
+from corral.cube import CubeError, normalise_name, parse_event
+from corral.cube_shapes import cube_task, go_time
 from corral.model import (
     HealthCheck,
     HttpProbe,
