@@ -101,7 +101,13 @@ function argv(line) {
   return out;
 }
 
+// A response body for people: JSON indented, other text as it came, bytes decoded.
 function bodyText(result) {
+  const text = rawBody(result);
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch (err) { return text; }
+}
+
+function rawBody(result) {
   if (result.bodyText) return result.bodyText;
   if (!result.body) return "";
   try {
@@ -550,7 +556,7 @@ function environmentsView(main) {
   async function load() {
     try {
       const data = await api("GET", "/v1/environments");
-      body.replaceChildren(...(data.environments || []).map((e) => h("tr", { class: "clickable", onclick: () => { if (e.taskId) location.hash = `#/tasks/${e.taskId}`; } },
+      body.replaceChildren(...(data.environments || []).map((e) => h("tr", { class: "clickable", "data-env": e.replId, onclick: () => { if (e.taskId) location.hash = `#/tasks/${e.taskId}`; } },
         h("td", {}, e.replId), h("td", {}, e.language), h("td", {}, e.runtime), h("td", {}, badge(short(e.state, "TASK_STATE_")), " ", h("span", { class: "muted" }, e.message || "")),
         h("td", { class: "mono" }, e.host || ""), h("td", { class: "mono" }, (e.ports || []).map((p) => `${p.hostPort}→${p.containerPort}`).join(", ")),
         h("td", { class: "muted" }, when(e.createdAt)))));

@@ -63,7 +63,11 @@ def sample(
 
 @asynccontextmanager
 async def stack(
-    tmp_path: Path, *, labels: Mapping[str, str] | None = None, runtimes: tuple[str, ...] = ()
+    tmp_path: Path,
+    *,
+    labels: Mapping[str, str] | None = None,
+    runtimes: tuple[str, ...] = (),
+    extensions: tuple[str, ...] = ("manager.jobs",),
 ) -> AsyncIterator[Stack]:
     manager = await serve_manager(
         ManagerConfig(
@@ -73,7 +77,7 @@ async def stack(
             ttl=2.0,
             metrics_listen="127.0.0.1:0",
         ),
-        extension_modules=["manager.jobs"],
+        extension_modules=list(extensions),
     )
     target = f"127.0.0.1:{manager.port}"
     worker = await serve_worker(

@@ -85,8 +85,10 @@ async def open_ui(context: Any, s: Stack) -> Any:
 
 
 async def still_same_page(page: Any) -> None:
+    """No reload and no script error happened; then the page closes (its streams end)."""
     assert await page.evaluate("window.__corralNoReload === true"), "the page was reloaded"
     assert page.errors == [], page.errors
+    await page.close()
 
 
 async def submit_form(page: Any, name: str, command: str, constraints: str = "") -> None:
@@ -193,3 +195,44 @@ async def test_a_job_from_the_form(tmp_path: Path, browser: Any, shots: Path) ->
         )
         await page.screenshot(path=str(shots / "07-jobs.png"), full_page=True)
         await still_same_page(page)
+
+
+async def test_schedules_show_runs_and_responses_and_environments_list(
+    tmp_path: Path, browser: Any, shots: Path
+) -> None:
+    from aiohttp import web
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"greeting": "hello from the endpoint"})
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    extensions = ("manager.jobs", "manager.schedules", "manager.environments")
+    try:
+        async with stack(tmp_path, runtimes=("process", "http"), extensions=extensions) as s:
+            endpoint = {"name": "hello", "url": f"http://127.0.0.1:{port}/hello"}
+            schedule = {"name": "ping", "interval": "3600s", "http": {"endpoints": [endpoint]}}
+            assert (await s.http.post("/v1/schedules", json=schedule)).status_code == 200
+            env = {"replId": "demo", "language": "python"}
+            assert (await s.http.post("/v1/environments", json=env)).status_code == 200
+            page = await open_ui(browser, s)
+            await page.click("a[data-nav=schedules]")
+            card = page.locator("[data-schedule=ping]")
+            await card.locator("button", has_text="Run once").click()
+            body = card.locator("[data-testid=run-body]")
+            await body.first.wait_for(timeout=WAIT_MS)
+            assert '"greeting": "hello from the endpoint"' in await body.first.inner_text()
+            await page.screenshot(path=str(shots / "08-schedules.png"), full_page=True)
+            await page.click("a[data-nav=environments]")
+            row = page.locator("tr[data-env=demo]")
+            await row.locator(".badge", has_text="RUNNING").wait_for(timeout=WAIT_MS)
+            await page.screenshot(path=str(shots / "09-environments.png"), full_page=True)
+            await still_same_page(page)
+            assert (await s.http.delete("/v1/environments/demo")).status_code == 200
+    finally:
+        await runner.cleanup()
