@@ -20,7 +20,6 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from corral import tracing
@@ -28,7 +27,6 @@ from corral.model import (
     Attempt,
     Health,
     NodeId,
-    PortMapping,
     TaskId,
     TaskSpec,
     TaskState,
@@ -38,32 +36,11 @@ from worker import health
 from worker.metrics import AttemptMetrics
 from worker.records import AttemptRecords
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Runtime, Started, StartError
+from worker.supervised import SupervisedAttempt
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[TaskUpdate], None]
-
-
-@dataclass(eq=False)
-class _Attempt:
-    assignment: Assignment
-    runtime: Runtime | None
-    state: TaskState = TaskState.SCHEDULED
-    created_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
-    exit_code: int | None = None
-    message: str = ""
-    ports: tuple[PortMapping, ...] = ()
-    health: Health = Health.UNKNOWN
-    # Why it is being stopped: a stop order, failed health, or its deadline.
-    stop_state: TaskState | None = None
-    stop_message: str = ""
-    last: TaskUpdate | None = None
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def ref(self) -> AttemptRef:
-        return self.assignment.ref
 
 
 class Supervisor:
@@ -83,8 +60,8 @@ class Supervisor:
         self.records = records
         self.history = history
         self.metrics = metrics or AttemptMetrics()
-        self._running: dict[str, _Attempt] = {}
-        self._ended: OrderedDict[str, _Attempt] = OrderedDict()
+        self._running: dict[str, SupervisedAttempt] = {}
+        self._ended: OrderedDict[str, SupervisedAttempt] = OrderedDict()
         # Highest generation started per task: the fence against stale assignments.
         self._highest: dict[TaskId, int] = {}
         # Fire-and-forget stops, referenced so they are not garbage-collected mid-way.
@@ -103,17 +80,19 @@ class Supervisor:
 
     def current(self) -> list[TaskUpdate]:
         """The latest update of every attempt still running (for Hello)."""
-        return [a.last or self._update(a) for a in self._running.values()]
+        return [a.last or a.update() for a in self._running.values()]
 
     def ended_since(self, since: float) -> list[TaskUpdate]:
         return [
-            a.last or self._update(a)
+            a.last or a.update()
             for a in self._ended.values()
             if a.finished_at is not None and a.finished_at >= since
         ]
 
     def attempts(self) -> list[Attempt]:
-        return [self._attempt(a) for a in [*self._ended.values(), *self._running.values()]]
+        return [
+            a.as_attempt(self.node_id) for a in [*self._ended.values(), *self._running.values()]
+        ]
 
     def find(self, task_id: TaskId, generation: int = 0) -> tuple[Runtime, AttemptRef] | None:
         """The runtime and ref of an attempt this worker ran; generation 0 = the latest."""
@@ -141,7 +120,7 @@ class Supervisor:
         # At most one attempt of a task runs: a newer generation supersedes.
         for older in [a for a in self._running.values() if a.ref.task_id == ref.task_id]:
             self._request_stop(older, TaskState.STOPPED, "superseded by a newer attempt", None)
-        attempt = _Attempt(assignment, self.runtimes.get(assignment.spec.runtime))
+        attempt = SupervisedAttempt(assignment, self.runtimes.get(assignment.spec.runtime))
         self._running[ref.key] = attempt
         attempt.task = asyncio.get_running_loop().create_task(self._run(attempt))
         return True
@@ -184,7 +163,7 @@ class Supervisor:
             self._request_stop(attempt, TaskState.STOPPED, reason or "stopped", grace)
 
     def _request_stop(
-        self, attempt: _Attempt, state: TaskState, message: str, grace: float | None
+        self, attempt: SupervisedAttempt, state: TaskState, message: str, grace: float | None
     ) -> None:
         if attempt.stop_state is not None:
             return
@@ -238,7 +217,7 @@ class Supervisor:
             spec = TaskSpec(name=adopted.ref.task_id, runtime=runtime.name if runtime else "")
         ref = adopted.ref
         self._highest[ref.task_id] = max(self._highest.get(ref.task_id, 0), ref.generation)
-        attempt = _Attempt(Assignment(ref, spec, self.node_id), runtime)
+        attempt = SupervisedAttempt(Assignment(ref, spec, self.node_id), runtime)
         attempt.state = TaskState.RUNNING
         attempt.ports = adopted.started.ports
         self._running[ref.key] = attempt
@@ -251,7 +230,7 @@ class Supervisor:
 
     # -- one attempt's life ---------------------------------------------------------
 
-    async def _run(self, attempt: _Attempt) -> None:
+    async def _run(self, attempt: SupervisedAttempt) -> None:
         try:
             started = await self._start(attempt)
             if started is None:
@@ -264,7 +243,7 @@ class Supervisor:
             if attempt.ref.key in self._running:
                 self._finish(attempt, Exit(None, f"runtime error: {err}"))
 
-    async def _start(self, attempt: _Attempt) -> Started | None:
+    async def _start(self, attempt: SupervisedAttempt) -> Started | None:
         spec = attempt.assignment.spec
         if attempt.runtime is None:
             self._fail_start(attempt, f"runtime {spec.runtime!r} is not available on this node")
@@ -295,16 +274,18 @@ class Supervisor:
         self.metrics.started(spec.runtime, time.perf_counter() - began, ok=False)
         return None
 
-    def _fields(self, attempt: _Attempt) -> dict[str, object]:
+    def _fields(self, attempt: SupervisedAttempt) -> dict[str, object]:
         """What a log line about ``attempt`` carries (``corral.logformat`` shows them)."""
         ref = attempt.ref
         return {"task_id": ref.task_id, "generation": ref.generation, "node_id": self.node_id}
 
-    def _fail_start(self, attempt: _Attempt, message: str) -> None:
+    def _fail_start(self, attempt: SupervisedAttempt, message: str) -> None:
         attempt.stop_state = None
         self._finish(attempt, Exit(None, message))
 
-    async def _supervise(self, attempt: _Attempt, started: Started, *, announce: bool) -> None:
+    async def _supervise(
+        self, attempt: SupervisedAttempt, started: Started, *, announce: bool
+    ) -> None:
         assert attempt.runtime is not None
         runtime, ref, spec = attempt.runtime, attempt.ref, attempt.assignment.spec
         attempt.state = TaskState.RUNNING
@@ -322,7 +303,7 @@ class Supervisor:
                 checker.cancel()
         self._finish(attempt, ended)
 
-    async def _wait(self, attempt: _Attempt) -> Exit:
+    async def _wait(self, attempt: SupervisedAttempt) -> Exit:
         assert attempt.runtime is not None
         runtime, spec = attempt.runtime, attempt.assignment.spec
         waiting = asyncio.ensure_future(runtime.wait(attempt.ref))
@@ -340,7 +321,9 @@ class Supervisor:
             )
         return await waiting
 
-    def _check_health(self, attempt: _Attempt, started: Started) -> asyncio.Task[None] | None:
+    def _check_health(
+        self, attempt: SupervisedAttempt, started: Started
+    ) -> asyncio.Task[None] | None:
         check = attempt.assignment.spec.health_check
         if check is None or attempt.runtime is None:
             return None
@@ -364,18 +347,8 @@ class Supervisor:
 
     # -- the end -------------------------------------------------------------------
 
-    def _finish(self, attempt: _Attempt, ended: Exit) -> None:
-        attempt.finished_at = time.time()
-        attempt.exit_code = ended.exit_code
-        if attempt.stop_state is not None:
-            attempt.state, attempt.message = attempt.stop_state, attempt.stop_message
-        elif ended.ok:
-            attempt.state, attempt.message = TaskState.COMPLETED, ended.message
-        else:
-            attempt.state = TaskState.FAILED
-            attempt.message = "OOM-killed" if ended.oom_killed else ended.message
-            if not attempt.message and ended.exit_code is not None:
-                attempt.message = f"exit code {ended.exit_code}"
+    def _finish(self, attempt: SupervisedAttempt, ended: Exit) -> None:
+        attempt.end(ended)
         key = attempt.ref.key
         self._running.pop(key, None)
         self._ended[key] = attempt
@@ -386,36 +359,11 @@ class Supervisor:
         self.metrics.reached(attempt.assignment.spec.runtime, attempt.state.name)
         self._publish(attempt, result=ended)
 
-    def _publish(self, attempt: _Attempt, *, message: str = "", result: Exit | None = None) -> None:
-        attempt.last = self._update(attempt, message=message, result=result)
+    def _publish(
+        self, attempt: SupervisedAttempt, *, message: str = "", result: Exit | None = None
+    ) -> None:
+        attempt.last = attempt.update(message=message, result=result)
         self.emit(attempt.last)
-
-    def _update(
-        self, attempt: _Attempt, *, message: str = "", result: Exit | None = None
-    ) -> TaskUpdate:
-        return TaskUpdate(
-            task_id=attempt.ref.task_id,
-            generation=attempt.ref.generation,
-            state=attempt.state,
-            exit_code=attempt.exit_code,
-            message=attempt.message or message,
-            time=attempt.finished_at or time.time(),
-            ports=attempt.ports,
-            health=attempt.health,
-            result=result.result if result else None,
-        )
-
-    def _attempt(self, a: _Attempt) -> Attempt:
-        return Attempt(
-            task_id=a.ref.task_id,
-            generation=a.ref.generation,
-            node_id=self.node_id,
-            state=a.state,
-            exit_code=a.exit_code,
-            message=a.message,
-            created_at=a.created_at,
-            finished_at=a.finished_at,
-        )
 
     async def close(self) -> None:
         """Stop watching; the attempts themselves keep running (adopted on restart)."""
