@@ -22,6 +22,7 @@ from corral.convert.environments import environment_to
 from corral.convert.jobs import job_to
 from corral.convert.schedules import run_to, schedule_to
 from corral.environments import Environment
+from corral.explanations import Explanation
 from corral.jobs import Job
 from corral.model import Event, Node, Task, TaskState
 from corral.schedules import Run, Schedule
@@ -250,3 +251,9 @@ def _pairs_table(rows: list[tuple[str, str]]) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def explanation_json(e: Explanation) -> str:
+    """ExplainTask's answer as grpcurl prints it, fields at their zero value included."""
+    message = convert.explanation_to(e)
+    return str(json_format.MessageToJson(message, always_print_fields_with_no_presence=True))

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from google.protobuf import json_format
 from rich.table import Table
 
-from corral import convert, output
+from corral import output
 from corral.cli.options import (
     ManagerOption,
     OutputOption,
@@ -35,10 +34,7 @@ def task_explain(
 
     found = with_client(manager, go)
     if out == "json":
-        message = convert.explanation_to(found)
-        console.print_json(
-            json_format.MessageToJson(message, always_print_fields_with_no_presence=True)
-        )
+        console.print_json(output.explanation_json(found))
         return
     console.print(
         f"task {found.task_id} is {output.state(found.state)}: {found.message}\n{found.summary}",
