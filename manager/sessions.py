@@ -92,6 +92,14 @@ class WorkerSession:
         granted = await self.core.hello(info, self)
         record = granted.record
         self.node_id = record.id
+        fields = {"node_id": record.id}
+        log.info(
+            "worker %s connected: keeps %d attempts, stops %d",
+            record.name,
+            len(granted.keep),
+            len(granted.stop),
+            extra=fields,
+        )
         try:
             await self.context.write(welcome(self.core, record))
             await self.context.write(
@@ -122,6 +130,7 @@ class WorkerSession:
                     raise err
         finally:
             self.core.disconnected(record, self)
+            log.info("worker %s disconnected", record.name, extra=fields)
         if self._closed.is_set():
             await self.context.abort(grpc.StatusCode.UNAVAILABLE, self._close_reason)
 

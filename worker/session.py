@@ -163,7 +163,12 @@ class ManagerSession:
             self._welcome(first.welcome)
             self.connected.set()
             self._lost_at = None
-            log.info("connected to manager %s as %s", self.manager, self.identity.node_id)
+            log.info(
+                "connected to manager %s as %s",
+                self.manager,
+                self.identity.node_id,
+                extra={"node_id": self.identity.node_id},
+            )
             await self._serve(call)
             return True
         finally:

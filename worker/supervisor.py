@@ -213,7 +213,11 @@ class Supervisor:
     ) -> None:
         spec = adopted.spec or (saved.spec if saved else None)
         if spec is None:
-            log.warning("adopted %s without a spec; reporting it as it ends", adopted.ref.key)
+            log.warning(
+                "adopted %s without a spec; reporting it as it ends",
+                adopted.ref.key,
+                extra={"task_id": adopted.ref.task_id, "generation": adopted.ref.generation},
+            )
             spec = TaskSpec(name=adopted.ref.task_id, runtime=runtime.name if runtime else "")
         ref = adopted.ref
         self._highest[ref.task_id] = max(self._highest.get(ref.task_id, 0), ref.generation)
@@ -239,7 +243,9 @@ class Supervisor:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # a runtime bug must end the attempt, not the worker
-            log.exception("attempt %s failed in its runtime", attempt.ref.key)
+            log.exception(
+                "attempt %s failed in its runtime", attempt.ref.key, extra=self._fields(attempt)
+            )
             if attempt.ref.key in self._running:
                 self._finish(attempt, Exit(None, f"runtime error: {err}"))
 
@@ -357,6 +363,9 @@ class Supervisor:
         if self.records is not None:
             self.records.remove(attempt.ref, attempt.assignment.spec.runtime)
         self.metrics.reached(attempt.assignment.spec.runtime, attempt.state.name)
+        if attempt.state is TaskState.FAILED:
+            # Successes are many and visible in events; a failure is worth a line here.
+            log.info("attempt failed: %s", attempt.message, extra=self._fields(attempt))
         self._publish(attempt, result=ended)
 
     def _publish(

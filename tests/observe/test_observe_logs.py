@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
+from observe_stack import stack
 from typer.testing import CliRunner
 
 from corral import logformat
 from corral.cli import main
 from corral.errors import ValidationError
+from corral.model import TaskSpec
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -97,3 +100,22 @@ def test_servers_take_the_flags(monkeypatch) -> None:
     result = CliRunner().invoke(main.build(), args)
     assert result.exit_code == 0, result.output
     assert seen["c"].metrics_listen == "127.0.0.1:9101" and seen["f"] == "json"
+
+
+async def test_a_failed_attempt_is_logged_with_its_task_node_and_generation(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with stack(tmp_path) as s:
+        task = await s.client.submit(TaskSpec(name="fails", command=("sh", "-c", "exit 4")))
+        done = await s.client.wait(task.id, timeout=30)
+    lines = [r for r in caplog.records if r.getMessage() == "attempt failed: exit code 4"]
+    assert len(lines) == 1
+    fields = vars(lines[0])
+    assert (fields["task_id"], fields["generation"], fields["node_id"]) == (
+        task.id,
+        1,
+        done.status.node_id,
+    )
+    connected = [r for r in caplog.records if r.getMessage().startswith("worker w1 connected")]
+    assert connected and vars(connected[0])["node_id"] == done.status.node_id
