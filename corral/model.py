@@ -134,6 +134,35 @@ class RestartPolicy:
         return float(min(self.max_backoff, self.backoff * (2 ** min(restart_count, 30))))
 
 
+def lease_stop_after(ttl: float) -> float:
+    """The default ``stop_after``: two thirds of the TTL, which tolerates a late
+    heartbeat or two and leaves a third of the TTL to stop the task in."""
+    return ttl * 2 / 3
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Nomad's ``disconnect`` block: a task's fate while its node is out of touch.
+
+    ``None`` fields take the manager-wide defaults (see ``resolved``).
+    """
+
+    # Seconds the worker keeps the task running without renewing its lease.
+    stop_after: float | None = None
+    # Whether the manager replaces the task once its node is DOWN.
+    replace: bool | None = None
+
+    def resolved(self, default: Disconnect) -> Disconnect:
+        """Both fields set: the task's own, else the default's (a task that is not
+        replaced is not stopped for lack of a lease unless it says so)."""
+        replace = default.replace if self.replace is None else self.replace
+        replace = True if replace is None else replace
+        stop_after = self.stop_after
+        if stop_after is None:
+            stop_after = default.stop_after if replace else None
+        return Disconnect(stop_after=stop_after, replace=replace)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpProbe:
     path: str = "/"
@@ -221,6 +250,7 @@ class TaskSpec:
     fake: FakeSpec | None = None
     stop_grace: float = 10.0
     deadline: float = 0.0
+    disconnect: Disconnect = Disconnect()
 
 
 @dataclass(frozen=True, slots=True)

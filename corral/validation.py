@@ -231,6 +231,8 @@ def validate_task_spec(spec: TaskSpec, field: str = "spec") -> TaskSpec:
             raise ValidationError(f"{field}.fake.failure_rate", "must be between 0 and 1")
     check_seconds(spec.stop_grace, f"{field}.stop_grace")
     check_seconds(spec.deadline, f"{field}.deadline")
+    if spec.disconnect.stop_after is not None:
+        check_seconds(spec.disconnect.stop_after, f"{field}.disconnect.stop_after")
     return spec
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.errors import ValidationError
+from corral.model import Disconnect, lease_stop_after
+
 STRATEGIES = ("round-robin", "epvm", "binpack", "spread")
 
 
@@ -15,6 +18,12 @@ class ManagerConfig:
     heartbeat_interval: float = 1.0
     # A node silent for this long is DOWN and its attempts LOST.
     ttl: float = 3.0
+    # The disconnect policy of tasks that leave it unset (Nomad's `disconnect`):
+    # seconds a worker keeps a task running without renewing its lease (0 =
+    # two thirds of the TTL; it must stay below the TTL), and whether a DOWN
+    # node's tasks are replaced.
+    disconnect_stop_after: float = 0.0
+    disconnect_replace: bool = True
     strategy: str = "binpack"
     # Jobs (POST /jobs): where `sh -c cmd` runs, and the image for container runtimes.
     jobs_runtime: str = "process"
@@ -42,3 +51,18 @@ class ManagerConfig:
     # text (empty: text on a terminal, json otherwise). See corral/metrics.py, logformat.py.
     metrics_listen: str = ""
     log_format: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.ttl > 0:
+            raise ValidationError("ttl", "must be a positive number of seconds")
+        if not 0 <= self.disconnect_stop_after < self.ttl:
+            raise ValidationError(
+                "disconnect_stop_after",
+                f"must be at least 0 and less than the TTL ({self.ttl:g}s)",
+            )
+
+    @property
+    def disconnect(self) -> Disconnect:
+        """The manager-wide disconnect policy, both fields set."""
+        stop_after = self.disconnect_stop_after or lease_stop_after(self.ttl)
+        return Disconnect(stop_after=stop_after, replace=self.disconnect_replace)

@@ -237,6 +237,7 @@ class TaskManager:
         for i, new in enumerate(tasks):
             at = f"{prefix}[{i}]." if prefix else ""
             validate_task_spec(new.spec, f"{at}spec")
+            self._check_disconnect(new.spec, f"{at}spec.disconnect.stop_after")
             if new.id is not None:
                 check_task_id(new.id, f"{at}id")
                 if new.id in self.catalog.by_id or new.id in ids:
@@ -737,6 +738,11 @@ class TaskManager:
                 self._running(entry, batch, update)
             elif update.state in (TaskState.COMPLETED, TaskState.FAILED):
                 self._after_exit(entry, batch, update)
+            elif update.state is TaskState.LOST:
+                # The worker gave the attempt up when its lease lapsed (worker.fencing).
+                why = update.message or "lease lapsed on the node"
+                self._end_attempt(entry, batch, TaskState.LOST, why, tell_worker=False)
+                self._after_loss(entry, batch, why)
             elif update.state is TaskState.STOPPED:
                 # Not asked for (asked-for stops end the attempt first): a failure.
                 why = update.message or "stopped on the node"
@@ -748,6 +754,8 @@ class TaskManager:
         if status.state is TaskState.SCHEDULED:
             fields = {"state": TaskState.RUNNING, "started_at": update.time or time.time()}
             fields["message"] = update.message or "running"
+        elif status.state is TaskState.LOST:  # its node is back (disconnect.replace false)
+            fields = {"state": TaskState.RUNNING, "message": "running again: its node is back"}
         if update.ports and update.ports != status.ports:
             fields["ports"] = update.ports
         if update.health is not status.health and update.health is not Health.UNKNOWN:
@@ -766,6 +774,18 @@ class TaskManager:
                 except Exception:
                     log.exception("marking nodes down failed")
 
+    def _check_disconnect(self, spec: TaskSpec, field: str) -> None:
+        """A replaced task must stop on its node before the TTL lets a replacement start."""
+        policy = spec.disconnect.resolved(self.config.disconnect)
+        if (
+            policy.replace
+            and policy.stop_after is not None
+            and policy.stop_after >= self.config.ttl
+        ):
+            raise ValidationError(
+                field, f"must be less than the manager's TTL ({self.config.ttl:g}s) when replaced"
+            )
+
     async def nodes_down(self, records: Sequence[NodeRecord]) -> None:
         batch = Batch()
         for record in records:
@@ -777,6 +797,12 @@ class TaskManager:
             record.refresh()
             for task_id in list(record.tasks):
                 entry = self.catalog.by_id[task_id]
+                if not entry.task.spec.disconnect.resolved(self.config.disconnect).replace:
+                    # disconnect.replace is false: it keeps its attempt and waits for its node.
+                    if entry.state is TaskState.RUNNING:
+                        waiting = f"{why}; waiting for it (disconnect.replace is false)"
+                        self._change(entry, batch, state=TaskState.LOST, message=waiting)
+                    continue
                 self._end_attempt(entry, batch, TaskState.LOST, why, tell_worker=False)
                 self._after_loss(entry, batch, why)
             self._node_event(record, batch, "node.down", why)

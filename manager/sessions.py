@@ -50,6 +50,8 @@ class WorkerSession:
         self._close_reason = ""
         self._stats: Any = None
         self.node_id = ""
+        # The seq of the latest heartbeat not yet answered with a LeaseRenewal.
+        self._renew: int | None = None
 
     # -- Outbox -----------------------------------------------------------
 
@@ -142,6 +144,8 @@ class WorkerSession:
             if kind == "heartbeat":
                 record.touch()
                 self._stats = message.heartbeat.stats
+                self._renew = message.heartbeat.seq
+                self._wake.set()
             elif kind == "updates":
                 updates = [convert.update_from(u) for u in message.updates.updates]
                 await self.core.apply_updates(record, updates)
@@ -155,6 +159,13 @@ class WorkerSession:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._renew is not None:
+                # At once: the worker counts its lease from the heartbeat's sending.
+                seq, self._renew = self._renew, None
+                renewal = manager_pb2.LeaseRenewal(seq=seq)
+                await self.context.write(manager_pb2.ManagerMessage(lease=renewal))
+                if not (self._stops or self._assigns):
+                    continue
             # Coalesce a running pass's placements, but never wait long for a big pass.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SETTLE_WAIT):
@@ -219,5 +230,6 @@ def welcome(core: TaskManager, record: NodeRecord) -> manager_pb2.ManagerMessage
             heartbeat_interval=convert.duration(core.config.heartbeat_interval),
             ttl=convert.duration(core.config.ttl),
             session_epoch=record.epoch,
+            disconnect=convert.disconnect_to(core.config.disconnect),
         )
     )

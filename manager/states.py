@@ -13,7 +13,9 @@ Design notes (why the table looks like this):
   through ``FAILED`` first would tell every watcher the task was finished.
 - ``LOST`` is not final: its node vanished, so the manager either places the
   task again (``LOST → PENDING``) or gives up once ``max_attempts`` is spent
-  (``LOST → FAILED``).
+  (``LOST → FAILED``). A task whose ``disconnect.replace`` is false waits
+  LOST for its node instead, and goes on from where the node says it is
+  (``LOST → RUNNING | COMPLETED``) when the node comes back.
 - Final states (``COMPLETED``, ``FAILED``, ``STOPPED``) have no way out.
 - Staying in the same state (a RUNNING task reporting its ports or health) is
   an update, not a transition, and always allowed.
@@ -35,7 +37,7 @@ TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     P: frozenset({S, X}),
     S: frozenset({R, C, F, X, L, P}),
     R: frozenset({C, F, X, L, P}),
-    L: frozenset({P, F, X}),
+    L: frozenset({P, F, X, R, C}),
     C: frozenset(),
     F: frozenset(),
     X: frozenset(),

@@ -2,7 +2,8 @@
 
 Stopping a worker (``RunningWorker.stop``, SIGTERM, Ctrl-C) closes its stream
 and its server but leaves its attempts running: the next worker started on
-the same data dir adopts them instead of starting duplicates.
+the same data dir within the orphan grace adopts them instead of starting
+duplicates; past the grace they stop themselves (see ``worker.fencing``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from corral import tracing
 from corral.metrics import MetricsServer, maybe_serve
 from corral.model import NodeId, NodeStats, Resources
 from corral.serving import RunningServer, start_server, until_signalled, write_port_file
-from worker import records, servicer, stats
+from worker import fencing, records, servicer, stats
 from worker.config import WorkerConfig
+from worker.fencing import Beacon, Lease
 from worker.logfiles import LogStore
 from worker.metrics import AttemptMetrics
 from worker.runtimes import load_runtimes
-from worker.runtimes.base import Runtime
+from worker.runtimes.base import Fence, Fenced, Runtime
 from worker.session import Identity, ManagerSession, Outbox
 from worker.supervisor import Supervisor
 
@@ -39,6 +41,8 @@ class RunningWorker:
     runtimes: dict[str, Runtime]
     _server: RunningServer
     _session_task: asyncio.Task[None]
+    beacon: Beacon
+    _fence_task: asyncio.Task[None]
     _metrics: MetricsServer | None = None
 
     @property
@@ -53,7 +57,11 @@ class RunningWorker:
         while not self._session_task.done():
             self._session_task.cancel()
             await asyncio.wait({self._session_task}, timeout=1.0)
+        self._fence_task.cancel()
+        await asyncio.gather(self._fence_task, return_exceptions=True)
         await self.supervisor.close()
+        # From here the launchers count their grace, as if this process had died.
+        self.beacon.release()
         await self._server.stop(grace)
         if self._metrics is not None:
             await self._metrics.stop()
@@ -66,6 +74,18 @@ class RunningWorker:
 
 async def serve(config: WorkerConfig) -> RunningWorker:
     runtimes = await load_runtimes(config, config.runtimes)
+    # Held before anything is adopted: launchers waiting out their grace see us back.
+    beacon = Beacon(config.data_dir / "lease")
+    beacon.hold()
+    lease = Lease(config.data_dir / "lease" / "lease.json")
+    fence = Fence(
+        beacon.directory,
+        grace=lambda: lease.terms.orphan_grace,
+        kill_wait=lambda: lease.terms.orphan_kill_wait,
+    )
+    for runtime in runtimes.values():
+        if isinstance(runtime, Fenced):
+            runtime.fence_with(fence)
     node_id = records.node_id(config.data_dir)
     outbox = Outbox()
     metrics = AttemptMetrics()
@@ -99,6 +119,7 @@ async def serve(config: WorkerConfig) -> RunningWorker:
             interceptors=tracing.server_interceptors("worker"),
         )
     except BaseException:
+        beacon.release()
         if metrics_server is not None:
             await metrics_server.stop()
         await supervisor.close()
@@ -122,8 +143,11 @@ async def serve(config: WorkerConfig) -> RunningWorker:
         stats=node_stats,
         reconnect_initial=config.reconnect_initial,
         reconnect_max=config.reconnect_max,
+        lease=lease,
     )
-    task = asyncio.get_running_loop().create_task(session.run())
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(session.run())
+    fencing_task = loop.create_task(fencing.fence(supervisor.fence, lease))
     log.info("worker %s serving on %s, runtimes %s", node_id, address, ", ".join(runtimes))
     return RunningWorker(
         node_id,
@@ -135,6 +159,8 @@ async def serve(config: WorkerConfig) -> RunningWorker:
         runtimes,
         server,
         task,
+        beacon,
+        fencing_task,
         metrics_server,
     )
 

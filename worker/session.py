@@ -31,10 +31,20 @@ import grpc
 
 from corral import convert, tracing
 from corral.errors import ValidationError
-from corral.model import NodeId, NodeStats, Resources, TaskId, TaskState, TaskUpdate
+from corral.model import (
+    Disconnect,
+    NodeId,
+    NodeStats,
+    Resources,
+    TaskId,
+    TaskState,
+    TaskUpdate,
+    lease_stop_after,
+)
 from corral.serving import channel
 from corral.v1 import manager_pb2, manager_pb2_grpc
 from corral.validation import check_task_id
+from worker.fencing import Lease, Terms, refused
 from worker.runtimes.base import Assignment, AttemptRef
 from worker.supervisor import Supervisor
 
@@ -101,6 +111,7 @@ class ManagerSession:
         stats: StatsSource,
         reconnect_initial: float = 0.2,
         reconnect_max: float = 5.0,
+        lease: Lease | None = None,
     ) -> None:
         self.manager = manager
         self.identity = identity
@@ -109,6 +120,7 @@ class ManagerSession:
         self.stats = stats
         self.reconnect_initial = reconnect_initial
         self.reconnect_max = reconnect_max
+        self.lease = lease or Lease()
         self.heartbeat_interval = 1.0
         self.ttl = 3.0
         self.epoch = 0
@@ -139,7 +151,14 @@ class ManagerSession:
                 if self.connected.is_set():
                     self.connected.clear()
                 self._lost_at = self._lost_at or time.time()
-                await asyncio.sleep(random.uniform(delay / 2, delay))
+                pause = random.uniform(delay / 2, delay)
+                probed_at = self.lease.clock()
+                if await refused(self.manager):
+                    # No manager runs: nobody counts our TTL down, so the lease holds
+                    # (worker.fencing). Dial often enough to keep proving it.
+                    self.lease.refused(probed_at)
+                    pause = min(pause, self.lease.terms.ttl / 4)
+                await asyncio.sleep(pause)
                 delay = min(delay * 2, self.reconnect_max)
         finally:
             self.connected.clear()
@@ -152,6 +171,7 @@ class ManagerSession:
         call = stub.Connect()
         try:
             told = len(self.outbox.updates)
+            hello_at = self.lease.clock()
             await call.write(manager_pb2.WorkerMessage(hello=self._hello()))
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             async with asyncio.timeout(WELCOME_TIMEOUT):
@@ -161,6 +181,7 @@ class ManagerSession:
             # The Hello carried the queued updates; sending them again would only repeat them.
             del self.outbox.updates[:told]
             self._welcome(first.welcome)
+            self.lease.granted(hello_at, self._terms(first.welcome))
             self.connected.set()
             self._lost_at = None
             log.info(
@@ -251,6 +272,7 @@ class ManagerSession:
                 if beat is not None:
                     self._seq += 1
                     hb = manager_pb2.Heartbeat(seq=self._seq, stats=convert.stats_to(beat))
+                    self.lease.sent(self._seq)
                     await call.write(manager_pb2.WorkerMessage(heartbeat=hb))
                 last_write = loop.time()
             except BaseException:
@@ -283,6 +305,8 @@ class ManagerSession:
                 self._stop(message.stop)
             elif kind == "reconcile":
                 self._reconcile(message.reconcile)
+            elif kind == "lease":
+                self.lease.renew(message.lease.seq)
             elif kind == "welcome":
                 self._welcome(message.welcome)
 
@@ -293,6 +317,13 @@ class ManagerSession:
             self.ttl = convert.seconds(welcome.ttl)
         self.epoch = welcome.session_epoch
         self.sessions += 1
+
+    def _terms(self, welcome: manager_pb2.Welcome) -> Terms:
+        default = convert.disconnect_from(welcome.disconnect)
+        if default.stop_after is None and default.replace is not False:
+            # A manager that names no default: the one its TTL implies.
+            default = Disconnect(stop_after=lease_stop_after(self.ttl), replace=default.replace)
+        return Terms(ttl=self.ttl, heartbeat_interval=self.heartbeat_interval, default=default)
 
     def _assign(self, assign: manager_pb2.Assign) -> None:
         refs = []

@@ -33,6 +33,7 @@ from corral.model import (
     TaskUpdate,
 )
 from worker import health
+from worker.fencing import Lease
 from worker.metrics import AttemptMetrics
 from worker.records import AttemptRecords
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Runtime, Started, StartError
@@ -161,6 +162,24 @@ class Supervisor:
         """Stop every running attempt of a task (a stop order without a generation)."""
         for attempt in [a for a in self._running.values() if a.ref.task_id == task_id]:
             self._request_stop(attempt, TaskState.STOPPED, reason or "stopped", grace)
+
+    def fence(self, lease: Lease) -> None:
+        """Stop every attempt whose lease has lapsed past its ``stop_after``.
+
+        They end LOST: the manager replaces them (or has already) by policy,
+        and the kill comes inside the TTL, before any replacement can start.
+        """
+        age = lease.age()
+        if age is None:
+            return
+        terms = lease.terms
+        for attempt in list(self._running.values()):
+            stop_after = terms.stop_after(attempt.assignment.spec)
+            if stop_after is None or age <= stop_after or attempt.stop_state is not None:
+                continue
+            why = f"no lease from the manager for {age:.1f}s (stop_after {stop_after:g}s)"
+            log.warning("fencing %s: %s", attempt.ref.key, why)
+            self._request_stop(attempt, TaskState.LOST, why, terms.kill_window(stop_after))
 
     def _request_stop(
         self, attempt: SupervisedAttempt, state: TaskState, message: str, grace: float | None

@@ -37,6 +37,8 @@ _HELP = {
     "data_dir": "Directory for durable state.",
     "heartbeat_interval": "Seconds between worker heartbeats.",
     "ttl": "Seconds of silence after which a node is DOWN.",
+    "disconnect_stop_after": "Default seconds a task runs on a node without a lease (0 = 2/3 TTL).",
+    "disconnect_replace": "Default: replace a DOWN node's tasks, or keep them waiting for it.",
     "strategy": "Scheduling strategy: round-robin, epvm, binpack, spread.",
     "labels": "Node labels, k=v,k2=v2.",
     "capacity": "Offered capacity, cpu=2,memory=4Gi,disk=20Gi (unset parts are measured).",

@@ -37,6 +37,8 @@ from corral.convert.scalars import (
 from corral.convert.specs import (
     body_fields,
     body_from,
+    disconnect_from,
+    disconnect_to,
     health_check_from,
     health_check_to,
     http_call_from,
@@ -73,6 +75,8 @@ __all__ = [
     "attempt_to",
     "body_fields",
     "body_from",
+    "disconnect_from",
+    "disconnect_to",
     "duration",
     "enum_from",
     "enum_to",

@@ -17,6 +17,7 @@ from corral.convert.scalars import (
     seconds,
 )
 from corral.model import (
+    Disconnect,
     ExecProbe,
     FakeSpec,
     HealthCheck,
@@ -199,7 +200,24 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
         ),
         stop_grace=seconds(m.stop_grace) if m.HasField("stop_grace") else 10.0,
         deadline=seconds(m.deadline),
+        disconnect=disconnect_from(m.disconnect),
     )
+
+
+def disconnect_from(m: types_pb2.DisconnectPolicy) -> Disconnect:
+    return Disconnect(
+        stop_after=seconds(m.stop_after) if m.HasField("stop_after") else None,
+        replace=m.replace if m.HasField("replace") else None,
+    )
+
+
+def disconnect_to(d: Disconnect) -> types_pb2.DisconnectPolicy:
+    out = types_pb2.DisconnectPolicy()
+    if d.stop_after is not None:
+        out.stop_after.CopyFrom(duration(d.stop_after))
+    if d.replace is not None:
+        out.replace = d.replace
+    return out
 
 
 def spec_to(s: TaskSpec) -> types_pb2.TaskSpec:
@@ -230,6 +248,8 @@ def spec_to(s: TaskSpec) -> types_pb2.TaskSpec:
                 manifests=[json.dumps(d, sort_keys=True) for d in s.kubernetes.manifests],
             )
         )
+    if s.disconnect != Disconnect():
+        out.disconnect.CopyFrom(disconnect_to(s.disconnect))
     if s.fake is not None:
         out.fake.CopyFrom(
             types_pb2.FakeSpec(

@@ -1126,6 +1126,7 @@ class Welcome(_message.Message):
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
     SESSION_EPOCH_FIELD_NUMBER: _builtins.int
+    DISCONNECT_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """The node id the manager registered (the one in Hello)."""
     session_epoch: _builtins.int
@@ -1138,6 +1139,10 @@ class Welcome(_message.Message):
     def ttl(self) -> _duration_pb2.Duration:
         """After how long without a heartbeat the node is DOWN."""
 
+    @_builtins.property
+    def disconnect(self) -> _types_pb2.DisconnectPolicy:
+        """The manager-wide disconnect policy, for tasks that leave it unset."""
+
     def __init__(
         self,
         *,
@@ -1145,10 +1150,11 @@ class Welcome(_message.Message):
         heartbeat_interval: _duration_pb2.Duration | None = ...,
         ttl: _duration_pb2.Duration | None = ...,
         session_epoch: _builtins.int = ...,
+        disconnect: _types_pb2.DisconnectPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disconnect", b"disconnect", "heartbeat_interval", b"heartbeat_interval", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval", b"heartbeat_interval", "node_id", b"node_id", "session_epoch", b"session_epoch", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disconnect", b"disconnect", "heartbeat_interval", b"heartbeat_interval", "node_id", b"node_id", "session_epoch", b"session_epoch", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1329,6 +1335,32 @@ class Reconcile(_message.Message):
 Global___Reconcile: _TypeAlias = Reconcile  # noqa: Y015
 
 @_typing.final
+class LeaseRenewal(_message.Message):
+    """LeaseRenewal answers a heartbeat: the node's lease holds from the moment
+    the worker sent that heartbeat (the manager's TTL counts from a later one,
+    its arrival), so a worker that counts its lease from there always gives up
+    its attempts before the manager replaces them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """The seq of the heartbeat it answers."""
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseRenewal: _TypeAlias = LeaseRenewal  # noqa: Y015
+
+@_typing.final
 class ManagerMessage(_message.Message):
     """ManagerMessage is what the manager sends on Connect."""
 
@@ -1338,6 +1370,7 @@ class ManagerMessage(_message.Message):
     ASSIGN_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
     RECONCILE_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome:
         """Session accepted."""
@@ -1354,6 +1387,10 @@ class ManagerMessage(_message.Message):
     def reconcile(self) -> Global___Reconcile:
         """What to keep after a reconnect."""
 
+    @_builtins.property
+    def lease(self) -> Global___LeaseRenewal:
+        """The node's lease renewed by a heartbeat."""
+
     def __init__(
         self,
         *,
@@ -1361,12 +1398,13 @@ class ManagerMessage(_message.Message):
         assign: Global___Assign | None = ...,
         stop: Global___Stop | None = ...,
         reconcile: Global___Reconcile | None = ...,
+        lease: Global___LeaseRenewal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "kind", b"kind", "reconcile", b"reconcile", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "kind", b"kind", "lease", b"lease", "reconcile", b"reconcile", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "kind", b"kind", "reconcile", b"reconcile", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "kind", b"kind", "lease", b"lease", "reconcile", b"reconcile", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["welcome", "assign", "stop", "reconcile"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["welcome", "assign", "stop", "reconcile", "lease"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -637,6 +637,7 @@ class TaskSpec(_message.Message):
     FAKE_FIELD_NUMBER: _builtins.int
     STOP_GRACE_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
+    DISCONNECT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """RFC 1123 label, unique among tasks that have not ended; the id is generated."""
     runtime: _builtins.str
@@ -699,6 +700,10 @@ class TaskSpec(_message.Message):
     def deadline(self) -> _duration_pb2.Duration:
         """Maximum run time of one attempt; 0 means none."""
 
+    @_builtins.property
+    def disconnect(self) -> Global___DisconnectPolicy:
+        """What happens while the task's node is out of touch with the manager."""
+
     def __init__(
         self,
         *,
@@ -720,14 +725,55 @@ class TaskSpec(_message.Message):
         fake: Global___FakeSpec | None = ...,
         stop_grace: _duration_pb2.Duration | None = ...,
         deadline: _duration_pb2.Duration | None = ...,
+        disconnect: Global___DisconnectPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "fake", b"fake", "health_check", b"health_check", "http", b"http", "kubernetes", b"kubernetes", "resources", b"resources", "restart_policy", b"restart_policy", "stop_grace", b"stop_grace"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "disconnect", b"disconnect", "fake", b"fake", "health_check", b"health_check", "http", b"http", "kubernetes", b"kubernetes", "resources", b"resources", "restart_policy", b"restart_policy", "stop_grace", b"stop_grace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "constraints", b"constraints", "deadline", b"deadline", "env", b"env", "fake", b"fake", "health_check", b"health_check", "http", b"http", "image", b"image", "kubernetes", b"kubernetes", "labels", b"labels", "name", b"name", "network", b"network", "ports", b"ports", "resources", b"resources", "restart_policy", b"restart_policy", "runtime", b"runtime", "stop_grace", b"stop_grace", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "constraints", b"constraints", "deadline", b"deadline", "disconnect", b"disconnect", "env", b"env", "fake", b"fake", "health_check", b"health_check", "http", b"http", "image", b"image", "kubernetes", b"kubernetes", "labels", b"labels", "name", b"name", "network", b"network", "ports", b"ports", "resources", b"resources", "restart_policy", b"restart_policy", "runtime", b"runtime", "stop_grace", b"stop_grace", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaskSpec: _TypeAlias = TaskSpec  # noqa: Y015
+
+@_typing.final
+class DisconnectPolicy(_message.Message):
+    """DisconnectPolicy is Nomad's `disconnect` block: what happens to a task
+    while its node cannot renew its lease with the manager.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STOP_AFTER_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    replace: _builtins.bool
+    """Whether the manager runs a replacement once the node is DOWN; unset
+    means the manager's default (true). False keeps the task waiting for
+    its node, never running twice, and never stops it for lack of a lease
+    unless stop_after is given.
+    """
+    @_builtins.property
+    def stop_after(self) -> _duration_pb2.Duration:
+        """How long the worker keeps the task running without renewing its lease;
+        unset means the manager's default, derived from its TTL. With replace,
+        it must be shorter than the TTL so that the copy stops before a
+        replacement starts.
+        """
+
+    def __init__(
+        self,
+        *,
+        stop_after: _duration_pb2.Duration | None = ...,
+        replace: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_replace", b"_replace", "replace", b"replace", "stop_after", b"stop_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_replace", b"_replace", "replace", b"replace", "stop_after", b"stop_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__replace: _TypeAlias = _typing.Literal["replace"]  # noqa: Y015
+    _WhichOneofArgType__replace: _TypeAlias = _typing.Literal["_replace", b"_replace"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replace) -> _WhichOneofReturnType__replace | None: ...
+
+Global___DisconnectPolicy: _TypeAlias = DisconnectPolicy  # noqa: Y015
 
 @_typing.final
 class TaskStatus(_message.Message):

@@ -21,7 +21,7 @@ import pytest
 from waiting import eventually
 
 from corral import convert
-from corral.model import FakeSpec, TaskSpec, TaskState
+from corral.model import Disconnect, FakeSpec, TaskSpec, TaskState
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2, worker_pb2, worker_pb2_grpc
 from worker.config import WorkerConfig
 from worker.server import RunningWorker, serve
@@ -34,6 +34,11 @@ class FakeManager(manager_pb2_grpc.ManagerServiceServicer):
         self.hellos: list[manager_pb2.Hello] = []
         self.messages: list[manager_pb2.WorkerMessage] = []
         self.outgoing: asyncio.Queue[manager_pb2.ManagerMessage] = asyncio.Queue()
+        # Answer heartbeats with lease renewals, as the real manager does.
+        self.renew = True
+        # Long enough for a worker restarted by a test to come back within its
+        # launchers' grace ((TTL - heartbeat) / 2, see worker.fencing).
+        self.ttl = 3.0
         # Sent right after Welcome, as the real manager sends Reconcile.
         self.after_welcome: Callable[[manager_pb2.Hello], list[manager_pb2.ManagerMessage]] = (
             lambda hello: []
@@ -47,7 +52,7 @@ class FakeManager(manager_pb2_grpc.ManagerServiceServicer):
                 welcome=manager_pb2.Welcome(
                     node_id=first.hello.node_id,
                     heartbeat_interval=convert.duration(HEARTBEAT),
-                    ttl=convert.duration(3 * HEARTBEAT),
+                    ttl=convert.duration(self.ttl),
                     session_epoch=len(self.hellos),
                 )
             )
@@ -58,6 +63,9 @@ class FakeManager(manager_pb2_grpc.ManagerServiceServicer):
         async def read() -> None:
             while (message := await context.read()) is not grpc.aio.EOF:
                 self.messages.append(message)
+                if message.WhichOneof("kind") == "heartbeat" and self.renew:
+                    renewal = manager_pb2.LeaseRenewal(seq=message.heartbeat.seq)
+                    self.outgoing.put_nowait(manager_pb2.ManagerMessage(lease=renewal))
 
         async def write() -> None:
             while True:
@@ -494,6 +502,73 @@ def _task_pids(task_id: str, root: Path) -> list[int]:
             continue
         status = Path(cmd[3])
         if status.is_relative_to(root) and status.name.startswith(f"{task_id}."):
+            # Not the launcher's watchdog (a fork of the launcher, or its `sleep`
+            # of the grace or kill wait, cmd[5:7]: see worker.runtimes.launching).
+            watchdog = [cmd, *(["sleep", t] for t in cmd[5:7])]
             with contextlib.suppress(psutil.Error):
-                found.extend(child.pid for child in proc.children())
+                found.extend(c.pid for c in proc.children() if c.cmdline() not in watchdog)
     return found
+
+
+# -- fencing: the lease and the launchers' watchdog (worker.fencing) ----------------------------
+
+
+async def test_attempts_run_on_while_the_manager_renews_the_lease(
+    tmp_path: Path, manager: ManagerServer
+) -> None:
+    fm = manager.fake
+    fm.ttl = 0.6  # stop_after 0.4 s: ten heartbeats span it several times over
+    running = await serve(config(tmp_path, manager.port))
+    try:
+        await eventually(lambda: fm.hellos)
+        fm.assign(("kept", 1, process("sleep", "60")))
+        await eventually(lambda: fm.states("kept") == [TaskState.RUNNING])
+        seen = len(fm.of_kind("heartbeat"))
+        await eventually(lambda: len(fm.of_kind("heartbeat")) >= seen + 10)
+        assert fm.states("kept") == [TaskState.RUNNING]
+        assert running.session.lease.age() is not None
+    finally:
+        await shutdown(running)
+
+
+async def test_a_worker_that_cannot_renew_its_lease_stops_its_attempts(
+    tmp_path: Path, manager: ManagerServer
+) -> None:
+    fm = manager.fake
+    fm.ttl, fm.renew = 0.6, False
+    running = await serve(config(tmp_path, manager.port))
+    try:
+        await eventually(lambda: fm.hellos)
+        fm.assign(
+            ("fenced", 1, process("sleep", "60")),
+            # replace=False: the manager never runs a second copy, so nothing stops it.
+            ("waits", 1, process("sleep", "60", disconnect=Disconnect(replace=False))),
+        )
+        await eventually(lambda: TaskState.RUNNING in fm.states("fenced"))
+        pids = _task_pids("fenced", tmp_path)
+        await eventually(lambda: fm.states("fenced") == [TaskState.RUNNING, TaskState.LOST])
+        lost = fm.updates("fenced")[-1]
+        assert "no lease from the manager" in lost.message and "stop_after 0.4s" in lost.message
+        # Reported once the process has ended: it is gone before the update.
+        assert not any(psutil.pid_exists(p) for p in pids)
+        assert fm.states("waits") == [TaskState.RUNNING]
+    finally:
+        await shutdown(running)
+
+
+async def test_a_launcher_stops_its_task_when_its_worker_is_gone_past_the_grace(
+    tmp_path: Path, manager: ManagerServer
+) -> None:
+    fm = manager.fake
+    fm.ttl = 0.6  # grace (0.6 - 0.1) / 2 = 0.25 s
+    running = await serve(config(tmp_path, manager.port))
+    await eventually(lambda: fm.hellos)
+    fm.assign(("orphan", 1, process("sleep", "60")))
+    await eventually(lambda: fm.states("orphan") == [TaskState.RUNNING])
+    pids = _task_pids("orphan", tmp_path)
+    assert len(pids) == 1
+    await running.stop()  # releases the beacon, as the kernel does for a killed worker
+    status = tmp_path / "worker" / "process" / "orphan.1.status"
+    await eventually(status.exists)
+    assert status.read_text().strip() == "143"  # SIGTERM from its own watchdog
+    assert not psutil.pid_exists(pids[0])

@@ -28,6 +28,9 @@ LEGAL = {
     (S.LOST, S.PENDING),
     (S.LOST, S.FAILED),
     (S.LOST, S.STOPPED),
+    # disconnect.replace false: the node came back with the attempt running, or ended.
+    (S.LOST, S.RUNNING),
+    (S.LOST, S.COMPLETED),
 }
 
 
@@ -53,7 +56,7 @@ def test_the_table_is_exactly_the_legal_set() -> None:
         (S.COMPLETED, S.PENDING),
         (S.FAILED, S.RUNNING),
         (S.STOPPED, S.PENDING),
-        (S.LOST, S.RUNNING),
+        (S.LOST, S.SCHEDULED),
     ],
 )
 def test_illegal_transitions_are_refused_and_logged(

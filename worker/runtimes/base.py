@@ -9,8 +9,9 @@ manager: the worker's session drives them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from corral.model import HttpResult, NodeId, PortMapping, TaskId, TaskSpec
@@ -116,3 +117,21 @@ class Runtime(Protocol):
     async def close(self) -> None:
         """Release clients; running attempts keep running."""
         ...
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a runtime needs so that its attempts die with a worker that does not return."""
+
+    # The worker's beacon directory (see worker.fencing).
+    beacon: Path
+    # Seconds to wait for a worker to come back, then between SIGTERM and SIGKILL.
+    grace: Callable[[], float]
+    kill_wait: Callable[[], float]
+
+
+@runtime_checkable
+class Fenced(Protocol):
+    """A runtime whose attempts outlive the worker by design, and so must be fenced."""
+
+    def fence_with(self, fence: Fence) -> None: ...

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.model import TaskSpec
-from worker.runtimes.base import Exit, StartError
+from worker.runtimes.base import Exit, Fence, StartError
 
 SHELL = "/bin/sh"
 # $0 is the status file, "$@" the task's argv. TERM/INT/HUP are caught (not
@@ -40,6 +40,31 @@ LAUNCHER = (
     "while :; do wait $p; c=$?; kill -0 $p || break; done; "
     'echo $c > "$0.tmp" && mv "$0.tmp" "$0"; exit $c'
 )
+# The fenced launcher: $1 is the worker's beacon directory (see worker.fencing),
+# $2 the grace and $3 the kill wait in seconds, then argv. A watchdog subshell
+# blocks reading the beacon FIFO, which ends the moment no worker holds it
+# open; it then waits out the grace and, unless the pid file names a live
+# worker again (which adopts the task), stops the whole group: SIGTERM, then
+# SIGKILL after the kill wait. The watchdog ignores SIGTERM so that it
+# outlives its own group's stop; the launcher kills it once argv has ended.
+WATCHDOG = (
+    'b=$1 g=$2 k=$3; shift 3; (trap "" TERM; exec </dev/null >/dev/null 2>&1; '
+    'while :; do read x < "$b/alive"; sleep $g; read w < "$b/pid" && kill -0 $w || break; done; '
+    "kill -TERM -$$; sleep $k; kill -KILL -$$) & w=$!; "
+)
+FENCED_LAUNCHER = WATCHDOG + LAUNCHER.replace("exit $c", "kill -KILL $w; exit $c")
+
+
+def launcher(fence: Fence | None) -> tuple[str, list[str]]:
+    """The script, and its arguments between the status file and argv.
+
+    Without a fence (a runtime used on its own, as in tests) nothing watches
+    for the worker's death.
+    """
+    if fence is None:
+        return LAUNCHER, []
+    times = [f"{fence.grace():.3f}", f"{fence.kill_wait():.3f}"]
+    return FENCED_LAUNCHER, [str(fence.beacon), *times]
 
 
 def check_startable(spec: TaskSpec, env: dict[str, str]) -> None:

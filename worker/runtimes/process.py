@@ -45,7 +45,7 @@ from corral.model import PortMapping, TaskSpec
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore, read_log
 from worker.runtimes import launching
-from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started
+from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Fence, Started
 from worker.runtimes.processes import (
     ProcessAttempt,
     alive,
@@ -78,6 +78,11 @@ class ProcessRuntime:
         self._ended: deque[str] = deque()
         self._root_made = False
         self._enforcer: asyncio.Task[None] | None = None
+        self._fence: Fence | None = None
+
+    def fence_with(self, fence: Fence) -> None:
+        """From now on each launcher stops its task when the worker is gone past the grace."""
+        self._fence = fence
 
     async def available(self) -> bool:
         return os.access(launching.SHELL, os.X_OK)
@@ -97,13 +102,13 @@ class ProcessRuntime:
         log_path = self.logstore.path(ref.task_id, ref.generation)
         status_path = self.root / f"{ref.key}.status"
         status_path.unlink(missing_ok=True)
-        script = launching.LAUNCHER
+        script, fenced = launching.launcher(self._fence)
         if spec.resources.memory_bytes > 0:
             script = f"ulimit -v {max(1, spec.resources.memory_bytes // 1024)}; {script}"
         fd = launching.open_log(log_path)
         try:
             proc = launching.spawn(
-                [launching.SHELL, "-c", script, str(status_path), *spec.command],
+                [launching.SHELL, "-c", script, str(status_path), *fenced, *spec.command],
                 fd=fd,
                 env=env,
                 cwd=spec.working_dir or None,

@@ -10,8 +10,9 @@ built by ``worker.runtimes.containerspecs``.
 Everything created carries ``corral.task-id``, ``corral.generation``,
 ``corral.node-id`` and ``corral.worker`` (this worker's data dir): a
 restarted worker adopts its own containers by label and leaves those of
-other workers on the same engine alone. These are the only modules that
-import ``docker`` (an import-linter contract holds it).
+other workers on the same engine alone; ``reaping`` stops them when their
+worker dies and stays dead (see ``worker.fencing``). These are the only
+modules that import ``docker`` (an import-linter contract holds it).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import docker.errors
 from corral.model import TaskId
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore
-from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
+from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Fence, Started, StartError
 from worker.runtimes.containerspecs import (
     LABEL_GENERATION,
     LABEL_TASK,
@@ -32,6 +32,7 @@ from worker.runtimes.containerspecs import (
     host_started,
     started_from,
 )
+from worker.runtimes.docker import reaping
 from worker.runtimes.docker.engine import Engine, EngineErrors, engine_reason
 from worker.runtimes.docker.events import EXIT_POLL, ContainerAttempt, EventFeed
 from worker.runtimes.docker.logs import ContainerLogs
@@ -59,6 +60,17 @@ class DockerRuntime:
         self._usage = UsageSampler(self._engine, self._running)
         self._attempts: dict[str, ContainerAttempt] = {}
         self._starting: dict[str, asyncio.Task[Started]] = {}
+        self._fence: Fence | None = None
+        self._reaper_started = False
+
+    def fence_with(self, fence: Fence) -> None:
+        """Containers outlive the worker: a reaper stops them when it stays gone."""
+        self._fence = fence
+
+    def _ensure_reaper(self) -> None:
+        if self._fence is not None and not self._reaper_started:
+            reaping.ensure(self._fence.beacon, self._owner, self._config.docker_host)
+            self._reaper_started = True
 
     async def available(self) -> bool:
         return await self._engine.available()
@@ -67,6 +79,7 @@ class DockerRuntime:
 
     async def start(self, assignment: Assignment) -> Started:
         ref = assignment.ref
+        self._ensure_reaper()
         known = self._attempts.get(ref.key)
         if known is not None:  # assignments arrive at least once
             return known.started
@@ -269,6 +282,7 @@ class DockerRuntime:
 
     async def adopt(self) -> list[Adopted]:
         """This worker's containers, found by label after a restart, watched again."""
+        self._ensure_reaper()
         client, _ = await self._engine.clients()
         await self._feed.ensure()
         found = await self._engine.run(
