@@ -10,7 +10,7 @@ BUF_VERSION := 1.75.0
 BUF := .build/buf/node_modules/.bin/buf
 PROTO_SRC := $(wildcard protos/corral/v1/*.proto)
 
-.PHONY: up test check proto proto-gen proto-drift bench bench-full venv clean lint typecheck image manifests
+.PHONY: up test test-faults check proto proto-gen proto-drift bench bench-full venv clean lint typecheck image manifests
 
 venv: $(STAMP)
 
@@ -24,7 +24,11 @@ up: $(STAMP)
 	$(VENV)/bin/corral up
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --ignore=tests/faults
+
+# The fault suite (tests/faults): kills, partitions, corruption, full disks, fuzzing; prints its figures.
+test-faults: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -60,8 +60,17 @@ class Servers:
         return proc
 
     def start_manager(self) -> None:
+        # TTL 20 s: a killed worker started again within its orphan grace
+        # ((TTL - heartbeat) / 2, see worker.fencing) adopts its containers.
         self.spawn(
-            "manager", "manager", "--listen", self.manager, "--data-dir", str(self.root / "m")
+            "manager",
+            "manager",
+            "--listen",
+            self.manager,
+            "--data-dir",
+            str(self.root / "m"),
+            "--ttl",
+            "20",
         )
 
     def start_worker(self) -> subprocess.Popen[bytes]:

@@ -21,7 +21,9 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from worker.fencing import Beacon, Lease
 from worker.runtimes.containerspecs import LABEL_WORKER
@@ -64,35 +66,38 @@ def watch(beacon: Beacon) -> None:
         finally:
             os.close(fd)
         terms = Lease(beacon.directory / "lease.json").terms
+        log.info("worker gone; waiting %.2fs for it to come back", terms.orphan_grace)
         time.sleep(terms.orphan_grace)
         try:
             if _alive(int(beacon.pidfile.read_text().split()[0])):
-                continue  # a restarted worker adopts the containers
+                log.info("a worker is back: it adopts the containers")
+                continue
         except (OSError, ValueError):
             pass
         return
 
 
-def reap(owner: str, kill_wait: float) -> int:
-    """Stop every running container of the worker whose data dir is ``owner``."""
-    import docker  # only here: the reaper is the one other place that talks to the engine
+def reap(client: Any, owner: str, kill_wait: float) -> int:
+    """Stop every running container of the worker whose data dir is ``owner``.
 
-    client = docker.from_env()
+    All at once (one thread per container): the engine answers slowly under
+    load, and the whole stop must fit in the TTL.
+    """
+    label = {"label": f"{LABEL_WORKER}={owner}"}
+    found = client.containers.list(filters=label)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda c: _kill(c, "SIGTERM"), found))
+        time.sleep(kill_wait)
+        left = client.containers.list(filters=label)
+        list(pool.map(lambda c: _kill(c, "SIGKILL"), left))
+    return len(found)
+
+
+def _kill(container: Any, signal: str) -> None:
     try:
-        found = client.containers.list(filters={"label": f"{LABEL_WORKER}={owner}"})
-        for container in found:
-            with contextlib.suppress(docker.errors.APIError):
-                container.kill(signal="SIGTERM")
-        deadline = time.monotonic() + kill_wait
-        for container in found:
-            with contextlib.suppress(docker.errors.APIError):
-                container.reload()
-                if container.status == "running":
-                    time.sleep(max(0.0, deadline - time.monotonic()))
-                    container.kill(signal="SIGKILL")
-        return len(found)
-    finally:
-        client.close()
+        container.kill(signal=signal)
+    except Exception as err:  # already gone, or the engine refused: the next one matters
+        log.info("killing %s with %s: %s", container.short_id, signal, err)
 
 
 def _alive(pid: int) -> bool:
@@ -112,9 +117,16 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper: %(message)s")
     beacon = Beacon(args.beacon)
-    watch(beacon)
-    terms = Lease(beacon.directory / "lease.json").terms
-    stopped = reap(args.owner, terms.orphan_kill_wait)
+    # The only other place that talks to the engine; connected before it is needed.
+    import docker
+
+    client = docker.from_env()
+    try:
+        watch(beacon)
+        terms = Lease(beacon.directory / "lease.json").terms
+        stopped = reap(client, args.owner, terms.orphan_kill_wait)
+    finally:
+        client.close()
     log.info("worker gone past its grace: stopped %d container(s) of %s", stopped, args.owner)
 
 
