@@ -72,7 +72,7 @@ proto-drift: $(STAMP)
 # buf resolves google/api imports from a copy of the installed googleapis-common-protos sources.
 .build/protodeps: $(STAMP)
 	rm -rf .build/protodeps && mkdir -p .build/protodeps/google/api
-	cp "$$($(PY) -c 'import google.api.annotations_pb2 as m, os; print(os.path.dirname(m.__file__))')"/{annotations,http}.proto .build/protodeps/google/api/
+	cp "$$($(PY) -c 'import google.api.annotations_pb2 as m, os; print(os.path.dirname(m.__file__))')"/{annotations,http,field_behavior}.proto .build/protodeps/google/api/
 
 $(BUF):
 	npm install --silent --no-save --no-audit --no-fund --prefix .build/buf @bufbuild/buf@$(BUF_VERSION)

@@ -25,7 +25,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from corral.errors import CorralError
+from corral.errors import CorralError, ValidationError
+from corral.guarding import RequestGuard
 from corral.statuses import error_status
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ async def start_server(
     name, which health and reflection then announce. ``interceptors`` wrap
     every call (``corral.tracing`` continues callers' traces with one).
     """
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=list(interceptors) or None)
+    # The guard first: what it refuses never reaches tracing, auth or a servicer.
+    guard = RequestGuard(_refuse)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[guard, *interceptors])
     names = [add(server) for add in register]
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -111,6 +114,10 @@ def write_port_file(path: Path | None, port: int) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(f"{port}\n")
     os.replace(partial, path)
+
+
+async def _refuse(context: grpc.aio.ServicerContext[Any, Any], err: ValidationError) -> None:
+    await context.abort_with_status(error_status(err))
 
 
 F = TypeVar("F", bound=Callable[..., Any])

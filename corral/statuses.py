@@ -47,6 +47,9 @@ CODES: dict[type[CorralError], grpc.StatusCode] = {
 }
 ERRORS_BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {v: k for k, v in CODES.items()}
 _DETAILS_KEY = "grpc-status-details-bin"
+# Error messages travel in trailers (grpc-message and the status details, base64):
+# together they must stay far below grpc's 16 KiB metadata limit.
+MAX_ERROR_CHARS = 1024
 
 
 class RemoteError(CorralError):
@@ -71,16 +74,22 @@ def code_of(err: CorralError) -> grpc.StatusCode:
 # -- the servicer side ------------------------------------------------------------
 
 
+def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Error text cut to ``limit`` characters: it travels in metadata, which has a size
+    limit, and it may echo what the caller sent (a 10,000-character id came back as 429)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def error_status(err: CorralError) -> grpc.Status:
     """A domain error as a rich status (details travel in grpc-status-details-bin)."""
-    status = status_pb2.Status(code=code_of(err).value[0], message=err.message)
+    status = status_pb2.Status(code=code_of(err).value[0], message=bounded(err.message))
     if isinstance(err, ValidationError):
         detail = any_pb2.Any()
         detail.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=err.field, description=err.problem
+                        field=bounded(err.field, 256), description=bounded(err.problem)
                     )
                 ]
             )

@@ -20,6 +20,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from starlette.requests import Request
 
+from corral import jsontext
+from corral.errors import ValidationError
 from gateway.errors import UpstreamError, bad_request
 
 # The stubs type upb and pure-Python descriptors apart; both behave the same here.
@@ -50,9 +52,9 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise bad_request("body", f"is not valid JSON: {err}") from None
+        return jsontext.loads(raw)
+    except ValidationError as err:
+        raise bad_request(err.field, err.problem) from None
 
 
 def parse_into(data: Any, message: Message, field: str = "") -> None:
@@ -63,6 +65,9 @@ def parse_into(data: Any, message: Message, field: str = "") -> None:
     unknown = _unknown_field(data, descriptor, f"{field}." if field else "")
     if unknown:
         raise bad_request(unknown, f"unknown field of {_owner(descriptor, unknown, field)}")
+    wrong = _wrong_value(data, descriptor, f"{field}." if field else "")
+    if wrong is not None:
+        raise bad_request(*wrong)
     try:
         json_format.ParseDict(data, message, ignore_unknown_fields=False)
     except json_format.ParseError as err:
@@ -124,6 +129,58 @@ def _unknown_field(data: Any, descriptor: AnyDescriptor, prefix: str) -> str:
             if found:
                 return found
     return ""
+
+
+def _wrong_value(data: Any, descriptor: AnyDescriptor, prefix: str) -> tuple[str, str] | None:
+    """The first value proto3 JSON would take but Corral must refuse, with why.
+
+    ``null`` would silently mean "the default" (``{"cmd": null}`` ran the default
+    command), and an enum number the proto does not define would reach the
+    servers as a value no code handles.
+    """
+    if not isinstance(data, dict) or descriptor.full_name.startswith("google.protobuf."):
+        return None
+    for key, value in data.items():
+        f = _field(descriptor, key)
+        if f is None:
+            continue
+        path = f"{prefix}{key}"
+        sub = f.message_type
+        if value is None:
+            if sub is not None and sub.full_name == "google.protobuf.Value":
+                continue
+            return path, "must not be null (leave the field out for its default)"
+        if sub is not None and sub.GetOptions().map_entry:
+            value_field = sub.fields_by_name["value"]
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    found = _wrong_item(v, value_field, f"{path}[{k!r}]")
+                    if found is not None:
+                        return found
+        elif f.is_repeated and isinstance(value, list):
+            for i, item in enumerate(value):
+                found = _wrong_item(item, f, f"{path}[{i}]")
+                if found is not None:
+                    return found
+        else:
+            found = _wrong_item(value, f, path)
+            if found is not None:
+                return found
+    return None
+
+
+def _wrong_item(value: Any, f: AnyField, path: str) -> tuple[str, str] | None:
+    if f.message_type is not None:
+        if value is None and f.message_type.full_name != "google.protobuf.Value":
+            return path, "must not be null"
+        return _wrong_value(value, f.message_type, f"{path}.")
+    if value is None:
+        return path, "must not be null"
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if f.type == FieldDescriptor.TYPE_ENUM and number not in (None, *f.enum_type.values_by_number):
+        names = ", ".join(v.name for v in f.enum_type.values)
+        return path, f"{value} is not one of {names}"
+    return None
 
 
 # -- path and query parameters ---------------------------------------------------

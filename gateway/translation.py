@@ -9,9 +9,11 @@ path on the shared channel, and answers proto3 JSON, or streams (see
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -25,9 +27,42 @@ from gateway.messages import bind, parse_into, read_json, response_json
 def routes(bindings: list[Binding]) -> list[BaseRoute]:
     # Literal paths first, so /v1/tasks:batch is not taken for /v1/tasks/{id}.
     ordered = sorted(bindings, key=lambda b: (b.path.count("{"), -len(b.path)))
+    segment = _segment_convertor(bindings)
     return [
-        Route(b.path, _handler(b), methods=[b.http_method], name=b.operation_id) for b in ordered
+        Route(segment(b.path), _handler(b), methods=[b.http_method], name=b.operation_id)
+        for b in ordered
     ]
+
+
+def _segment_convertor(bindings: list[Binding]) -> Callable[[str], str]:
+    """A path parameter that never ends in one of the routes' ``:verb``s.
+
+    Without it ``GET /v1/nodes/x:drain`` (drain is POST) fell through to
+    ``GET /v1/nodes/{id}`` with the id ``x:drain``. Ids may contain ':' (Cube
+    sends UUIDs, users pick their own), so only the verbs are excluded: such a
+    request now matches the verb's route alone and gets 405.
+    """
+    verbs = sorted({m.group(1) for b in bindings if (m := _VERB.search(b.path))})
+    if not verbs:
+        return lambda path: path
+
+    class Segment(Convertor[str]):
+        regex = "[^/]+" + "".join(f"(?<!:{re.escape(v)})" for v in verbs)
+
+        def convert(self, value: str) -> str:
+            return value
+
+        def to_string(self, value: str) -> str:
+            return value
+
+    name = "corral_segment_" + "_".join(verbs)
+    register_url_convertor(name, Segment())
+    return lambda path: _PARAM.sub(lambda m: "{" + m.group(1) + ":" + name + "}", path)
+
+
+_VERB = re.compile(r":([A-Za-z][A-Za-z0-9]*)$")
+# Single-segment parameters ({id}); {name:path} ones keep their convertor.
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _handler(binding: Binding) -> Callable[[Request], Awaitable[Response]]:

@@ -24,16 +24,21 @@ _sym_db = _symbol_database.Default()
 
 from corral.v1 import types_pb2 as corral_dot_v1_dot_types__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63orral/v1/jobs.proto\x12\tcorral.v1\x1a\x15\x63orral/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x0cJobCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x33\n\x0flast_probe_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14last_transition_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\tJobStatus\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\r\x12\x11\n\tsucceeded\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x63ompletion_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\nconditions\x18\x06 \x03(\x0b\x32\x17.corral.v1.JobCondition\"\xcc\x01\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x63md\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\r\n\x05image\x18\x05 \x01(\t\x12$\n\x06status\x18\x06 \x01(\x0b\x32\x14.corral.v1.JobStatus\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05state\x18\x08 \x01(\x0e\x32\x14.corral.v1.TaskState\"7\n\rRunJobRequest\x12\x10\n\x03\x63md\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04name\x18\x02 \x01(\tB\x06\n\x04_cmd\"-\n\x0eRunJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.corral.v1.Job\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.corral.v1.Job\"\x11\n\x0fListJobsRequest\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.corral.v1.Job\"?\n\x11GetJobLogsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04tail\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"\"\n\x12GetJobLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\x84\x03\n\nJobService\x12W\n\x06RunJob\x12\x18.corral.v1.RunJobRequest\x1a\x19.corral.v1.RunJobResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\x08/v1/jobs:\x01*b\x03job\x12[\n\x06GetJob\x12\x18.corral.v1.GetJobRequest\x1a\x19.corral.v1.GetJobResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x0f/v1/jobs/{name}b\x03job\x12U\n\x08ListJobs\x12\x1a.corral.v1.ListJobsRequest\x1a\x1b.corral.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12i\n\nGetJobLogs\x12\x1c.corral.v1.GetJobLogsRequest\x1a\x1d.corral.v1.GetJobLogsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/jobs/{name}/logs0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63orral/v1/jobs.proto\x12\tcorral.v1\x1a\x15\x63orral/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x0cJobCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x33\n\x0flast_probe_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14last_transition_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\tJobStatus\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\r\x12\x11\n\tsucceeded\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x63ompletion_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\nconditions\x18\x06 \x03(\x0b\x32\x17.corral.v1.JobCondition\"\xcc\x01\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x63md\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\r\n\x05image\x18\x05 \x01(\t\x12$\n\x06status\x18\x06 \x01(\x0b\x32\x14.corral.v1.JobStatus\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x05state\x18\x08 \x01(\x0e\x32\x14.corral.v1.TaskState\"7\n\rRunJobRequest\x12\x10\n\x03\x63md\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04name\x18\x02 \x01(\tB\x06\n\x04_cmd\"-\n\x0eRunJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.corral.v1.Job\"#\n\rGetJobRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.corral.v1.Job\"\x11\n\x0fListJobsRequest\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.corral.v1.Job\"E\n\x11GetJobLogsRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0c\n\x04tail\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"\"\n\x12GetJobLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\x84\x03\n\nJobService\x12W\n\x06RunJob\x12\x18.corral.v1.RunJobRequest\x1a\x19.corral.v1.RunJobResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\x08/v1/jobs:\x01*b\x03job\x12[\n\x06GetJob\x12\x18.corral.v1.GetJobRequest\x1a\x19.corral.v1.GetJobResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x0f/v1/jobs/{name}b\x03job\x12U\n\x08ListJobs\x12\x1a.corral.v1.ListJobsRequest\x1a\x1b.corral.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12i\n\nGetJobLogs\x12\x1c.corral.v1.GetJobLogsRequest\x1a\x1d.corral.v1.GetJobLogsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/jobs/{name}/logs0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'corral.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETJOBREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETJOBREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_GETJOBLOGSREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETJOBLOGSREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_JOBSERVICE'].methods_by_name['RunJob']._loaded_options = None
   _globals['_JOBSERVICE'].methods_by_name['RunJob']._serialized_options = b'\202\323\344\223\002\022\"\010/v1/jobs:\001*b\003job'
   _globals['_JOBSERVICE'].methods_by_name['GetJob']._loaded_options = None
@@ -42,28 +47,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSERVICE'].methods_by_name['ListJobs']._serialized_options = b'\202\323\344\223\002\n\022\010/v1/jobs'
   _globals['_JOBSERVICE'].methods_by_name['GetJobLogs']._loaded_options = None
   _globals['_JOBSERVICE'].methods_by_name['GetJobLogs']._serialized_options = b'\202\323\344\223\002\026\022\024/v1/jobs/{name}/logs'
-  _globals['_JOBCONDITION']._serialized_start=122
-  _globals['_JOBCONDITION']._serialized_end=310
-  _globals['_JOBSTATUS']._serialized_start=313
-  _globals['_JOBSTATUS']._serialized_end=521
-  _globals['_JOB']._serialized_start=524
-  _globals['_JOB']._serialized_end=728
-  _globals['_RUNJOBREQUEST']._serialized_start=730
-  _globals['_RUNJOBREQUEST']._serialized_end=785
-  _globals['_RUNJOBRESPONSE']._serialized_start=787
-  _globals['_RUNJOBRESPONSE']._serialized_end=832
-  _globals['_GETJOBREQUEST']._serialized_start=834
-  _globals['_GETJOBREQUEST']._serialized_end=863
-  _globals['_GETJOBRESPONSE']._serialized_start=865
-  _globals['_GETJOBRESPONSE']._serialized_end=910
-  _globals['_LISTJOBSREQUEST']._serialized_start=912
-  _globals['_LISTJOBSREQUEST']._serialized_end=929
-  _globals['_LISTJOBSRESPONSE']._serialized_start=931
-  _globals['_LISTJOBSRESPONSE']._serialized_end=979
-  _globals['_GETJOBLOGSREQUEST']._serialized_start=981
-  _globals['_GETJOBLOGSREQUEST']._serialized_end=1044
-  _globals['_GETJOBLOGSRESPONSE']._serialized_start=1046
-  _globals['_GETJOBLOGSRESPONSE']._serialized_end=1080
-  _globals['_JOBSERVICE']._serialized_start=1083
-  _globals['_JOBSERVICE']._serialized_end=1471
+  _globals['_JOBCONDITION']._serialized_start=155
+  _globals['_JOBCONDITION']._serialized_end=343
+  _globals['_JOBSTATUS']._serialized_start=346
+  _globals['_JOBSTATUS']._serialized_end=554
+  _globals['_JOB']._serialized_start=557
+  _globals['_JOB']._serialized_end=761
+  _globals['_RUNJOBREQUEST']._serialized_start=763
+  _globals['_RUNJOBREQUEST']._serialized_end=818
+  _globals['_RUNJOBRESPONSE']._serialized_start=820
+  _globals['_RUNJOBRESPONSE']._serialized_end=865
+  _globals['_GETJOBREQUEST']._serialized_start=867
+  _globals['_GETJOBREQUEST']._serialized_end=902
+  _globals['_GETJOBRESPONSE']._serialized_start=904
+  _globals['_GETJOBRESPONSE']._serialized_end=949
+  _globals['_LISTJOBSREQUEST']._serialized_start=951
+  _globals['_LISTJOBSREQUEST']._serialized_end=968
+  _globals['_LISTJOBSRESPONSE']._serialized_start=970
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1018
+  _globals['_GETJOBLOGSREQUEST']._serialized_start=1020
+  _globals['_GETJOBLOGSREQUEST']._serialized_end=1089
+  _globals['_GETJOBLOGSRESPONSE']._serialized_start=1091
+  _globals['_GETJOBLOGSRESPONSE']._serialized_end=1125
+  _globals['_JOBSERVICE']._serialized_start=1128
+  _globals['_JOBSERVICE']._serialized_end=1516
 # @@protoc_insertion_point(module_scope)

@@ -12,7 +12,6 @@ decides where a task runs and says why it waits when no node offers Docker.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from corral import convert
+from corral import convert, jsontext
 from corral.cube import CUBE, GOKUBE, CubeError, Dialect, parse_event
 from corral.cube_shapes import cube_node, cube_stats, cube_task
+from corral.errors import ValidationError
 from corral.model import Node, Task
 from corral.v1 import manager_pb2
 from gateway import upstream
@@ -116,9 +116,9 @@ def task_handlers(dialect: Dialect) -> dict[str, Handler]:
     async def submit_task(request: Request) -> Response:
         """Submit a TaskEvent; 201 with the Task."""
         try:
-            data = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CubeError(400, f"invalid JSON: {err}") from None
+            data = jsontext.loads(await request.body())
+        except ValidationError as err:
+            raise CubeError(400, f"invalid JSON: {err.problem}") from None
         task_id, spec = parse_event(data, dialect)
         message = manager_pb2.SubmitTaskRequest(spec=convert.spec_to(spec), id=task_id)
         reply = await upstream.unary(

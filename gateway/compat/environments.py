@@ -11,7 +11,6 @@ backend failure 500 with the reason: ``{"success": false, "error": "..."}``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from corral import jsontext
+from corral.errors import ValidationError
 from corral.v1 import environments_pb2 as pb
 from gateway import upstream
 from gateway.errors import UpstreamError
@@ -57,9 +58,9 @@ async def _body(request: Request, required: tuple[str, ...]) -> dict[str, str] |
     """The JSON object with its required string fields, or the 400 to answer."""
     raw = await request.body()
     try:
-        data: Any = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        return _failure(400, f"body: is not valid JSON: {err}")
+        data: Any = jsontext.loads(raw) if raw.strip() else {}
+    except ValidationError as err:
+        return _failure(400, err.message)
     if not isinstance(data, dict):
         return _failure(400, "body: must be a JSON object")
     for name in required:

@@ -14,7 +14,6 @@ the output as text/plain, kept after the job ends. An unknown job is 404
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from corral import jsontext
+from corral.errors import ValidationError
 from corral.v1 import jobs_pb2
 from gateway import upstream
 from gateway.errors import UpstreamError
@@ -142,9 +143,9 @@ async def create_job(request: Request) -> Response:
     """Run `sh -c cmd` to completion; answers the job."""
     raw = await request.body()
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        return _detail(400, f"body: is not valid JSON: {err}")
+        data = jsontext.loads(raw) if raw.strip() else {}
+    except ValidationError as err:
+        return _detail(400, err.message)
     if not isinstance(data, dict):
         return _detail(400, 'body: must be a JSON object such as {"cmd": "..."}')
     unknown = sorted(set(data) - {"cmd"})
