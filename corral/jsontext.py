@@ -35,6 +35,22 @@ def depth_exceeds(raw: bytes | str, limit: int = MAX_DEPTH) -> bool:
     return max(accumulate(memoryview(signs).cast("b")), default=0) > limit
 
 
+def nested_deeper(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when parsed data (lists and dicts) nests more than ``limit`` deep; no recursion."""
+    if not isinstance(data, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def loads(raw: bytes | str, field: str = "body") -> Any:
     """Parse JSON text, raising ``ValidationError`` naming ``field`` for any bad input."""
     if depth_exceeds(raw):

@@ -12,7 +12,6 @@ task's ID: proto JSON names start lowercase, theirs uppercase.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 
-from corral import convert, cube
+from corral import convert, cube, jsontext
 from corral.errors import ValidationError
 from corral.model import TaskSpec
 
@@ -32,10 +31,17 @@ def load(path: Path) -> tuple[TaskSpec, str]:
         text = path.read_text()
     except OSError as err:
         raise ValidationError("file", f"cannot read {path}: {err.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as err:
-        raise ValidationError("file", f"{path} is not valid JSON/YAML: {err}") from None
+    if path.suffix == ".json":
+        data = jsontext.loads(text, "file")
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as err:
+            raise ValidationError("file", f"{path} is not valid YAML: {err}") from None
+        except RecursionError:  # the YAML composer recurses once per level
+            raise ValidationError("file", f"{path} is nested too deeply") from None
+    if jsontext.nested_deeper(data):
+        raise ValidationError("file", f"{path} is nested deeper than {jsontext.MAX_DEPTH} levels")
     return from_dict(data)
 
 

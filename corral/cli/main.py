@@ -7,6 +7,8 @@ its commands or sub-groups; this module only assembles them.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from importlib import metadata
 from typing import Annotated
 
@@ -57,7 +59,19 @@ def build() -> typer.Typer:
 
 
 def main() -> None:
-    build()()
+    try:
+        build()()
+    except Exception as err:
+        # Every expected failure exits with a message naming the field; reaching here
+        # is a bug, but the user still gets one line, not a traceback.
+        if os.environ.get("CORRAL_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(err).__name__}: {str(err)[:500]}"
+            " (a bug; CORRAL_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

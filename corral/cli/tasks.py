@@ -110,7 +110,7 @@ def run(
     ] = None,
     restart: Annotated[str | None, typer.Option(help="never|on-failure|always")] = None,
     max_attempts: Annotated[
-        int | None, typer.Option(help="Attempts in all (0 = no limit).")
+        int | None, typer.Option(min=0, help="Attempts in all (0 = no limit).")
     ] = None,
     label: Annotated[list[str] | None, typer.Option("--label", "-l", help="K=V.")] = None,
     constraint: Annotated[list[str] | None, typer.Option(help="Node label K=V.")] = None,
@@ -270,7 +270,7 @@ def _one_of_ref_or_selector() -> None:
 
 def events(
     from_index: Annotated[
-        int, typer.Option("--from", help="Replay from this index (0 = only new ones).")
+        int, typer.Option("--from", min=0, help="Replay from this index (0 = only new ones).")
     ] = 0,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Only these kinds.")] = None,
     manager: ManagerOption = DEFAULT_TARGET,

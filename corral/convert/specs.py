@@ -10,6 +10,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from corral import jsontext
 from corral.convert.scalars import (
     duration,
     enum_from,
@@ -188,7 +189,10 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
         kubernetes=(
             KubernetesSpec(
                 namespace=m.kubernetes.namespace,
-                manifests=tuple(json.loads(s) for s in m.kubernetes.manifests),
+                manifests=tuple(
+                    jsontext.loads(s, f"spec.kubernetes.manifests[{i}]")
+                    for i, s in enumerate(m.kubernetes.manifests)
+                ),
             )
             if m.HasField("kubernetes")
             else None
