@@ -61,6 +61,29 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+class Health(HealthServicer):  # type: ignore[misc]
+    """The standard health service, with the ``List`` its async servicer leaves out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._statuses: dict[str, Any] = {}
+
+    async def set(self, service: str, status: Any) -> None:
+        self._statuses[service] = status
+        await super().set(service, status)
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: Any
+    ) -> health_pb2.HealthListResponse:
+        reply = health_pb2.HealthListResponse()
+        stopping = self._gracefully_shutting_down
+        for service, status in self._statuses.items():
+            reply.statuses[service].status = (
+                health_pb2.HealthCheckResponse.NOT_SERVING if stopping else status
+            )
+        return reply
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
@@ -88,7 +111,7 @@ async def start_server(
     guard = RequestGuard(_refuse)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[guard, *interceptors])
     names = [add(server) for add in register]
-    health = HealthServicer()
+    health = Health()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in [*names, ""]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)

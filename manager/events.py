@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from corral.errors import ResourceExhausted
+from corral.errors import ResourceExhausted, ValidationError
 from corral.model import Event
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,14 @@ class EventHub:
     async def watch(
         self, *, from_index: int = 0, kinds: Sequence[str] = ()
     ) -> AsyncIterator[Event]:
+        if from_index > self.published + 1:
+            # Waiting would look like a quiet cluster while the caller's index is simply
+            # wrong (from another manager's store, or a typo).
+            raise ValidationError(
+                "from_index",
+                f"{from_index} is past the latest event ({self.published}): use at most "
+                f"{self.published + 1}, or 0 for new events only",
+            )
         watcher = _Watcher(tuple(kinds))
         # Subscribe before replaying so nothing published meanwhile is missed.
         self._watchers.add(watcher)

@@ -110,3 +110,22 @@ async def test_a_replaced_task_must_stop_before_the_ttl(ch: grpc.aio.Channel) ->
     )
     reply = await stub.SubmitTask(manager_pb2.SubmitTaskRequest(spec=kept), timeout=10)
     assert reply.task.spec.disconnect.replace is False
+
+
+async def test_watching_from_a_future_index_is_refused_at_once(ch: grpc.aio.Channel) -> None:
+    stub = manager_pb2_grpc.ManagerServiceStub(ch)
+    call = stub.WatchEvents(manager_pb2.WatchEventsRequest(from_index=10**9), timeout=10)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in call:
+            pass
+    field, details = refused(err.value)
+    assert field == "from_index" and "past the latest event" in details
+
+
+async def test_health_list_names_every_service(ch: grpc.aio.Channel) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    reply = await health_pb2_grpc.HealthStub(ch).List(health_pb2.HealthListRequest(), timeout=10)
+    assert reply.statuses["corral.v1.ManagerService"].status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
