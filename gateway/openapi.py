@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from google.api import field_behavior_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from starlette.routing import BaseRoute, Route
 
@@ -77,7 +78,11 @@ class Schemas:
 
     def _message(self, descriptor: AnyDescriptor) -> dict[str, Any]:
         properties = {f.json_name: self.field(f) for f in descriptor.fields}
-        return {"type": "object", "properties": properties, "additionalProperties": False}
+        schema = {"type": "object", "properties": properties, "additionalProperties": False}
+        required = [f.json_name for f in descriptor.fields if is_required(f)]
+        if required:
+            schema["required"] = required
+        return schema
 
     def field(self, f: AnyField) -> dict[str, Any]:
         if f.message_type is not None and f.message_type.GetOptions().map_entry:
@@ -94,6 +99,12 @@ class Schemas:
         if f.enum_type is not None:
             return {"type": "string", "enum": [v.name for v in f.enum_type.values]}
         return dict(_SCALARS[f.type])
+
+
+def is_required(f: AnyField) -> bool:
+    """Marked ``(google.api.field_behavior) = REQUIRED`` in its proto."""
+    behaviors = f.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    return field_behavior_pb2.REQUIRED in behaviors
 
 
 def describe(endpoint: Any, **operation: Any) -> None:
@@ -162,8 +173,11 @@ def _operation(binding: Binding, schemas: Schemas) -> dict[str, Any]:
             if binding.body == "*"
             else schemas.field(request.fields_by_name[binding.body])
         )
+        body_fields = (
+            request.fields if binding.body == "*" else [request.fields_by_name[binding.body]]
+        )
         op["requestBody"] = {
-            "required": False,
+            "required": any(is_required(f) for f in body_fields),
             "content": {"application/json": {"schema": body_schema}},
         }
     return op
@@ -178,6 +192,8 @@ def _query_parameters(
             continue
         schema = schemas.field(f)
         param: dict[str, Any] = {"name": f.name, "in": "query", "schema": schema}
+        if is_required(f):
+            param["required"] = True
         if f.is_repeated:
             param.update(style="form", explode=True)
         out.append(param)
@@ -194,9 +210,11 @@ def _success(binding: Binding, schemas: Schemas) -> dict[str, Any]:
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             }
         media = "text/event-stream" if kind == "sse" else "application/x-ndjson"
+        # Each SSE event's data (each NDJSON line) is one message as JSON: an object.
         return {
-            "description": f"A stream of {response.name} ({media})",
-            "content": {media: {"schema": {"type": "string"}}},
+            "description": f"A stream of {response.name} ({media}), one JSON object per "
+            + ("event's data" if kind == "sse" else "line"),
+            "content": {media: {"schema": schemas.ref(response)}},
         }
     schema = (
         schemas.field(response.fields_by_name[binding.response_body])
@@ -221,4 +239,9 @@ def _compat_operation(route: Route, method: str) -> dict[str, Any]:
         "responses": {"default": {"description": "See the origin's documentation"}},
     }
     op.update(extra)
+    # Bad input is answered 4xx on every route: never an undocumented status.
+    op["responses"] = {
+        **op["responses"],
+        "default": op["responses"].get("default", {"description": "An error (4xx, 5xx)"}),
+    }
     return op
