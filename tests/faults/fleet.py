@@ -105,6 +105,10 @@ class Fleet:
         args += ["--reconnect-initial", "0.1", "--reconnect-max", "0.5", *extra]
         return self._start(name, args, prefix)
 
+    def start_gateway(self, port: int) -> Proc:
+        args = ["gateway", "--manager", self.manager_address, "--listen", f"127.0.0.1:{port}"]
+        return self._start("gateway", args)
+
     def _start(self, name: str, args: list[str], prefix: Sequence[str] = ()) -> Proc:
         proc = Proc(name, args, self.root / f"{name}.log", prefix)
         self.procs.append(proc)
