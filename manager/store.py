@@ -33,7 +33,7 @@ from typing import Any
 from corral import convert
 from corral.model import Attempt, Event, Node, Task, TaskId, TaskSpec, TaskState, TaskStatus
 from corral.v1 import types_pb2
-from manager import wirecache
+from manager import sqlitefiles, wirecache
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +197,7 @@ class Store:
         return self._db
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = sqlitefiles.connect(self.path, check_same_thread=False)
         # NORMAL in WAL mode is durable against process crashes (the ones a
         # manager restart is about); only an OS crash may lose the last commits.
         db.execute("PRAGMA synchronous=NORMAL")

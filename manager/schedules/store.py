@@ -25,6 +25,7 @@ from corral.schedules import (
     ScheduleStatus,
     Timing,
 )
+from manager import sqlitefiles
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -45,9 +46,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 class ScheduleStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlitefiles.connect(path)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
