@@ -15,6 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 CHUNK = 64 * 1024
+# A log filesystem with less free space than this counts as full.
+FULL_BELOW = 256 * 1024
+# Smaller logs are never cut for a full disk: there is nothing to gain.
+MIN_KEPT = 4096
 FOLLOW_POLL = 0.05
 
 
@@ -46,18 +50,23 @@ class LogStore:
 
 
 def enforce_limit(path: Path, max_bytes: int) -> None:
-    """Keep the newest max_bytes/2 when the file grew past max_bytes.
+    """Keep the newest max_bytes/2 when the file grew past max_bytes, or a quarter of
+    it when the disk under it is (nearly) full; a marker line says what was cut.
 
+    A full disk must not take the worker or its tasks down: the tasks' own
+    writes fail (their business), and cutting their logs makes room again.
     Truncating in place keeps the writer's O_APPEND descriptor valid: its next
-    write lands at the new end of the file.
+    write lands at the new end of the file. The marker and the kept tail are
+    written over the file's first bytes, so the cut needs no free space.
     """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return
-    if size <= max_bytes:
+    full = disk_full(path)
+    if size <= max_bytes and not (full and size > MIN_KEPT):
         return
-    keep = max_bytes // 2
+    keep = min(max_bytes // 2, size // 4) if full else max_bytes // 2
     with path.open("r+b") as f:
         f.seek(size - keep)
         tail = f.read(keep)
@@ -65,9 +74,22 @@ def enforce_limit(path: Path, max_bytes: int) -> None:
         cut = tail.find(b"\n")
         if 0 <= cut < len(tail) - 1:
             tail = tail[cut + 1 :]
+        why = ", the disk was full" if full else ""
+        marker = f"[corral: {size - len(tail)} bytes of earlier output cut{why}]\n".encode()
+        kept = marker + tail[len(marker) :] if len(marker) + len(tail) > size else marker + tail
         f.seek(0)
-        f.write(tail)
-        f.truncate(len(tail))
+        f.write(kept)
+        f.truncate(len(kept))
+
+
+def disk_full(path: Path) -> bool:
+    """Less than FULL_BELOW bytes (or 2%) left for unprivileged writers under ``path``."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    free = st.f_bavail * st.f_frsize
+    return free < FULL_BELOW or free < st.f_blocks * st.f_frsize * 0.02
 
 
 def tail_offset(path: Path, lines: int) -> int:

@@ -69,7 +69,8 @@ def test_enforce_limit_keeps_the_newest_whole_lines(tmp_path: Path) -> None:
     enforce_limit(path, 2000)
     assert path.stat().st_size == 1000  # under the bound: untouched
     enforce_limit(path, 400)
-    kept = path.read_bytes()
+    marker, _, kept = path.read_bytes().partition(b"\n")
+    assert marker == f"[corral: {1000 - len(kept)} bytes of earlier output cut]".encode()
     assert len(kept) <= 200 and kept.endswith(b"000000099\n")
     assert kept.startswith(b"0000000") and kept.count(b"\n") == len(kept) // 10
 
