@@ -533,10 +533,10 @@ function schedulesView(main) {
         const card = h("div", { class: "card", "data-schedule": s.name },
           h("h2", {}, s.name, " ", badge(short(s.status && s.status.state, "SCHEDULE_STATE_"))),
           h("p", { class: "muted" }, trigger, s.status && s.status.nextRunAt ? ` · next ${when(s.status.nextRunAt)}` : ""),
-          h("div", { class: "toolbar", "data-needs": "submit" },
-            h("button", { class: "secondary", onclick: () => act(s.name, "start") }, "Start"),
-            h("button", { class: "secondary", onclick: () => act(s.name, "stop") }, "Stop"),
-            h("button", { class: "secondary", onclick: () => act(s.name, "run").then(() => runs(s.name, into)) }, "Run once")),
+          h("div", { class: "toolbar" },
+            h("button", { class: "secondary", "data-needs": "operate", onclick: () => act(s.name, "start") }, "Start"),
+            h("button", { class: "secondary", "data-needs": "operate", onclick: () => act(s.name, "stop") }, "Stop"),
+            h("button", { class: "secondary", "data-needs": "submit", onclick: () => act(s.name, "run").then(() => runs(s.name, into)) }, "Run once")),
           into);
         runs(s.name, into);
         return card;
