@@ -200,6 +200,8 @@ async function followEvents() {
       }, streamAbort.signal, opened);
     } catch (err) {
       if (err.name === "AbortError") return;
+      // A manager that restarted with other history refuses our index: start over from now.
+      if (err.status === 400) store.lastIndex = 0;
     }
     live.className = "live off"; live.textContent = "reconnecting";
     await new Promise((r) => setTimeout(r, backoff));
