@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 
 from corral.errors import ValidationError
 from corral.model import Task, TaskId, TaskState
-from manager.store import TaskRow, decode_spec, decode_status
+from manager.store import TaskRow
 
 # The shortest id prefix that names a task (the CLI's tables show 8 characters).
 MIN_PREFIX = 8
@@ -36,8 +36,7 @@ class TaskEntry:
     def task(self) -> Task:
         if self._task is None:
             assert self._row is not None
-            row = self._row
-            self._task = Task(row.id, decode_spec(row.spec), decode_status(row.status))
+            self._task = self._row.decode()
             self._row = None
         return self._task
 

@@ -20,7 +20,7 @@ from manager.scheduling import explain, reasons
 async def explain_task(core: TaskManager, ref: str) -> Explanation:
     """The placement dry run of the task ``ref`` (id or name); NotFound when unknown."""
     task = await core.get(ref)
-    slots = core.registry.slots()
+    slots = core.ledger.registry.slots()
     fits = tuple(
         NodeFit(
             node_id=slot.id,

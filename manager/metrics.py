@@ -26,7 +26,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from corral.model import Event, NodeStatus, TaskState
-from manager.core import NO_FIT, TaskManager
+from manager.core import TaskManager
+from manager.placing import NO_FIT
 
 # Seconds from submit to RUNNING: a process starts in milliseconds, a queue can take hours.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
@@ -162,14 +163,14 @@ class _CoreState(Collector):
     def _tasks(self, core: TaskManager) -> Iterator[GaugeMetricFamily]:
         by_state = GaugeMetricFamily("corral_tasks", "Tasks by state.", labels=["state"])
         for state in TaskState:
-            by_state.add_metric([state.name], core.catalog.count(state))
+            by_state.add_metric([state.name], core.ledger.catalog.count(state))
         yield by_state
         now = time.time()
         reasons: Counter[str] = Counter()
-        for task_id in list(core.pending):
-            entry = core.catalog.by_id.get(task_id)
-            if entry is not None:
-                status = entry.task.status
+        for task_id in list(core.ledger.pending()):
+            task = core.ledger.find(task_id)
+            if task is not None:
+                status = task.status
                 reasons[pending_reason(status.message, status.next_attempt_at, now)] += 1
         pending = GaugeMetricFamily(
             "corral_tasks_pending", "PENDING tasks by why they wait.", labels=["reason"]
@@ -179,7 +180,7 @@ class _CoreState(Collector):
         yield pending
 
     def _nodes(self, core: TaskManager) -> Iterator[GaugeMetricFamily]:
-        statuses: Counter[str] = Counter(record.status.name for record in core.registry)
+        statuses: Counter[str] = Counter(record.status.name for record in core.ledger.registry)
         nodes = GaugeMetricFamily("corral_nodes", "Registered nodes by status.", labels=["status"])
         for status in NodeStatus:
             nodes.add_metric([status.name], statuses[status.name])
@@ -207,7 +208,7 @@ class _CoreState(Collector):
         now = time.monotonic()
         interval = core.config.heartbeat_interval
         connected = 0
-        for record in core.registry:
+        for record in core.ledger.registry:
             ids = [record.id, record.name or record.id]
             seconds = max(0.0, now - record.last_seen)
             age.add_metric(ids, seconds)

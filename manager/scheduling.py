@@ -2,9 +2,10 @@
 
 Pure logic over ``NodeSlot``s (a node as the scheduler sees it: capacity,
 what the manager has allocated on it, labels, runtimes, and whether it takes
-new work). Nothing here knows about gRPC or SQLite; the caller applies the
-chosen placement (``NodeSlot.allocate``) so the next pick in the same pass
-sees the allocation: allocations are tracked, never re-read from stats.
+new work). Nothing here knows about gRPC or SQLite; the caller records the
+chosen placement (``NodeSlot.allocate``, on the placement planner's copy of
+the node, see ``manager.placing``) so the next pick in the same pass sees the
+allocation: allocations are tracked, never re-read from stats.
 
 Large clusters: like Nomad's limit iterator, a pick scores only a bounded
 sample of feasible nodes, scanned from a rotating offset, so a placement
@@ -215,18 +216,22 @@ class Scheduler:
 
     def pick(self, spec: TaskSpec, nodes: Sequence[NodeSlot]) -> NodeSlot | None:
         """The best feasible node in a bounded sample, or None when none fits."""
+        index = self.choose(spec, nodes)
+        return None if index is None else nodes[index]
+
+    def choose(self, spec: TaskSpec, nodes: Sequence[NodeSlot]) -> int | None:
+        """Like ``pick``, the node's index in ``nodes`` (a planner replaces it by its copy)."""
         count = len(nodes)
         if count == 0:
             return None
         limit = 1 if self.strategy == "round-robin" else self.sample_size(count)
         start = self._cursor % count
-        found: list[NodeSlot] = []
+        found: list[int] = []
         last = start
         for step in range(count):
             index = (start + step) % count
-            node = nodes[index]
-            if unfit(spec, node) is None:
-                found.append(node)
+            if unfit(spec, nodes[index]) is None:
+                found.append(index)
                 last = index
                 if len(found) >= limit:
                     break
@@ -238,4 +243,4 @@ class Scheduler:
         # Rotate by one per pick: ties then fall on a different node each time.
         self._cursor = start + 1
         score = SCORES[self.strategy]
-        return max(found, key=lambda node: score(spec, node))
+        return max(found, key=lambda index: score(spec, nodes[index]))

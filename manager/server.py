@@ -14,7 +14,7 @@ import grpc
 from corral import tracing
 from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import start_server, until_signalled, write_port_file
-from manager import extensions, logs, servicer
+from manager import encoding, extensions, logs, servicer
 from manager.config import ManagerConfig
 from manager.control import Extension
 from manager.core import TaskManager
@@ -79,14 +79,17 @@ async def serve(
     """Start a manager; ``extension_modules`` overrides ``manager.extensions.MODULES``."""
     if config.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
-    core = await TaskManager.open(config, log_source=logs.stream_logs)
+    # One cache of spec messages per manager: the servicer fills it, sessions and the store read it.
+    specs = encoding.spec_cache()
+    codec = encoding.ProtoCodec(specs)
+    core = await TaskManager.open(config, log_source=logs.stream_logs, codec=codec)
     metrics = ManagerMetrics(core)
     metrics.follow(core)
     installed: list[Extension] = []
     exposed: MetricsServer | None = None
     try:
         installed = extensions.install_all(core, config, extension_modules)
-        register = [servicer.register(core), *(ext.register for ext in installed)]
+        register = [servicer.register(core, specs), *(ext.register for ext in installed)]
         exposed = await maybe_serve(config.metrics_listen, metrics.registry)
         interceptors = tracing.server_interceptors("manager")
         running = await start_server(config.listen, register, interceptors=interceptors)

@@ -6,7 +6,7 @@ The worker stream (``Connect``) is handed to ``manager.sessions``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
@@ -17,27 +17,31 @@ from corral.errors import ValidationError
 from corral.model import Event, Task, TaskId, TaskState
 from corral.serving import translate_errors
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
-from manager import traces, wirecache
+from manager import traces
 from manager.attempts import task_attempts
 from manager.control import NewTask, TaskQuery
 from manager.core import TaskManager
 from manager.explaining import explain_task
 from manager.logmerging import merged_logs
 from manager.sessions import WorkerSession
+from manager.wirecache import SpecCache
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-def new_task(request: manager_pb2.SubmitTaskRequest) -> NewTask:
+Specs: TypeAlias = SpecCache[types_pb2.TaskSpec]
+
+
+def new_task(request: manager_pb2.SubmitTaskRequest, specs: Specs) -> NewTask:
     spec = convert.spec_from(request.spec)
     # The cached message is what every reply shows: it must name the runtime the
     # task runs on, not the empty string the client may have left (the default).
     request.spec.runtime = spec.runtime
-    wirecache.remember(spec, request.spec)
+    specs.remember(spec, request.spec)
     return NewTask(spec=spec, id=TaskId(request.id) if request.id else None)
 
 
-def fill_task(out: types_pb2.Task, task: Task) -> None:
+def fill_task(out: types_pb2.Task, task: Task, specs: Specs) -> None:
     """Write ``task`` into ``out``, a field of the response being built.
 
     A message built apart and then put in a response is copied (spec and
@@ -45,23 +49,25 @@ def fill_task(out: types_pb2.Task, task: Task) -> None:
     """
     out.id = task.id
     # The spec's message comes from the cache: usually the very one the client sent.
-    out.spec.CopyFrom(wirecache.spec_message(task.spec))
+    out.spec.CopyFrom(specs.message(task.spec))
     out.status.CopyFrom(convert.status_to(task.status))
 
 
-def add_tasks(field: RepeatedCompositeFieldContainer[types_pb2.Task], tasks: list[Task]) -> None:
+def add_tasks(
+    field: RepeatedCompositeFieldContainer[types_pb2.Task], tasks: list[Task], specs: Specs
+) -> None:
     for task in tasks:
-        fill_task(field.add(), task)
+        fill_task(field.add(), task, specs)
 
 
-def fill_event(out: types_pb2.Event, event: Event) -> None:
+def fill_event(out: types_pb2.Event, event: Event, specs: Specs) -> None:
     if event.task is None:
         out.CopyFrom(convert.event_to(event))
         return
     out.index, out.kind, out.message = event.index, event.kind, event.message
     if (time := convert.timestamp(event.time)) is not None:
         out.time.CopyFrom(time)
-    fill_task(out.task, event.task)
+    fill_task(out.task, event.task, specs)
 
 
 def label_selector(text: str) -> dict[str, str]:
@@ -90,27 +96,28 @@ def states_from(numbers: Sequence[int]) -> frozenset[TaskState]:
 
 
 class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
-    def __init__(self, core: TaskManager) -> None:
+    def __init__(self, core: TaskManager, specs: Specs) -> None:
         self.core = core
+        self.specs = specs
 
     @translate_errors
     async def SubmitTask(
         self, request: manager_pb2.SubmitTaskRequest, context: Context
     ) -> manager_pb2.SubmitTaskResponse:
-        (task,) = await self.core.submit([new_task(request)], prefix="")
+        (task,) = await self.core.submit([new_task(request, self.specs)], prefix="")
         traces.remember([task])
         response = manager_pb2.SubmitTaskResponse()
-        fill_task(response.task, task)
+        fill_task(response.task, task, self.specs)
         return response
 
     @translate_errors
     async def SubmitTasks(
         self, request: manager_pb2.SubmitTasksRequest, context: Context
     ) -> manager_pb2.SubmitTasksResponse:
-        tasks = await self.core.submit([new_task(r) for r in request.tasks])
+        tasks = await self.core.submit([new_task(r, self.specs) for r in request.tasks])
         traces.remember(tasks)
         response = manager_pb2.SubmitTasksResponse()
-        add_tasks(response.tasks, tasks)
+        add_tasks(response.tasks, tasks, self.specs)
         return response
 
     @translate_errors
@@ -118,7 +125,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.GetTaskRequest, context: Context
     ) -> manager_pb2.GetTaskResponse:
         response = manager_pb2.GetTaskResponse()
-        fill_task(response.task, await self.core.get(request.id))
+        fill_task(response.task, await self.core.get(request.id), self.specs)
         return response
 
     @translate_errors
@@ -134,7 +141,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         )
         tasks, token = await self.core.list_tasks(query)
         response = manager_pb2.ListTasksResponse(next_page_token=token)
-        add_tasks(response.tasks, tasks)
+        add_tasks(response.tasks, tasks, self.specs)
         return response
 
     @translate_errors
@@ -143,7 +150,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     ) -> manager_pb2.StopTaskResponse:
         task = await self.core.stop(request.id, request.reason)
         response = manager_pb2.StopTaskResponse()
-        fill_task(response.task, task)
+        fill_task(response.task, task, self.specs)
         return response
 
     @translate_errors
@@ -169,7 +176,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
             from_index=request.from_index, kinds=list(request.kinds)
         ):
             response = manager_pb2.WatchEventsResponse()
-            fill_event(response.event, event)
+            fill_event(response.event, event, self.specs)
             yield response
 
     @translate_errors
@@ -226,7 +233,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def Connect(  # type: ignore[override]
         self, request_iterator: AsyncIterator[manager_pb2.WorkerMessage], context: Context
     ) -> None:
-        await WorkerSession(self.core, context).run(_reads(context))
+        await WorkerSession(self.core, context, self.specs).run(_reads(context))
 
 
 async def _reads(context: Context) -> AsyncIterator[manager_pb2.WorkerMessage]:
@@ -235,9 +242,10 @@ async def _reads(context: Context) -> AsyncIterator[manager_pb2.WorkerMessage]:
         yield message
 
 
-def register(core: TaskManager) -> Any:
+def register(core: TaskManager, specs: Specs) -> Callable[[grpc.aio.Server], str]:
     def add(server: grpc.aio.Server) -> str:
-        manager_pb2_grpc.add_ManagerServiceServicer_to_server(ManagerServicer(core), server)
+        servicer = ManagerServicer(core, specs)
+        manager_pb2_grpc.add_ManagerServiceServicer_to_server(servicer, server)
         return str(manager_pb2.DESCRIPTOR.services_by_name["ManagerService"].full_name)
 
     return add

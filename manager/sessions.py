@@ -24,11 +24,13 @@ import grpc
 from corral import convert
 from corral.errors import ValidationError
 from corral.model import NodeStats, Resources, TaskId
-from corral.v1 import manager_pb2
+from corral.v1 import manager_pb2, types_pb2
 from corral.validation import check_labels, check_resources, check_text
-from manager import traces, wirecache
-from manager.core import HelloInfo, TaskManager
+from manager import traces
+from manager.core import TaskManager
 from manager.nodes import NodeRecord
+from manager.wirecache import SpecCache
+from manager.workers import HelloInfo
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,15 @@ class WorkerSession:
     """The manager's end of one worker's session (``worker.session.ManagerSession`` is the
     other end); the core sees it as an ``Outbox``."""
 
-    def __init__(self, core: TaskManager, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def __init__(
+        self,
+        core: TaskManager,
+        context: grpc.aio.ServicerContext[Any, Any],
+        specs: SpecCache[types_pb2.TaskSpec],
+    ) -> None:
         self.core = core
         self.context = context
+        self.specs = specs
         self._assigns: dict[tuple[TaskId, int], None] = {}
         self._stops: list[manager_pb2.StopOrder] = []
         self._wake = asyncio.Event()
@@ -91,7 +99,7 @@ class WorkerSession:
         if first.WhichOneof("kind") != "hello":
             raise ValidationError("hello", "the first message of a session must be hello")
         info = hello_from(first.hello)
-        granted = await self.core.hello(info, self)
+        granted = await self.core.workers.hello(info, self)
         record = granted.record
         self.node_id = record.id
         fields = {"node_id": record.id}
@@ -131,7 +139,7 @@ class WorkerSession:
                 if not task.cancelled() and (err := task.exception()) is not None:
                     raise err
         finally:
-            self.core.disconnected(record, self)
+            self.core.workers.disconnected(record, self)
             log.info("worker %s disconnected", record.name, extra=fields)
         if self._closed.is_set():
             await self.context.abort(grpc.StatusCode.UNAVAILABLE, self._close_reason)
@@ -148,10 +156,10 @@ class WorkerSession:
                 self._wake.set()
             elif kind == "updates":
                 updates = [convert.update_from(u) for u in message.updates.updates]
-                await self.core.apply_updates(record, updates)
+                await self.core.workers.apply_updates(record, updates)
             elif kind == "ack":
                 refs = [(TaskId(a.task_id), a.generation) for a in message.ack.attempts]
-                self.core.ack(record, refs)
+                self.core.workers.ack(record, refs)
             else:
                 record.touch()
 
@@ -191,7 +199,7 @@ class WorkerSession:
         add = message.assign.assignments.add
         for task_id, generation in assigns:
             try:
-                spec = wirecache.spec_message(self.core.spec_of(task_id))
+                spec = self.specs.message(self.core.spec_of(task_id))
             except KeyError:
                 continue
             item = add(task_id=task_id, generation=generation)

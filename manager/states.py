@@ -1,9 +1,12 @@
 """The task state machine: one table of legal transitions.
 
-Every change of a task's state in the manager goes through ``move``; a move
+Every change of a task's state in the manager goes through ``check``; a move
 the table does not list is a bug somewhere (a stale worker update that slipped
 past the generation fence, a race between a stop and a completion), so it is
-refused and logged rather than applied.
+logged with the task and raised as ``IllegalTransition``, never applied and
+never dropped in silence. Planners check each move while they build a plan
+(``manager.plans``), so a refused move stops the plan before any of it is
+applied.
 
 Design notes (why the table looks like this):
 
@@ -48,12 +51,20 @@ def legal(current: TaskState, target: TaskState) -> bool:
     return current is target or target in TRANSITIONS[current]
 
 
-def move(task_id: str, current: TaskState, target: TaskState) -> bool:
-    """True when ``current → target`` is legal; otherwise log the refusal and return False."""
-    if legal(current, target):
-        return True
-    log.warning(
+class IllegalTransition(RuntimeError):
+    """A move the table refuses: a bug in whatever planned it."""
+
+    def __init__(self, task_id: str, current: TaskState, target: TaskState) -> None:
+        super().__init__(f"task {task_id}: illegal transition {current.value} -> {target.value}")
+        self.task_id, self.current, self.target = task_id, current, target
+
+
+def check(task_id: str, current: TaskState, target: TaskState) -> None:
+    """Return when ``current → target`` is legal; otherwise log the refusal and raise."""
+    if current is target or target in TRANSITIONS[current]:
+        return
+    log.error(
         "illegal task transition refused",
         extra={"task_id": task_id, "from": current.value, "to": target.value},
     )
-    return False
+    raise IllegalTransition(task_id, current, target)

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from bench import pgcluster
+from manager.encoding import ProtoCodec, spec_cache
 from manager.leadership import Leadership
-from manager.store import Store
+from manager.store.sqlite import SqliteStore
 from manager.stores.postgres import PostgresStore
 
 IN_CI = bool(os.environ.get("CI"))
@@ -61,13 +62,14 @@ StoreOpener = Callable[[], Awaitable[Any]]
 async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreOpener]:
     """Opens the manager's store on each backend (PostgreSQL as the leader of a fresh database)."""
     if request.param == "sqlite":
-        yield lambda: Store.open(tmp_path)
+        yield lambda: SqliteStore.open(tmp_path, ProtoCodec(spec_cache()))
         return
     url = request.getfixturevalue("pg_url")
     leadership = Leadership(url, advertise="test:1")
     await leadership.open()
     assert await leadership.try_acquire()
     try:
-        yield lambda: PostgresStore.open(url, term=leadership.term)
+        codec = ProtoCodec(spec_cache())
+        yield lambda: PostgresStore.open(url, term=leadership.term, codec=codec)
     finally:
         await leadership.close()

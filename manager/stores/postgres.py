@@ -1,7 +1,7 @@
 """The manager's tasks, attempts, nodes and events in PostgreSQL, with group commit.
 
-The same contract as the SQLite ``manager.store.Store`` (the core cannot tell
-them apart): ``commit`` returns once the batch is durable, ``load`` gives the
+The same contract as the SQLite backend, ``manager.store.Store`` (the core
+cannot tell them apart): ``commit`` returns once the batch is durable, ``load`` gives the
 raw rows to decode lazily, ``events`` replays the index. One writer loop
 merges every batch queued meanwhile and writes them in ONE transaction of a
 few statements, one per table, each taking its rows as arrays
@@ -27,19 +27,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
 from manager.leadership import Fenced, check_term, session_options
-from manager.store import (
-    Batch,
-    Snapshot,
-    TaskRow,
-    _attempt,
-    _encode_status,
-    _event_rows,
-    decode_node,
-    decode_spec,
-    decode_status,
-    encode_node,
-    encode_spec,
-)
+from manager.store import Batch, Codec, Snapshot, TaskRow
+from manager.store.rows import attempt_from, event_rows
 from manager.stores import postgres_schema
 
 log = logging.getLogger(__name__)
@@ -74,9 +63,15 @@ class PostgresStore:
     """The manager's state in PostgreSQL; see the module docstring."""
 
     def __init__(
-        self, pool: AsyncConnectionPool[Any], *, term: int, on_fenced: Callable[[], None]
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        term: int,
+        codec: Codec,
+        on_fenced: Callable[[], None],
     ) -> None:
         self.pool = pool
+        self.codec = codec
         self.term = term
         self._on_fenced = on_fenced
         self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
@@ -93,6 +88,7 @@ class PostgresStore:
         url: str,
         *,
         term: int,
+        codec: Codec,
         lease: float = 4.0,
         on_fenced: Callable[[], None] = lambda: None,
     ) -> PostgresStore:
@@ -112,7 +108,7 @@ class PostgresStore:
         except BaseException:
             await pool.close()
             raise
-        store = cls(pool, term=term, on_fenced=on_fenced)
+        store = cls(pool, term=term, codec=codec, on_fenced=on_fenced)
         store._writer = asyncio.create_task(store._write_loop(), name="corral-pg-writer")
         return store
 
@@ -123,6 +119,7 @@ class PostgresStore:
     # -- reading ----------------------------------------------------------
 
     async def load(self) -> Snapshot:
+        codec = self.codec
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT t.seq, t.id, t.name, t.state, t.node_id, t.generation, s.spec, t.status"
@@ -130,11 +127,13 @@ class PostgresStore:
                 binary=True,
             )
             tasks = [
-                TaskRow(TaskId(i), seq, name, TaskState(state), node, gen, bytes(spec), bytes(st))
+                TaskRow(
+                    TaskId(i), seq, name, TaskState(state), node, gen, bytes(spec), bytes(st), codec
+                )
                 for seq, i, name, state, node, gen, spec, st in await cursor.fetchall()
             ]
             cursor = await conn.execute("SELECT record FROM nodes", binary=True)
-            nodes = [decode_node(bytes(blob)) for (blob,) in await cursor.fetchall()]
+            nodes = [codec.decode_node(bytes(blob)) for (blob,) in await cursor.fetchall()]
             cursor = await conn.execute("SELECT COALESCE(MAX(idx), 0) FROM events")
             row = await cursor.fetchone()
         return Snapshot(tasks, nodes, int(row[0]) if row else 0)
@@ -147,7 +146,7 @@ class PostgresStore:
                 (task_id, generation),
             )
             row = await cursor.fetchone()
-        return _attempt(row) if row else None
+        return attempt_from(row) if row else None
 
     async def events(
         self, from_index: int, until: int, kinds: Sequence[str] = (), limit: int = 1000
@@ -169,14 +168,14 @@ class PostgresStore:
             cursor = await conn.execute(sql, args, binary=True)
             rows = await cursor.fetchall()
         out = []
+        codec = self.codec
         for idx, time, kind, task_id, message, payload, spec in rows:
             task = node = None
             if task_id and spec is not None and payload is not None:
-                task = Task(
-                    TaskId(task_id), decode_spec(bytes(spec)), decode_status(bytes(payload))
-                )
+                spec_, status = codec.decode_spec(bytes(spec)), codec.decode_status(bytes(payload))
+                task = Task(TaskId(task_id), spec_, status)
             elif payload is not None:
-                node = decode_node(bytes(payload))
+                node = codec.decode_node(bytes(payload))
             out.append(Event(idx, time, kind, task=task, node=node, message=message))
         return out
 
@@ -237,12 +236,13 @@ class PostgresStore:
                 self._writing = False
 
     async def _write(self, batch: Batch) -> None:
+        codec = self.codec
         blobs: dict[int, bytes] = {}
 
         def encode_status(status: TaskStatus) -> bytes:
             blob = blobs.get(id(status))
             if blob is None:
-                blob = blobs[id(status)] = _encode_status(status)
+                blob = blobs[id(status)] = codec.encode_status(status)
             return blob
 
         latest = dict(batch.statuses)
@@ -263,9 +263,9 @@ class PostgresStore:
              a.created_at, a.finished_at)
             for a in batch.attempts.values()
         ]  # fmt: skip
-        nodes = [(n.id, encode_node(n)) for n in batch.nodes.values()]
-        events = list(_event_rows(batch.events, encode_status))
-        specs = [(seq, encode_spec(task.spec)) for seq, task in batch.new_tasks]
+        nodes = [(n.id, codec.encode_node(n)) for n in batch.nodes.values()]
+        events = list(event_rows(batch.events, encode_status, codec.encode_node))
+        specs = [(seq, codec.encode_spec(task.spec)) for seq, task in batch.new_tasks]
         async with self.pool.connection() as conn, conn.transaction():
             await check_term(conn, self.term)
             if specs:

@@ -106,7 +106,7 @@ async def test_explain_a_pending_task_everywhere(tmp_path: Path) -> None:
         async for event in s.client.watch_events(1, kinds=("task.",)):
             if event.task is not None and event.task.status.message.startswith("no node fits"):
                 break
-        cursor, allocated = core.scheduler._cursor, [r.allocated for r in core.registry]
+        cursor, allocated = core.scheduler._cursor, [r.allocated for r in core.ledger.registry]
 
         found = await s.client.explain_task(task.id)
         assert found.state is TaskState.PENDING and found.chosen_node_id == ""
@@ -118,7 +118,7 @@ async def test_explain_a_pending_task_everywhere(tmp_path: Path) -> None:
         ]
         # A dry run: nothing moved.
         assert core.scheduler._cursor == cursor
-        assert [r.allocated for r in core.registry] == allocated
+        assert [r.allocated for r in core.ledger.registry] == allocated
         assert (await s.client.get_task(task.id)).status.state is TaskState.PENDING
 
         reply = await s.http.get(f"/v1/tasks/{task.id}:explain")

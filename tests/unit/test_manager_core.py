@@ -12,7 +12,9 @@ from corral.errors import AlreadyExists, DeadlineExceeded, NotFound, ValidationE
 from corral.model import NodeStats, Resources, TaskId, TaskSpec, TaskState, TaskUpdate
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskQuery
-from manager.core import HelloInfo, TaskManager
+from manager.core import TaskManager
+from manager.encoding import ProtoCodec, spec_cache
+from manager.workers import HelloInfo
 
 
 class Outbox:
@@ -46,7 +48,7 @@ def spec(name: str, **kw: object) -> TaskSpec:
 
 async def open_core(path: Path, **kw: object) -> TaskManager:
     config = ManagerConfig(data_dir=path, heartbeat_interval=0.05, ttl=10, **kw)  # type: ignore[arg-type]
-    return await TaskManager.open(config, log_source=no_logs)
+    return await TaskManager.open(config, log_source=no_logs, codec=ProtoCodec(spec_cache()))
 
 
 def hello(node_id: str = "n1", *attempts: TaskUpdate, **kw: object) -> HelloInfo:
@@ -77,7 +79,7 @@ async def test_validation_names_the_field_and_stores_nothing(core: TaskManager) 
     with pytest.raises(ValidationError) as caught:
         await core.submit([NewTask(spec("a"), id=TaskId("has space"))], prefix="")
     assert caught.value.field == "id"
-    assert len(core.catalog) == 0
+    assert len(core.ledger.catalog) == 0
     assert (await core.store.load()).tasks == []
 
 
@@ -98,7 +100,7 @@ async def test_names_are_unique_among_unfinished_tasks(core: TaskManager) -> Non
 async def test_placement_dispatch_and_completion(core: TaskManager) -> None:
     await core.start()
     outbox = Outbox()
-    session = await core.hello(hello(), outbox)
+    session = await core.workers.hello(hello(), outbox)
     tasks = await core.submit([NewTask(spec(f"t{i}", resources=Resources(1))) for i in range(3)])
     # Two fit (2 cpus); the third waits with a reason.
     third = await core.wait(tasks[2].id, lambda t: t.status.message.startswith("no node"), 5)
@@ -106,7 +108,7 @@ async def test_placement_dispatch_and_completion(core: TaskManager) -> None:
     assert len(outbox.assigned) == 2
     first_id, generation = outbox.assigned[0]
     update = TaskUpdate(TaskId(first_id), generation, TaskState.COMPLETED, exit_code=0)
-    await core.apply_updates(session.record, [update])
+    await core.workers.apply_updates(session.record, [update])
     assert (await core.get(first_id)).status.state is TaskState.COMPLETED
     placed = await core.wait(tasks[2].id, lambda t: t.status.state is TaskState.SCHEDULED, 5)
     assert placed.status.node_id == "n1" and (tasks[2].id, 1) in outbox.assigned
@@ -139,7 +141,7 @@ async def test_restart_restores_tasks_nodes_and_events(tmp_path: Path) -> None:
     core = await open_core(tmp_path)
     outbox = Outbox()
     await core.start()
-    await core.hello(hello(), outbox)
+    await core.workers.hello(hello(), outbox)
     tasks = await core.submit([NewTask(spec(f"t{i}")) for i in range(3)])
     for t in tasks:
         await core.wait(t.id, lambda t: t.status.state is TaskState.SCHEDULED, 5)
@@ -148,9 +150,9 @@ async def test_restart_restores_tasks_nodes_and_events(tmp_path: Path) -> None:
 
     core = await open_core(tmp_path)
     try:
-        assert len(core.catalog) == 3
-        assert {t for t in core.live} == {t.id for t in tasks}
-        record = core.registry.get("n1")
+        assert len(core.ledger.catalog) == 3
+        assert {t.id for t in tasks if core.ledger.live(t.id)} == {t.id for t in tasks}
+        record = core.ledger.node("n1")
         assert record is not None and record.task_count == 3 and record.session is None
         # Nothing placed on a node that is not connected.
         await core.start()

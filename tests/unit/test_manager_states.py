@@ -37,7 +37,7 @@ LEGAL = {
 @pytest.mark.parametrize(("current", "target"), sorted(LEGAL, key=str))
 def test_every_legal_transition(current: TaskState, target: TaskState) -> None:
     assert states.legal(current, target)
-    assert states.move("t", current, target)
+    states.check("t", current, target)
 
 
 def test_the_table_is_exactly_the_legal_set() -> None:
@@ -59,12 +59,17 @@ def test_the_table_is_exactly_the_legal_set() -> None:
         (S.LOST, S.SCHEDULED),
     ],
 )
-def test_illegal_transitions_are_refused_and_logged(
+def test_illegal_transitions_raise_and_are_logged_with_the_task(
     current: TaskState, target: TaskState, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="manager.states"):
-        assert not states.move("t1", current, target)
+    with (
+        caplog.at_level(logging.WARNING, logger="manager.states"),
+        pytest.raises(states.IllegalTransition, match="t1") as caught,
+    ):
+        states.check("t1", current, target)
+    assert (caught.value.current, caught.value.target) == (current, target)
     assert "illegal task transition" in caplog.text
+    assert caplog.records[-1].task_id == "t1"  # type: ignore[attr-defined]
 
 
 def test_final_states_have_no_way_out_and_updates_in_place_are_allowed() -> None:

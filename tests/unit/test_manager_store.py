@@ -23,7 +23,18 @@ from corral.model import (
     TaskState,
     TaskStatus,
 )
-from manager.store import SCHEMA_VERSION, Batch, Store
+from manager.encoding import ProtoCodec, spec_cache
+from manager.store import Batch
+from manager.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+
+class Store:
+    """The SQLite backend with the manager's codec."""
+
+    @staticmethod
+    async def open(path: Path) -> SqliteStore:
+        return await SqliteStore.open(path, ProtoCodec(spec_cache()))
+
 
 # The store tests that hold for both backends take ``open_store`` (SQLite, then PostgreSQL).
 __all__ = ["open_store", "pg_cluster", "pg_url"]
@@ -83,10 +94,10 @@ async def test_concurrent_commits_share_transactions(open_store: StoreOpener) ->
     writes = 0
     original = store._write
 
-    def counting(batch: Batch) -> Any:
+    def counting(*args: Any) -> Any:
         nonlocal writes
         writes += 1
-        return original(batch)
+        return original(*args)
 
     store._write = counting  # type: ignore[method-assign]
     await asyncio.gather(*(store.commit(Batch(new_tasks=[(i, make(i))])) for i in range(1, 201)))

@@ -1,4 +1,4 @@
-"""Durable state: SQLite in WAL mode under the data dir, with group commit.
+"""The SQLite backend of ``manager.store.Store``: WAL mode under the data dir, group commit.
 
 Every accepted change is committed before the caller is answered: the core
 queues a ``Batch`` and awaits ``commit``. One writer loop takes every batch
@@ -9,8 +9,9 @@ serving meanwhile; a batch of a few rows is written on the loop's own thread,
 which is cheaper than the two thread handoffs (nothing waits for the disk:
 no fsync on commit, see ``_connect``).
 
-Specs, statuses and nodes are stored as their protobuf encodings (a stable,
-versioned wire format that survives code changes, unlike pickles); events
+Specs, statuses and nodes are stored as the bytes the ``Codec`` makes (their
+protobuf encodings: a stable, versioned format that survives code changes,
+unlike pickles); events
 store the status of their task at that moment, and take the spec from the
 task's row when replayed. Loading is lazy: a restart reads the raw rows and
 decodes a task only when something asks for it, so 100,000 stored tasks
@@ -23,17 +24,16 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from corral import convert
-from corral.model import Attempt, Event, Node, Task, TaskId, TaskSpec, TaskState, TaskStatus
-from corral.v1 import types_pb2
-from manager import sqlitefiles, wirecache
+from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
+from manager import sqlitefiles
+from manager.store import Batch, Codec, Snapshot, TaskRow
+from manager.store.rows import attempt_from, event_rows
 
 log = logging.getLogger(__name__)
 
@@ -65,96 +65,21 @@ CHECKPOINT_PERIOD = 1.0
 INLINE_ROWS = 64
 
 
-def encode_spec(spec: TaskSpec) -> bytes:
-    return wirecache.encoded(spec)
-
-
-def decode_spec(blob: bytes) -> TaskSpec:
-    return convert.spec_from(types_pb2.TaskSpec.FromString(blob))
-
-
-def _encode_status(status: TaskStatus) -> bytes:
-    return convert.status_to(status).SerializeToString()
-
-
-def decode_status(blob: bytes) -> TaskStatus:
-    return convert.status_from(types_pb2.TaskStatus.FromString(blob))
-
-
-def encode_node(node: Node) -> bytes:
-    return convert.node_to(node).SerializeToString()
-
-
-def decode_node(blob: bytes) -> Node:
-    return convert.node_from(types_pb2.Node.FromString(blob))
-
-
-@dataclass
-class Batch:
-    """Changes that commit together (or not at all)."""
-
-    new_tasks: list[tuple[int, Task]] = field(default_factory=list)
-    # Latest status per task (by seq); a later change in the same batch replaces an earlier one.
-    statuses: dict[int, Task] = field(default_factory=dict)
-    # Attempts that ended.
-    attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
-    nodes: dict[str, Node] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.new_tasks or self.statuses or self.attempts or self.nodes or self.events)
-
-    def size(self) -> int:
-        """Rows to write (roughly: a status update and its event count two)."""
-        return (
-            2 * len(self.new_tasks)
-            + len(self.statuses)
-            + len(self.attempts)
-            + len(self.nodes)
-            + len(self.events)
-        )
-
-    def merge(self, other: Batch) -> None:
-        self.new_tasks.extend(other.new_tasks)
-        self.statuses.update(other.statuses)
-        self.attempts.update(other.attempts)
-        self.nodes.update(other.nodes)
-        self.events.extend(other.events)
-
-
-@dataclass
-class TaskRow:
-    """A stored task as read at start-up, decoded only on demand."""
-
-    id: TaskId
-    seq: int
-    name: str
-    state: TaskState
-    node_id: str
-    generation: int
-    spec: bytes
-    status: bytes
-
-
-@dataclass
-class Snapshot:
-    tasks: list[TaskRow]
-    nodes: list[Node]
-    last_event: int
-
-
-class Store:
+class SqliteStore:
     """The manager's SQLite database; see the module docstring."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, codec: Codec) -> None:
         self.path = path
+        self.codec = codec
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-store")
         self._db: sqlite3.Connection | None = None
         # Reads run on the store's thread while small commits run on the event
         # loop's (see _write_loop), so they have their own connection: WAL shows
         # it only committed data.
         self._reader: sqlite3.Connection | None = None
-        self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
+        # Each batch with its specs' bytes, encoded on the event loop's thread when
+        # queued: the codec's cache of wire messages is the loop's alone.
+        self._queue: list[tuple[Batch, list[tuple[int, bytes]], asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -169,8 +94,8 @@ class Store:
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    async def open(cls, data_dir: Path) -> Store:
-        store = cls(data_dir / "manager.db")
+    async def open(cls, data_dir: Path, codec: Codec) -> SqliteStore:
+        store = cls(data_dir / "manager.db", codec)
         try:
             await store._run(store._connect)
         except BaseException:
@@ -231,15 +156,17 @@ class Store:
         return result
 
     def _load(self) -> Snapshot:
-        db = self.db
+        db, codec = self.db, self.codec
         tasks = [
-            TaskRow(TaskId(i), seq, name, TaskState(state), node_id, generation, spec, status)
+            TaskRow(
+                TaskId(i), seq, name, TaskState(state), node_id, generation, spec, status, codec
+            )
             for seq, i, name, state, node_id, generation, spec, status in db.execute(
                 "SELECT t.seq, t.id, t.name, t.state, t.node_id, t.generation, s.spec, t.status"
                 " FROM tasks t JOIN specs s ON s.seq = t.seq ORDER BY t.seq"
             )
         ]
-        nodes = [decode_node(blob) for (blob,) in db.execute("SELECT record FROM nodes")]
+        nodes = [codec.decode_node(blob) for (blob,) in db.execute("SELECT record FROM nodes")]
         last = db.execute("SELECT COALESCE(MAX(idx), 0) FROM events").fetchone()[0]
         return Snapshot(tasks, nodes, int(last))
 
@@ -251,7 +178,7 @@ class Store:
                 " finished_at FROM attempts WHERE task_id = ? AND generation = ?",
                 (task_id, generation),
             ).fetchone()
-            return _attempt(row) if row else None
+            return attempt_from(row) if row else None
 
         result: Attempt | None = await self._run(read)
         return result
@@ -279,13 +206,14 @@ class Store:
         sql += " ORDER BY e.idx LIMIT ?"
         args.append(limit)
         out = []
+        codec = self.codec
         assert self._reader is not None, "store is closed"
         for idx, time, kind, task_id, message, payload, spec in self._reader.execute(sql, args):
             task = node = None
             if task_id and spec is not None and payload is not None:
-                task = Task(TaskId(task_id), decode_spec(spec), decode_status(payload))
+                task = Task(TaskId(task_id), codec.decode_spec(spec), codec.decode_status(payload))
             elif payload is not None:
-                node = decode_node(payload)
+                node = codec.decode_node(payload)
             out.append(Event(idx, time, kind, task=task, node=node, message=message))
         return out
 
@@ -298,7 +226,9 @@ class Store:
         if not batch:
             return
         future: asyncio.Future[None] = self._loop().create_future()
-        self._queue.append((batch, future))
+        encode = self.codec.encode_spec
+        specs = [(seq, encode(task.spec)) for seq, task in batch.new_tasks]
+        self._queue.append((batch, specs, future))
         self._wakeup.set()
         await future
 
@@ -307,7 +237,7 @@ class Store:
         if not self._queue and not self._writing:
             return
         future: asyncio.Future[None] = self._loop().create_future()
-        self._queue.append((Batch(), future))
+        self._queue.append((Batch(), [], future))
         self._wakeup.set()
         # A failed commit is reported to its own caller; the barrier only orders.
         with contextlib.suppress(Exception):
@@ -321,51 +251,50 @@ class Store:
             if not queued:
                 continue
             merged = Batch()
-            for batch, _ in queued:
+            specs: list[tuple[int, bytes]] = []
+            for batch, encoded, _ in queued:
                 merged.merge(batch)
+                specs.extend(encoded)
             self._writing = True
             began = perf_counter()
             try:
                 if merged.size() > INLINE_ROWS:
-                    await self._run(self._write, merged)
+                    await self._run(self._write, merged, specs)
                 elif merged:
                     # A few rows commit faster right here than the handoff to the
                     # store's thread and back costs (in CPU and in GIL waits).
-                    self._write(merged)
+                    self._write(merged, specs)
                 self._dirty = self._dirty or bool(merged)
             except Exception as err:
                 log.exception("store commit failed")
-                for _, future in queued:
+                for _, _, future in queued:
                     if not future.done():
                         future.set_exception(err)
             else:
                 if self.on_commit is not None and merged:
                     self.on_commit(perf_counter() - began, merged.size())
-                for _, future in queued:
+                for _, _, future in queued:
                     if not future.done():
                         future.set_result(None)
             finally:
                 self._writing = False
 
-    def _write(self, batch: Batch) -> None:
-        db = self.db
+    def _write(self, batch: Batch, specs: list[tuple[int, bytes]]) -> None:
+        db, codec = self.db, self.codec
         # A status is usually stored twice (its task's row and its event): encode it once.
         blobs: dict[int, bytes] = {}
 
         def encode_status(status: TaskStatus) -> bytes:
             blob = blobs.get(id(status))
             if blob is None:
-                blob = blobs[id(status)] = _encode_status(status)
+                blob = blobs[id(status)] = codec.encode_status(status)
             return blob
 
         db.execute("BEGIN")
         try:
             # A task submitted and changed in the same batch is inserted in its latest form.
             latest = dict(batch.statuses)
-            db.executemany(
-                "INSERT INTO specs (seq, spec) VALUES (?, ?)",
-                [(seq, encode_spec(task.spec)) for seq, task in batch.new_tasks],
-            )
+            db.executemany("INSERT INTO specs (seq, spec) VALUES (?, ?)", specs)
             rows = []
             for seq, task in batch.new_tasks:
                 status = latest.pop(seq, task).status
@@ -401,11 +330,11 @@ class Store:
             )
             db.executemany(
                 "INSERT OR REPLACE INTO nodes VALUES (?, ?)",
-                [(n.id, encode_node(n)) for n in batch.nodes.values()],
+                [(n.id, codec.encode_node(n)) for n in batch.nodes.values()],
             )
             db.executemany(
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                list(_event_rows(batch.events, encode_status)),
+                list(event_rows(batch.events, encode_status, codec.encode_node)),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -458,30 +387,3 @@ class Store:
 
 def _status_columns(status: TaskStatus, blob: bytes) -> tuple[str, str, int, bytes]:
     return (status.state.value, status.node_id, status.generation, blob)
-
-
-def _attempt(row: Sequence[Any]) -> Attempt:
-    task_id, generation, node_id, state, exit_code, message, created_at, finished_at = row
-    return Attempt(
-        TaskId(task_id),
-        generation,
-        node_id,
-        TaskState(state),
-        exit_code,
-        message,
-        created_at,
-        finished_at,
-    )
-
-
-def _event_rows(
-    events: Iterable[Event], encode_status: Callable[[TaskStatus], bytes]
-) -> Iterable[tuple[Any, ...]]:
-    for e in events:
-        if e.task is not None:
-            status = encode_status(e.task.status)
-            yield (e.index, e.time, e.kind, e.task.id, None, e.message, status)
-        elif e.node is not None:
-            yield (e.index, e.time, e.kind, None, e.node.id, e.message, encode_node(e.node))
-        else:
-            yield (e.index, e.time, e.kind, None, None, e.message, None)

@@ -1,0 +1,44 @@
+"""The manager's stored forms: specs, statuses and nodes as protobuf bytes.
+
+This is the ``manager.store.Codec`` every store backend uses, and the one
+module of the manager besides the servicers and sessions that touches wire
+types: a backend stores bytes and never imports ``corral.v1``. A spec's bytes
+come from the manager's ``SpecCache`` when its message is there (usually the
+very one the client sent), so a submitted spec is converted at most once.
+"""
+
+from __future__ import annotations
+
+from corral import convert
+from corral.model import Node, TaskSpec, TaskStatus
+from corral.v1 import types_pb2
+from manager.wirecache import SpecCache
+
+
+def spec_cache() -> SpecCache[types_pb2.TaskSpec]:
+    """A manager's cache of spec messages (one per manager instance)."""
+    return SpecCache(convert.spec_to)
+
+
+class ProtoCodec:
+    def __init__(self, specs: SpecCache[types_pb2.TaskSpec]) -> None:
+        self.specs = specs
+
+    def encode_spec(self, spec: TaskSpec) -> bytes:
+        # Read-only on the cache: a store encodes many specs it never sends.
+        return self.specs.peek(spec).SerializeToString()
+
+    def decode_spec(self, blob: bytes) -> TaskSpec:
+        return convert.spec_from(types_pb2.TaskSpec.FromString(blob))
+
+    def encode_status(self, status: TaskStatus) -> bytes:
+        return convert.status_to(status).SerializeToString()
+
+    def decode_status(self, blob: bytes) -> TaskStatus:
+        return convert.status_from(types_pb2.TaskStatus.FromString(blob))
+
+    def encode_node(self, node: Node) -> bytes:
+        return convert.node_to(node).SerializeToString()
+
+    def decode_node(self, blob: bytes) -> Node:
+        return convert.node_from(types_pb2.Node.FromString(blob))
