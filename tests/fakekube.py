@@ -214,20 +214,6 @@ class FakeKube:
         found = [o for o in self.list(resource, namespace) if o["metadata"]["name"] == name]
         return found[0] if found else None
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Poll ``predicate`` until it returns something truthy (tests have no events)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError("condition not reached")
-            time.sleep(0.02)
-
-    async def await_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        return await asyncio.to_thread(self.wait_for, predicate, timeout)
-
     def set_pod(
         self,
         namespace: str,

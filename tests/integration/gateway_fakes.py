@@ -36,6 +36,8 @@ class FakeCore:
         self.output: dict[str, bytearray] = {}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.events: list[Event] = []
+        # Event streams opened so far: a test subscribes, awaits one more, then acts.
+        self.subscriptions = 0
         self.changed = asyncio.Condition()
         self.runners: set[asyncio.Task[None]] = set()
         self.node = Node(
@@ -161,7 +163,10 @@ class FakeCore:
     async def watch(
         self, *, from_index: int = 0, kinds: Sequence[str] = ()
     ) -> AsyncIterator[Event]:
-        nxt = from_index or len(self.events) + 1
+        async with self.changed:
+            nxt = from_index or len(self.events) + 1
+            self.subscriptions += 1
+            self.changed.notify_all()
         while True:
             async with self.changed:
                 while len(self.events) < nxt:
@@ -171,6 +176,11 @@ class FakeCore:
                 nxt = event.index + 1
                 if not kinds or any(event.kind.startswith(k) for k in kinds):
                     yield event
+
+    async def until(self, check: Callable[[], object], timeout: float = 10) -> None:
+        """Wait for ``check()`` to hold; it is re-checked on every change of the core."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(check)
 
     async def logs(
         self, ref: str, *, tail: int = 0, follow: bool = False, generation: int = 0

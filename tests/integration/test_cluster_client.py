@@ -48,11 +48,8 @@ async def client(manager: RunningManager) -> AsyncIterator[Client]:
 
 
 async def running(client: Client, task_id: str) -> None:
-    for _ in range(200):
-        if (await client.get_task(task_id)).status.state is TaskState.RUNNING:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("never RUNNING")
+    task = await client.wait(task_id, running=True, timeout=10)
+    assert task.status.state is TaskState.RUNNING, task.status
 
 
 async def test_client_against_the_real_manager(client: Client, worker: SimWorker) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from conftest import eventually
 from typer.testing import CliRunner
 
 from corral.cli.main import build
@@ -44,10 +45,7 @@ async def target(tmp_path: Path) -> AsyncIterator[str]:
         )
     )
     async with Client(address) as client:
-        for _ in range(200):
-            if await client.list_nodes():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(client.list_nodes, what="the worker registered")
     try:
         yield address
     finally:
@@ -78,11 +76,7 @@ async def test_environment_serves_until_stopped(target: str, language: str) -> N
     assert env["replId"] == "py-1" and env["runtime"] == "process"
     assert env["state"] == "TASK_STATE_RUNNING"
     port = int(env["ports"][0]["hostPort"])
-    for _ in range(100):
-        if await answers(port):
-            break
-        await asyncio.sleep(0.05)
-    assert await answers(port)
+    await eventually(lambda: answers(port), what=f"the environment answers on {port}")
     # On the process runtime a project's service listens on loopback only, never 0.0.0.0.
     listening = [
         c.laddr
@@ -100,11 +94,11 @@ async def test_environment_serves_until_stopped(target: str, language: str) -> N
 
     code, out = await corral("env", "stop", "py-1", "--manager", target)
     assert code == 0, out
-    for _ in range(100):
-        if not await answers(port):
-            break
-        await asyncio.sleep(0.05)
-    assert not await answers(port)
+
+    async def refuses() -> bool:
+        return not await answers(port)
+
+    await eventually(refuses, what=f"the environment no longer answers on {port}")
     code, listing = await corral("env", "ls", "--manager", target, "-o", "json")
     assert json.loads(listing).get("environments", []) == []
 

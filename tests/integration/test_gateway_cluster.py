@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from conftest import eventually
 
 from gateway.server import serve as serve_gateway
 from manager.config import ManagerConfig
@@ -53,14 +54,12 @@ async def stack(tmp_path: Path, runtimes: Sequence[str]) -> AsyncIterator[httpx.
 
 async def until(http: httpx.AsyncClient, path: str, check: Any, timeout: float = 30) -> Any:
     """Poll ``path`` until ``check(json)`` holds (the manager has no push for REST here)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        body = (await http.get(path)).json()
-        if check(body):
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{path} never satisfied the check: {body}")
-        await asyncio.sleep(0.05)
+
+    async def body() -> Any:
+        got = (await http.get(path)).json()
+        return got if check(got) else None
+
+    return await eventually(body, timeout=timeout, what=f"{path} satisfies the check")
 
 
 async def test_jobs_and_tasks_through_the_gateway(tmp_path: Path) -> None:

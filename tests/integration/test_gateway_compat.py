@@ -4,12 +4,12 @@ real ``manager.jobs`` over a core that runs processes for real)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from conftest import eventually
 from gateway_fakes import FakeCore, gateway_over_fake
 
 # The README of go-orchestrator (Cube), verbatim.
@@ -223,12 +223,11 @@ async def test_cube_nodes_and_stats(stack: tuple[httpx.AsyncClient, FakeCore]) -
 
 
 async def _status(http: httpx.AsyncClient, job: str, key: str) -> dict[str, Any]:
-    for _ in range(300):
-        status: dict[str, Any] = (await http.get(f"/jobs/{job}/status")).json()
-        if status[key]:
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job} never had {key}: {status}")
+    async def status() -> dict[str, Any] | None:
+        got: dict[str, Any] = (await http.get(f"/jobs/{job}/status")).json()
+        return got if got[key] else None
+
+    return await eventually(status, what=f"job {job} has {key}")
 
 
 async def test_job_api_end_to_end(stack: tuple[httpx.AsyncClient, FakeCore]) -> None:

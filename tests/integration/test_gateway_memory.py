@@ -9,6 +9,7 @@ import itertools
 
 import httpx
 import psutil
+from conftest import eventually
 from gateway_fakes import gateway_over_fake
 
 WARMUP = 500
@@ -70,10 +71,9 @@ async def test_memory_and_tasks_stay_flat() -> None:
         gc.collect()
         growth = me.memory_info().rss - rss_before
         # Abandoned streams are cancelled server-side, not left running.
-        for _ in range(100):
-            if len(asyncio.all_tasks()) <= tasks_before:
-                break
-            await asyncio.sleep(0.05)
-        assert len(asyncio.all_tasks()) <= tasks_before
+        await eventually(
+            lambda: len(asyncio.all_tasks()) <= tasks_before,
+            what=lambda: f"{len(asyncio.all_tasks())} tasks left, {tasks_before} before",
+        )
         print(f"RSS growth over {REQUESTS} requests: {growth / 2**20:.1f} MiB")
         assert growth < MAX_GROWTH, f"RSS grew by {growth / 2**20:.1f} MiB"

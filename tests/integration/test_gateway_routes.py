@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import eventually
 from gateway_fakes import FakeCore, gateway_over_fake
 
 from gateway import streaming
@@ -29,12 +30,11 @@ async def _submit(http: httpx.AsyncClient, name: str, script: str) -> str:
 
 
 async def _until_state(http: httpx.AsyncClient, task_id: str, state: str) -> dict[str, object]:
-    for _ in range(200):
-        task = (await http.get(f"/v1/tasks/{task_id}")).json()
-        if task["status"]["state"] == state:
-            return dict(task)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{task_id} never reached {state}: {task}")
+    async def task() -> dict[str, object] | None:
+        got = (await http.get(f"/v1/tasks/{task_id}")).json()
+        return dict(got) if got["status"]["state"] == state else None
+
+    return await eventually(task, what=f"{task_id} {state}")
 
 
 async def test_submit_get_list_stop(stack: tuple[httpx.AsyncClient, FakeCore]) -> None:
@@ -121,7 +121,7 @@ async def test_events_as_sse_resume_with_last_event_id(
     http, core = stack
     for i in range(3):
         await _submit(http, f"quick-{i}", "true")
-    await asyncio.wait_for(_wait_events(core, 9), 10)  # submitted, running, completed x3
+    await core.until(lambda: len(core.events) >= 9)  # submitted, running, completed x3
     first = await _sse(http, 4, params={"from_index": 1})
     assert [i for i, _ in first] == [1, 2, 3, 4]
     resumed = await _sse(http, 3, headers={"Last-Event-ID": "4"})
@@ -134,18 +134,13 @@ async def test_events_as_sse_resume_with_last_event_id(
     async def next_new() -> list[tuple[int, str]]:
         return await _sse(http, 1)
 
+    opened = core.subscriptions
     waiting = asyncio.create_task(next_new())
-    await asyncio.sleep(0.3)
+    await core.until(lambda: core.subscriptions > opened)  # subscribed: what follows is new
     assert not waiting.done()
     await _submit(http, "late", "true")
     (late,) = await asyncio.wait_for(waiting, 10)
     assert late[0] >= 10 and '"late"' in late[1]
-
-
-async def _wait_events(core: FakeCore, n: int) -> None:
-    async with core.changed:
-        while len(core.events) < n:
-            await core.changed.wait()
 
 
 async def test_idle_event_stream_sends_keepalive_comments(

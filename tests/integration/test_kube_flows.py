@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from conftest import eventually
 from fakekube import FakeKube
 
 from corral.client import Client
@@ -92,10 +93,11 @@ async def stack(fake: FakeKube, tmp_path: Path) -> AsyncIterator[Stack]:
     gateway = await serve_gateway(target, "127.0.0.1:0")
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=60)
     async with Client(target) as client:
-        for _ in range(200):
-            if any(n.name == "kw1" for n in await client.list_nodes()):
-                break
-            await asyncio.sleep(0.05)
+
+        async def registered() -> bool:
+            return any(n.name == "kw1" for n in await client.list_nodes())
+
+        await eventually(registered, what="node kw1 registered")
     stack = Stack(fake, manager, worker, gateway, http, target)
     try:
         yield stack
@@ -188,7 +190,7 @@ async def test_start_and_stop_make_exactly_the_template(stack: Stack) -> None:
     stopped = await http.post("/stop", json={"replId": "proj-1"})
     assert stopped.status_code == 200 and stopped.json() == {"success": True}
     # The manager records the stop and tells the worker, which deletes at once.
-    await fake.await_for(
+    await eventually(
         lambda: not any(names(fake, r) for r in ("deployments", "services", "ingresses", "pods"))
     )
     deletes = [c for c in fake.calls if c.verb == "delete"]
@@ -250,25 +252,21 @@ async def test_jobs_run_as_kubernetes_jobs(stack: Stack) -> None:
     reply = await http.post("/jobs", json={"cmd": "python3 -c 'import this'"})
     assert reply.status_code == 200, reply.text
     name = reply.json()["metadata"]["name"]
-    jobs = await fake.await_for(lambda: fake.list("jobs", JOBS_NS))
+    jobs = await eventually(lambda: fake.list("jobs", JOBS_NS))
     container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["sh", "-c", "python3 -c 'import this'"]
     assert container["image"] == "python:3.12-alpine"
     assert jobs[0]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
-    pod = (await fake.await_for(lambda: fake.list("pods", JOBS_NS)))[0]["metadata"]["name"]
+    pod = (await eventually(lambda: fake.list("pods", JOBS_NS)))[0]["metadata"]["name"]
     fake.write_log(JOBS_NS, pod, b"The Zen of Python, by Tim Peters\n")
     fake.set_pod(JOBS_NS, pod, "Running")
     fake.set_pod(JOBS_NS, pod, "Succeeded", exit_code=0)
 
-    async def succeeded() -> dict[str, Any]:
-        for _ in range(200):
-            status = (await http.get(f"/jobs/{name}/status")).json()
-            if status.get("succeeded"):
-                return dict(status)
-            await asyncio.sleep(0.05)
-        raise AssertionError(status)
+    async def succeeded() -> dict[str, Any] | None:
+        status = (await http.get(f"/jobs/{name}/status")).json()
+        return dict(status) if status.get("succeeded") else None
 
-    status = await succeeded()
+    status = await eventually(succeeded, what=f"job {name} succeeded")
     assert status["conditions"][0]["type"] == "Complete"
     logs = await http.get(f"/jobs/{name}/logs")
     assert logs.text == "The Zen of Python, by Tim Peters\n"
@@ -292,15 +290,16 @@ async def test_rbac_grants_exactly_the_verbs_used(stack: Stack, tmp_path: Path) 
     ok = await http.post("/start", json={"replId": "rbac-1", "language": "python"})
     assert ok.status_code == 200, ok.text
     assert (await http.post("/stop", json={"replId": "rbac-1"})).status_code == 200
-    await fake.await_for(lambda: not names(fake, "deployments"))
+    await eventually(lambda: not names(fake, "deployments"))
     job = (await http.post("/jobs", json={"cmd": "echo hi"})).json()["metadata"]["name"]
-    pod = (await fake.await_for(lambda: fake.list("pods", JOBS_NS)))[0]["metadata"]["name"]
+    pod = (await eventually(lambda: fake.list("pods", JOBS_NS)))[0]["metadata"]["name"]
     fake.set_pod(JOBS_NS, pod, "Running")
     fake.set_pod(JOBS_NS, pod, "Failed", exit_code=1)
-    for _ in range(200):
-        if (await http.get(f"/jobs/{job}/status")).json().get("failed"):
-            break
-        await asyncio.sleep(0.05)
+
+    async def failed() -> bool:
+        return bool((await http.get(f"/jobs/{job}/status")).json().get("failed"))
+
+    await eventually(failed, what=f"job {job} failed")
     # Tenant namespaces, the orphan sweep, and a start redelivered to a restarted
     # worker (409 -> get: it is its own object), through the runtime directly.
     tenant_config = replace(stack.manager.core.config, tenant_namespaces=True)
@@ -364,7 +363,7 @@ async def test_restarted_worker_adopts_and_reconciles_orphans(stack: Stack, tmp_
             reconnect_max=0.2,
         )
     )
-    await fake.await_for(
+    await eventually(
         lambda: all(names(fake, r) == ["keep-me"] for r in ("deployments", "services", "ingresses"))
     )
     assert len(fake.calls_to("create", "deployments")) == 2  # adopted, not recreated
@@ -372,4 +371,4 @@ async def test_restarted_worker_adopts_and_reconciles_orphans(stack: Stack, tmp_
         env = await client.get_environment("keep-me")
         assert env.state is TaskState.RUNNING
     assert (await http.post("/stop", json={"replId": "keep-me"})).status_code == 200
-    await fake.await_for(lambda: not names(fake, "deployments"))
+    await eventually(lambda: not names(fake, "deployments"))

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import eventually
 from fakekube import FakeKube
 
 from corral.model import KubernetesSpec, Resources, TaskId, TaskSpec
@@ -58,7 +59,7 @@ def assign(task_id: str, spec: TaskSpec, generation: int = 1) -> Assignment:
 
 
 async def the_pod(fake: FakeKube, job: str) -> str:
-    pods = await fake.await_for(
+    pods = await eventually(
         lambda: [p for p in fake.list("pods", NS) if p["metadata"]["labels"].get("job-name") == job]
     )
     return str(pods[0]["metadata"]["name"])
@@ -103,7 +104,7 @@ async def test_job_spec_states_logs(fake: FakeKube, runtime: KubernetesRuntime) 
     ref = AttemptRef(TaskId("t-1"), 1)
     # Output appears while the pod runs (followed, not fetched at the end).
     path = runtime._logs.store.path("t-1", 1)
-    await fake.await_for(lambda: path.exists() and b"Zen" in path.read_bytes())
+    await eventually(lambda: path.exists() and b"Zen" in path.read_bytes())
     fake.write_log(NS, pod, b"Beautiful is better than ugly.\n")
     fake.set_pod(NS, pod, "Succeeded", exit_code=0)
     exit_ = await asyncio.wait_for(runtime.wait(ref), 10)
@@ -117,7 +118,7 @@ async def test_job_spec_states_logs(fake: FakeKube, runtime: KubernetesRuntime) 
     assert not fake.calls_to("get", "jobs") and not fake.calls_to("get", "pods")
     # Kept after the pod and the Job are gone (their TTL).
     fake.delete_all("jobs", NS)
-    await fake.await_for(lambda: not fake.list("pods", NS))
+    await eventually(lambda: not fake.list("pods", NS))
     assert await collect(runtime.logs(ref)) == (
         b"The Zen of Python\nBeautiful is better than ugly.\n"
     )
@@ -152,7 +153,7 @@ async def test_image_pull_backoff_fails_and_cleans_up(
     fake.set_pod(NS, pod, "Pending", waiting_reason="ImagePullBackOff")
     exit_ = await asyncio.wait_for(runtime.wait(AttemptRef(TaskId("t-img"), 1)), 10)
     assert not exit_.ok and "ImagePullBackOff" in exit_.message
-    await fake.await_for(lambda: fake.get("jobs", NS, "corral-t-img-1") is None)
+    await eventually(lambda: fake.get("jobs", NS, "corral-t-img-1") is None)
 
 
 async def test_stop_deletes_in_background(fake: FakeKube, runtime: KubernetesRuntime) -> None:
@@ -252,7 +253,7 @@ async def test_stuck_environment_fails_start(fake: FakeKube, runtime: Kubernetes
     fake.deployment_waiting_reason = "ImagePullBackOff"
     with pytest.raises(StartError, match="ImagePullBackOff"):
         await runtime.start(assign("env-3", env_spec("proj-c")))
-    await fake.await_for(lambda: not fake.list("deployments", NS))
+    await eventually(lambda: not fake.list("deployments", NS))
 
 
 async def test_restarted_worker_adopts_then_follows(fake: FakeKube, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Stack:
     ext: SchedulesExtension
 
 
+@asynccontextmanager
 async def _stack(config: ManagerConfig, ep: Endpoints) -> AsyncIterator[Stack]:
     tasks = FakeTasks()
     ext = SchedulesExtension(tasks, config)
@@ -46,13 +48,15 @@ async def _stack(config: ManagerConfig, ep: Endpoints) -> AsyncIterator[Stack]:
     target = f"127.0.0.1:{server.port}"
     chan = open_channel(target)
     gw = await serve_gateway(target, "127.0.0.1:0", compat_modules=["gateway.compat.cronjob"])
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as http:
-        yield Stack(target, ScheduleServiceStub(chan), http, ep, ext)
-    await gw.stop()
-    await chan.close()
-    await ext.close()
-    await server.stop(0)
-    await tasks.close()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as http:
+            yield Stack(target, ScheduleServiceStub(chan), http, ep, ext)
+    finally:
+        await gw.stop()
+        await chan.close()
+        await ext.close()
+        await server.stop(0)
+        await tasks.close()
 
 
 def appsettings(ep: Endpoints, path: Path, interval: str = "00:01:00") -> Path:
@@ -86,7 +90,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             schedules_file=(appsettings(ep, tmp_path / "appsettings.json"),),
             schedules_autostart=False,
         )
-        async for s in _stack(config, ep):
+        async with _stack(config, ep) as s:
             yield s
 
 
@@ -136,16 +140,15 @@ async def test_run_once_answers_after_the_run(stack: Stack) -> None:
 
 
 async def test_without_a_default_schedule_the_routes_say_so(tmp_path: Path) -> None:
-    async with Endpoints() as ep:
-        async for s in _stack(ManagerConfig(data_dir=tmp_path), ep):
-            r = await s.http.get("/api/cronjob/status")
-            assert r.status_code == 404 and "No schedule named 'default'" in r.json()["message"]
+    async with Endpoints() as ep, _stack(ManagerConfig(data_dir=tmp_path), ep) as s:
+        r = await s.http.get("/api/cronjob/status")
+        assert r.status_code == 404 and "No schedule named 'default'" in r.json()["message"]
 
 
 async def test_corral_up_default_calls_the_health_url(tmp_path: Path) -> None:
     async with Endpoints() as ep:
         config = ManagerConfig(data_dir=tmp_path, default_schedule_url=ep.url("health"))
-        async for s in _stack(config, ep):
+        async with _stack(config, ep) as s:
             reply = await s.stub.GetSchedule(pb.GetScheduleRequest(name="default"))
             assert reply.schedule.interval.seconds == 60
             assert reply.schedule.http.endpoints[0].url == ep.url("health")
