@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ import docker
 import docker.errors
 import httpx
 import pytest
+from conftest import eventually, free_port
 from docker_engine import IMAGE
-from waiting import free_port
 
 from corral.client import Client
 from corral.errors import CorralError
@@ -86,11 +85,15 @@ def cluster(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not _docker_node_ready(manager):
-            assert up.poll() is None, (data / "up.log").read_text()
-            assert time.monotonic() < deadline, (data / "up.log").read_text()
-            time.sleep(0.2)
+
+        def logs() -> str:
+            return (data / "up.log").read_text()
+
+        async def docker_node() -> bool:
+            assert up.poll() is None, logs()
+            return await _docker_node_ready(manager)
+
+        asyncio.run(eventually(docker_node, timeout=60, interval=0.2, what=logs))
         yield Cluster(manager, f"http://{gateway}", env, data / "worker")
     finally:
         up.send_signal(signal.SIGINT)
@@ -106,13 +109,10 @@ def cluster(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
                 engine.api.remove_container(c["Id"], force=True)
 
 
-def _docker_node_ready(manager: str) -> bool:
-    async def ask() -> bool:
+async def _docker_node_ready(manager: str) -> bool:
+    try:
         async with Client(manager, timeout=2, retries=0) as client:
             return any("docker" in node.runtimes for node in await client.list_nodes())
-
-    try:
-        return asyncio.run(ask())
     except CorralError:
         return False
 
@@ -137,19 +137,18 @@ class EngineEvents:
         self._thread.join(5)
 
 
-def test_corral_run_docker_then_logs_prints_the_output(cluster: Cluster) -> None:
+async def test_corral_run_docker_then_logs_prints_the_output(cluster: Cluster) -> None:
     name = f"hi-{uuid.uuid4().hex[:8]}"
     ran = cluster.corral(
         "run", "--runtime", "docker", "--image", IMAGE, "--name", name, "--", "echo", "hi"
     )
     assert ran.returncode == 0, ran.stderr + ran.stdout
-    deadline = time.monotonic() + 30
-    while True:
-        logs = cluster.corral("logs", name)
-        if logs.returncode == 0 and logs.stdout == "hi\n":
-            break
-        assert time.monotonic() < deadline, f"corral logs said {logs.stdout!r} {logs.stderr!r}"
-        time.sleep(0.2)
+
+    async def printed() -> subprocess.CompletedProcess[str] | None:
+        logs = await asyncio.to_thread(cluster.corral, "logs", name)
+        return logs if logs.returncode == 0 and logs.stdout == "hi\n" else None
+
+    await eventually(printed, timeout=30, interval=0.2, what=f"corral logs {name} prints hi")
     task = cluster.corral("task", "get", name)
     assert task.returncode == 0 and "completed" in task.stdout.lower(), task.stdout
 
@@ -168,16 +167,15 @@ async def test_cube_task_event_runs_a_real_container(cluster: Cluster, engine: A
             created = await http.post("/tasks", json=event)
             assert created.status_code == 201, created.text
             assert created.json()["ID"] == task_id and created.json()["Image"] == IMAGE
-            deadline = time.monotonic() + 30
+
             # The image's command is a shell with no input: it exits 0, Cube's Completed (3).
-            while (task := (await http.get(f"/tasks/{task_id}")).json())["State"] != 3:
-                assert task["State"] in (0, 1, 2), task
-                assert time.monotonic() < deadline, task
-                await asyncio.sleep(0.1)
-        deadline = time.monotonic() + 10
-        while "destroy" not in events.actions:
-            assert time.monotonic() < deadline, events.actions
-            await asyncio.sleep(0.05)
+            async def completed() -> bool:
+                task = (await http.get(f"/tasks/{task_id}")).json()
+                assert task["State"] in (0, 1, 2, 3), task
+                return bool(task["State"] == 3)
+
+            await eventually(completed, timeout=30, interval=0.1, what=f"task {task_id} done")
+        await eventually(lambda: "destroy" in events.actions, what=lambda: str(events.actions))
         # A real container was created, ran and ended; then the worker removed it.
         assert events.actions.index("create") < events.actions.index("start")
         assert events.actions.index("start") < events.actions.index("die")

@@ -3,8 +3,9 @@
 An HTTP health check that fails gets the task restarted by its policy; a
 worker killed with SIGKILL leaves its containers running, and the worker that
 replaces it adopts them (no duplicate) and stops those the manager does not
-know. Servers bind 127.0.0.1 and containers use host networking. Without an
-engine these tests skip on a laptop and fail in CI.
+know. Servers bind port 0 of 127.0.0.1 (the manager reports its port through
+--port-file) and containers use host networking. Without an engine these tests
+skip on a laptop and fail in CI.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from conftest import eventually, free_port, reported_port
 from docker_engine import IMAGE
-from waiting import free_port
 
 from corral.client import Client
 from corral.model import (
@@ -48,7 +48,7 @@ class Servers:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.manager = f"127.0.0.1:{free_port()}"
+        self.manager = ""  # HOST:PORT once the manager reported the port it got
         self.worker_dir = root / "worker"
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -59,19 +59,17 @@ class Servers:
         self.procs.append(proc)
         return proc
 
-    def start_manager(self) -> None:
-        # TTL 20 s: a killed worker started again within its orphan grace
-        # ((TTL - heartbeat) / 2, see worker.fencing) adopts its containers.
-        self.spawn(
-            "manager",
-            "manager",
-            "--listen",
-            self.manager,
-            "--data-dir",
-            str(self.root / "m"),
-            "--ttl",
-            "20",
-        )
+    async def start_manager(self) -> None:
+        # TTL 60 s: a killed worker started again within its orphan grace
+        # ((TTL - heartbeat) / 2, see worker.fencing) adopts its containers, and a
+        # replacement worker starts well within that even on a loaded machine.
+        port_file = self.root / "manager.port"
+        manager = self.spawn(
+            "manager", "manager", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+            "--data-dir", str(self.root / "m"), "--ttl", "60",
+        )  # fmt: skip
+        port = await reported_port(port_file, alive=lambda: manager.poll() is None, logs=self.logs)
+        self.manager = f"127.0.0.1:{port}"
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         return self.spawn(
@@ -110,9 +108,9 @@ class Servers:
 @pytest.fixture
 async def servers(engine: Any, tmp_path: Path) -> AsyncIterator[Servers]:
     s = Servers(tmp_path)
-    s.start_manager()
-    s.start_worker()
     try:
+        await s.start_manager()
+        s.start_worker()
         yield s
     finally:
         s.stop_all()
@@ -125,14 +123,10 @@ async def servers(engine: Any, tmp_path: Path) -> AsyncIterator[Servers]:
 async def until(
     what: str, check: Callable[[], Awaitable[Any]], servers: Servers, timeout: float = 30
 ) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{servers.logs()}"
-        await asyncio.sleep(0.1)
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` with the logs."""
+    return await eventually(
+        check, timeout=timeout, interval=0.1, what=lambda: f"{what}\n{servers.logs()}"
+    )
 
 
 async def docker_node(client: Client) -> bool:

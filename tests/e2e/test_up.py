@@ -3,18 +3,18 @@ CLI against it; SIGINT stops the whole process tree and ``up`` exits 0."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from waiting import free_port
+from conftest import eventually, free_port
 
 
 def corral(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -47,15 +47,14 @@ class Up:
     def logs(self) -> str:
         return self.out.read_text() + self.err.read_text()
 
-    def wait_up(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    async def wait_up(self, timeout: float = 60.0) -> None:
+        def announced() -> bool:
             if "Corral is up" in self.out.read_text():
-                return
-            if self.popen.poll() is not None:
-                raise AssertionError(f"up exited {self.popen.returncode}:\n{self.logs()}")
-            time.sleep(0.1)
-        raise AssertionError(f"up not ready:\n{self.logs()}")
+                return True
+            assert self.popen.poll() is None, f"up exited {self.popen.returncode}:\n{self.logs()}"
+            return False
+
+        await eventually(announced, timeout=timeout, interval=0.1, what=self.logs)
 
     def tree(self) -> list[psutil.Process]:
         return psutil.Process(self.popen.pid).children(recursive=True)
@@ -75,8 +74,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
         running.popen.wait(10)
 
 
-def test_up_run_logs_and_sigint(up: Up) -> None:
-    up.wait_up()
+async def test_up_run_logs_and_sigint(up: Up) -> None:
+    await up.wait_up()
     out = up.out.read_text()
     assert up.manager in out and up.gateway in out
     assert (up.cwd / ".corral" / "manager").is_dir()
@@ -84,12 +83,12 @@ def test_up_run_logs_and_sigint(up: Up) -> None:
 
     ran = corral("run", "--name", "hello", "--wait", "--", "echo", "hello", env=up.env, cwd=up.cwd)
     assert ran.returncode == 0, ran.stdout + ran.stderr + up.logs()
-    deadline = time.monotonic() + 20
-    logs = corral("logs", "hello", env=up.env, cwd=up.cwd)
-    while logs.stdout != "hello\n" and time.monotonic() < deadline:
-        time.sleep(0.1)
-        logs = corral("logs", "hello", env=up.env, cwd=up.cwd)
-    assert logs.stdout == "hello\n", logs.stderr
+
+    async def printed() -> bool:
+        logs = await asyncio.to_thread(corral, "logs", "hello", env=up.env, cwd=up.cwd)
+        return logs.stdout == "hello\n"
+
+    await eventually(printed, timeout=20, interval=0.1, what=lambda: f"hello logged\n{up.logs()}")
 
     nodes = corral("node", "ls", "-o", "json", env=up.env, cwd=up.cwd)
     assert nodes.returncode == 0 and '"NODE_STATUS_READY"' in nodes.stdout
@@ -126,8 +125,8 @@ def test_up_fails_when_a_child_cannot_start(tmp_path: Path) -> None:
     assert "manager exited" in up.err.read_text()
 
 
-def test_up_stops_everything_when_a_child_dies(up: Up) -> None:
-    up.wait_up()
+async def test_up_stops_everything_when_a_child_dies(up: Up) -> None:
+    await up.wait_up()
     tree = up.tree()
     [worker] = [p for p in tree if "worker" in p.cmdline()]
     worker.kill()

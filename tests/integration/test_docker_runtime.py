@@ -22,8 +22,8 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from conftest import eventually, free_port
 from docker_engine import IMAGE
-from waiting import free_port
 
 from corral.model import (
     ExecProbe,
@@ -245,11 +245,13 @@ async def test_stop_sends_the_signal_then_kills_after_grace(
     )
     stubborn = assign("stubborn", "sh", "-c", "trap '' TERM; while :; do :; done")
     await asyncio.gather(runtime.start(polite), runtime.start(stubborn))
+
     # The busy loop shows in node stats: CPU is a rate, so it takes two samples.
-    deadline = time.monotonic() + 20
-    while (usage := await runtime.usage())[0] < 0.2 or usage[1] <= 0:
-        assert time.monotonic() < deadline, f"usage stayed at {usage}"
-        await asyncio.sleep(0.2)
+    async def busy() -> bool:
+        cpu, memory = await runtime.usage()
+        return cpu >= 0.2 and memory > 0
+
+    await eventually(busy, timeout=20, interval=0.2, what="the busy loop shows in usage")
 
     t0 = time.monotonic()
     await asyncio.gather(runtime.stop(polite.ref, grace=10), runtime.stop(stubborn.ref, grace=1))

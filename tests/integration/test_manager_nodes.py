@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -210,5 +209,4 @@ async def test_user_stop_sends_stop_and_ends_stopped(tmp_path: Path) -> None:
         # The name is free again once the task is final.
         (again,) = await submit(stub, spec("victim"))
         assert again.id != task.id
-        await asyncio.sleep(0)
         await worker.close()

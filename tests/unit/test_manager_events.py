@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from conftest import eventually
 
 from corral.errors import ResourceExhausted
 from corral.model import Event
@@ -45,7 +46,7 @@ async def test_replay_from_an_index_then_follow_live() -> None:
                 return
 
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0)
+    await eventually(lambda: seen)  # replaying: the watcher is subscribed
     emit(hub, log)
     emit(hub, log)
     await asyncio.wait_for(watcher, 5)
@@ -57,7 +58,7 @@ async def test_kinds_filter_live_events() -> None:
     hub = EventHub(log, 0)
     stream = hub.watch(kinds=["node.down"])
     first = asyncio.create_task(anext(stream))
-    await asyncio.sleep(0)
+    await eventually(lambda: hub._watchers)  # subscribed: what is emitted now is live
     emit(hub, log, "task.state")
     wanted = emit(hub, log, "node.down")
     assert (await asyncio.wait_for(first, 5)) == wanted
@@ -72,7 +73,7 @@ async def test_a_slow_watcher_is_dropped_not_buffered_forever(
     hub = EventHub(log, 0)
     stream = hub.watch()
     first = asyncio.create_task(anext(stream))
-    await asyncio.sleep(0)
+    await eventually(lambda: hub._watchers)  # subscribed: what is emitted now is live
     for _ in range(10):
         emit(hub, log)
     await first

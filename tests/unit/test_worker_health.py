@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from conftest import eventually
 
 from corral.model import ExecProbe, HealthCheck, HttpProbe, PortMapping, TaskId, TaskSpec, TcpProbe
 from worker import health
@@ -19,11 +20,12 @@ from worker.runtimes.process import ProcessRuntime
 
 
 class FlippingServer:
-    """Answers GET with ``self.status``; counts requests and their paths."""
+    """Answers GET with ``self.status``; counts connections, requests and their paths."""
 
     def __init__(self) -> None:
         self.status = 200
         self.paths: list[str] = []
+        self.connections = 0
         self.server: asyncio.Server | None = None
         self.port = 0
 
@@ -32,7 +34,12 @@ class FlippingServer:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
+        self.connections += 1
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:  # a TCP probe connects and hangs up
+            writer.close()
+            return
         self.paths.append(request.split(b" ")[1].decode())
         reason = {200: "OK", 302: "Found", 503: "Unavailable"}.get(self.status, "X")
         writer.write(
@@ -136,8 +143,7 @@ async def test_watch_reports_changes_of_verdict_only(web: FlippingServer) -> Non
     assert await next_verdict() == (True, "")
     # Steady: more probes, no more verdicts.
     seen = len(web.paths)
-    while len(web.paths) < seen + 5:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: len(web.paths) >= seen + 5)
     assert len(verdicts) == 3
     watching.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -151,9 +157,13 @@ async def test_initial_delay_holds_the_first_probe(web: FlippingServer) -> None:
         reports.append(healthy)
 
     check = HealthCheck(HttpProbe(port=web.port), interval=0.01, initial_delay=0.5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     watching = asyncio.ensure_future(health.watch(check, health.Target("127.0.0.1"), report))
-    await asyncio.sleep(0.2)
-    assert web.paths == [] and reports == []
+    await eventually(lambda: web.paths)
+    # A lower bound only: a loaded machine makes the first probe later, never earlier.
+    assert loop.time() - started >= 0.5
+    await eventually(lambda: reports)
     watching.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watching
@@ -177,15 +187,15 @@ async def test_one_client_serves_all_probes_of_a_watch(
     check = HealthCheck(HttpProbe("/health", web.port), interval=0.02, failure_threshold=1)
     watching = asyncio.ensure_future(health.watch(check, health.Target("127.0.0.1"), report))
     try:
-        while len(web.paths) < 5:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(web.paths) >= 5)
     finally:
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
     assert len(made) == 1  # building one costs ~19 ms of CPU: never per probe
     tcp = HealthCheck(TcpProbe(web.port), interval=0.02)
+    connected = web.connections
     watching = asyncio.ensure_future(health.watch(tcp, health.Target("127.0.0.1"), report))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: web.connections >= connected + 3)  # three TCP probes
     watching.cancel()
     await asyncio.gather(watching, return_exceptions=True)
     assert len(made) == 1  # and tcp watches make none

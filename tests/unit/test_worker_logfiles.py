@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from conftest import eventually
+
 from worker.logfiles import LogStore, enforce_limit, read_log, tail_offset
 
 
@@ -54,8 +56,8 @@ async def test_follow_streams_until_done(tmp_path: Path) -> None:
     following = asyncio.ensure_future(follow())
     for i in range(3):
         store.append(path, f"line{i}\n".encode())
-        while b"".join(received) != b"".join(f"line{j}\n".encode() for j in range(i + 1)):
-            await asyncio.sleep(0.01)
+        expected = b"".join(f"line{j}\n".encode() for j in range(i + 1))
+        await eventually(lambda expected=expected: b"".join(received) == expected)
     assert not following.done()
     store.append(path, b"last\n")
     finished = True

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import eventually
 
 from corral.model import Resources, TaskId, TaskSpec
 from worker.logfiles import LogStore
@@ -151,7 +152,7 @@ async def test_a_restarted_worker_adopts_its_running_process(tmp_path: Path) -> 
     await wait_for_output(first, a.ref, b"started")
     pid = _record_pid(tmp_path, a.ref)
     # Let "short" end while nobody watches it.
-    await _until((tmp_path / "process" / f"{finished.ref.key}.status").exists)
+    await eventually((tmp_path / "process" / f"{finished.ref.key}.status").exists)
     await first.close()  # the worker goes away; its processes do not
 
     second = runtime(tmp_path)
@@ -209,17 +210,7 @@ async def wait_for_output(rt: ProcessRuntime, ref: AttemptRef, needle: bytes) ->
     async def seen() -> bool:
         return needle in await output(rt, ref)
 
-    deadline = time.monotonic() + 10
-    while not await seen():
-        assert time.monotonic() < deadline, f"{needle!r} never appeared"
-        await asyncio.sleep(0.02)
-
-
-async def _until(condition: object) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    await eventually(seen, what=f"{needle!r} in the output")
 
 
 def _record_pid(tmp_path: Path, ref: AttemptRef) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
+
+from conftest import eventually
 
 from corral.model import FakeSpec, Health, NodeId, TaskId, TaskSpec, TaskState, TaskUpdate
 from worker.records import AttemptRecords, node_id
@@ -35,12 +36,6 @@ class Recorder:
             if u.task_id == task and (gen is None or u.generation == gen)
         ]
 
-    async def until(self, condition: Any, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
-
 
 def supervisor(recorder: Recorder, **kw: Any) -> Supervisor:
     return Supervisor({"fake": FakeRuntime()}, node_id=NODE, emit=recorder, **kw)
@@ -52,11 +47,11 @@ async def test_generations_fence_stale_assignments() -> None:
     assert sup.apply(assign("t", gen=2, duration=3600))
     assert not sup.apply(assign("t", gen=2))  # re-delivery
     assert not sup.apply(assign("t", gen=1))  # older
-    await rec.until(lambda: rec.states("t", 2) == [TaskState.RUNNING])
+    await eventually(lambda: rec.states("t", 2) == [TaskState.RUNNING])
     # A newer generation supersedes the running one: at most one attempt runs.
     assert sup.apply(assign("t", gen=3, duration=3600))
-    await rec.until(lambda: rec.states("t", 2) == [TaskState.RUNNING, TaskState.STOPPED])
-    await rec.until(lambda: rec.states("t", 3) == [TaskState.RUNNING])
+    await eventually(lambda: rec.states("t", 2) == [TaskState.RUNNING, TaskState.STOPPED])
+    await eventually(lambda: rec.states("t", 3) == [TaskState.RUNNING])
     assert sup.running_count == 1
     await sup.close()
 
@@ -65,7 +60,7 @@ async def test_stop_answers_for_unknown_and_ended_attempts() -> None:
     rec = Recorder()
     sup = supervisor(rec)
     sup.apply(assign("done"))
-    await rec.until(lambda: rec.states("done") == [TaskState.RUNNING, TaskState.COMPLETED])
+    await eventually(lambda: rec.states("done") == [TaskState.RUNNING, TaskState.COMPLETED])
     sup.stop(AttemptRef(TaskId("done"), 1), reason="x")  # ended: its final again
     assert rec.states("done")[-1] is TaskState.COMPLETED and len(rec.updates) == 3
     sup.stop(AttemptRef(TaskId("ghost"), 1), reason="x")
@@ -76,16 +71,19 @@ async def test_stop_answers_for_unknown_and_ended_attempts() -> None:
 
 
 async def test_a_stop_during_start_wins() -> None:
+    release = asyncio.Event()
+
     class SlowStart(FakeRuntime):
         async def start(self, assignment: Assignment) -> Started:
-            await asyncio.sleep(0.1)
+            await release.wait()  # still starting when the stop comes
             return await super().start(assignment)
 
     rec = Recorder()
     sup = Supervisor({"fake": SlowStart()}, node_id=NODE, emit=rec)
     sup.apply(assign("t", duration=3600))
     sup.stop(AttemptRef(TaskId("t"), 1), reason="changed my mind")
-    await rec.until(lambda: TaskState.STOPPED in rec.states("t"))
+    release.set()
+    await eventually(lambda: TaskState.STOPPED in rec.states("t"))
     assert rec.updates[-1].message == "changed my mind"
     assert sup.running_count == 0
 
@@ -94,7 +92,7 @@ async def test_deadline_fails_the_attempt() -> None:
     rec = Recorder()
     sup = supervisor(rec)
     sup.apply(assign("t", duration=3600, deadline=0.1))
-    await rec.until(lambda: len(rec.states("t")) == 2)
+    await eventually(lambda: len(rec.states("t")) == 2)
     assert rec.updates[-1].state is TaskState.FAILED
     assert rec.updates[-1].message == "deadline of 0.1s exceeded"
 
@@ -105,7 +103,7 @@ async def test_history_is_bounded_and_attempts_are_listed() -> None:
     for i in range(8):
         sup.apply(assign(f"t{i}"))
     sup.apply(assign("live", duration=3600))
-    await rec.until(lambda: sum(u.state is TaskState.COMPLETED for u in rec.updates) == 8)
+    await eventually(lambda: sum(u.state is TaskState.COMPLETED for u in rec.updates) == 8)
     listed = {a.task_id: a.state for a in sup.attempts()}
     assert len(listed) == 6 and listed["live"] is TaskState.RUNNING
     assert "t0" not in listed and listed["t7"] is TaskState.COMPLETED
@@ -124,7 +122,7 @@ async def test_unhealthy_attempt_fails_with_the_reason() -> None:
     sup = Supervisor({"fake": SickAfterStart()}, node_id=NODE, emit=rec)
     check = HealthCheck(ExecProbe(("probe",)), interval=0.01, failure_threshold=2)
     sup.apply(assign("t", duration=3600, health_check=check))
-    await rec.until(lambda: len(rec.states("t")) == 2)
+    await eventually(lambda: len(rec.states("t")) == 2)
     final = rec.updates[-1]
     assert final.state is TaskState.FAILED and final.health is Health.UNHEALTHY
     assert final.message == "unhealthy: exec probe exited 1"
@@ -137,7 +135,7 @@ async def test_healthy_verdicts_are_reported() -> None:
     sup = supervisor(rec)  # the fake runtime's exec answers 0 while the attempt runs
     check = HealthCheck(ExecProbe(("probe",)), interval=0.01)
     sup.apply(assign("t", duration=3600, health_check=check))
-    await rec.until(lambda: len(rec.states("t")) == 2)
+    await eventually(lambda: len(rec.states("t")) == 2)
     first, healthy = rec.updates
     assert first.health is Health.UNKNOWN and first.state is TaskState.RUNNING
     assert healthy.health is Health.HEALTHY and healthy.state is TaskState.RUNNING
