@@ -249,7 +249,8 @@ async def test_stop_sends_the_signal_then_kills_after_grace(
     # The busy loop shows in node stats: CPU is a rate, so it takes two samples.
     async def busy() -> bool:
         cpu, memory = await runtime.usage()
-        return cpu >= 0.2 and memory > 0
+        # Above what the idle shell uses, not a core: on a loaded machine the loop gets less.
+        return cpu >= 0.05 and memory > 0
 
     await eventually(busy, timeout=20, interval=0.2, what="the busy loop shows in usage")
 
