@@ -26,8 +26,8 @@ import docker
 import docker.errors
 import httpx
 import pytest
-from conftest import eventually, free_port
 from docker_engine import IMAGE
+from waiting import eventually, free_port
 
 from corral.client import Client
 from corral.errors import CorralError

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import eventually, free_port
+from waiting import eventually, free_port
 
 
 def corral(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -22,8 +22,8 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from conftest import eventually, free_port
 from docker_engine import IMAGE
+from waiting import eventually, free_port
 
 from corral.model import (
     ExecProbe,

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import eventually
 from typer.testing import CliRunner
+from waiting import eventually
 
 from corral.cli.main import build
 from corral.client import Client

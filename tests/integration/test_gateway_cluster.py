@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import eventually
+from waiting import eventually
 
 from gateway.server import serve as serve_gateway
 from manager.config import ManagerConfig

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import eventually
 from gateway_fakes import FakeCore, gateway_over_fake
+from waiting import eventually
 
 # The README of go-orchestrator (Cube), verbatim.
 CUBE_EVENT = {

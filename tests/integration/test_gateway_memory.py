@@ -9,8 +9,8 @@ import itertools
 
 import httpx
 import psutil
-from conftest import eventually
 from gateway_fakes import gateway_over_fake
+from waiting import eventually
 
 WARMUP = 500
 REQUESTS = 2500

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import eventually
 from gateway_fakes import FakeCore, gateway_over_fake
+from waiting import eventually
 
 from gateway import streaming
 

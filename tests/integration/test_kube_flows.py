@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import eventually
 from fakekube import FakeKube
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import NodeId, TaskId, TaskSpec, TaskState

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import eventually
 from fakekube import FakeKube
+from waiting import eventually
 
 from corral.model import KubernetesSpec, Resources, TaskId, TaskSpec
 from worker.config import WorkerConfig

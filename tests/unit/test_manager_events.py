@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from conftest import eventually
+from waiting import eventually
 
 from corral.errors import ResourceExhausted
 from corral.model import Event

@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import eventually
+from waiting import eventually
 
 from corral.model import ExecProbe, HealthCheck, HttpProbe, PortMapping, TaskId, TaskSpec, TcpProbe
 from worker import health

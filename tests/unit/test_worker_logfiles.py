@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from conftest import eventually
+from waiting import eventually
 
 from worker.logfiles import LogStore, enforce_limit, read_log, tail_offset
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import eventually
+from waiting import eventually
 
 from corral.model import Resources, TaskId, TaskSpec
 from worker.logfiles import LogStore

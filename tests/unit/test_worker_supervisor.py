@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from conftest import eventually
+from waiting import eventually
 
 from corral.model import FakeSpec, Health, NodeId, TaskId, TaskSpec, TaskState, TaskUpdate
 from worker.records import AttemptRecords, node_id
