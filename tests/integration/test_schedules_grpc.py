@@ -251,7 +251,7 @@ async def test_the_files_schedule_is_running_from_boot(tmp_path: Path) -> None:
     async with Endpoints() as ep:
         settings = appsettings(ep, tmp_path / "appsettings.json", interval="01:00:00")
         config = ManagerConfig(data_dir=tmp_path, schedules_file=(settings,))
-        async for s in _stack(config, ep):
+        async with _stack(config, ep) as s:
             r = await s.http.get("/api/cronjob/status")
             assert (r.status_code, r.json()) == (200, {"status": "Running"})
             got = await s.stub.GetSchedule(pb.GetScheduleRequest(name="default"))
