@@ -32,6 +32,8 @@ class TaskState(enum.Enum):
     FAILED = "failed"
     STOPPED = "stopped"
     LOST = "lost"
+    # Never ran: a dependency can no longer meet its condition.
+    SKIPPED = "skipped"
 
     @property
     def final(self) -> bool:
@@ -51,7 +53,9 @@ class TaskState(enum.Enum):
         raise ValueError(f"Cube state must be 0-4, got {number}")
 
 
-FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.STOPPED})
+FINAL_STATES = frozenset(
+    {TaskState.COMPLETED, TaskState.FAILED, TaskState.STOPPED, TaskState.SKIPPED}
+)
 ACTIVE_STATES = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
 _CUBE_NUMBER = {
     TaskState.PENDING: 0,
@@ -62,8 +66,22 @@ _CUBE_NUMBER = {
     # Cube has no such states: a user stop ends Completed there, a lost node Failed.
     TaskState.STOPPED: 3,
     TaskState.LOST: 4,
+    TaskState.SKIPPED: 4,
 }
-_CUBE_CANONICAL = frozenset(set(TaskState) - {TaskState.STOPPED, TaskState.LOST})
+_CUBE_CANONICAL = frozenset(set(TaskState) - {TaskState.STOPPED, TaskState.LOST, TaskState.SKIPPED})
+
+
+class DependencyCondition(enum.Enum):
+    SUCCEEDED = "succeeded"  # the dependency ended COMPLETED
+    FINISHED = "finished"  # the dependency ended, however
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """A task this one waits for; only the dependency's final state counts."""
+
+    task_id: str
+    condition: DependencyCondition = DependencyCondition.SUCCEEDED
 
 
 class RestartMode(enum.Enum):
@@ -251,6 +269,7 @@ class TaskSpec:
     stop_grace: float = 10.0
     deadline: float = 0.0
     disconnect: Disconnect = Disconnect()
+    depends_on: tuple[Dependency, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

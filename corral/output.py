@@ -49,6 +49,7 @@ _STATE_STYLE = {
     TaskState.FAILED: "bold red",
     TaskState.STOPPED: "magenta",
     TaskState.LOST: "red",
+    TaskState.SKIPPED: "dim",
 }
 
 

@@ -5,6 +5,9 @@ A spec file is the proto3 JSON of ``corral.v1.TaskSpec`` (the body of
 serves the CLI, curl and grpcurl alike. ``{"spec": {...}, "id": "..."}`` (the
 full SubmitTaskRequest) is accepted too. Parse errors name the field.
 
+A workflow file is the body of ``POST /v1/tasks:batch``: ``tasks``, a list of
+``{id, spec}`` naming each other in ``spec.dependsOn`` (``load_all``).
+
 Cube's and gokube's task files (``task1.json``: a TaskEvent, or a bare Task,
 in their PascalCase JSON) are read as their servers read them, keeping the
 task's ID: proto JSON names start lowercase, theirs uppercase.
@@ -27,6 +30,38 @@ from corral.model import TaskSpec
 
 def load(path: Path) -> tuple[TaskSpec, str]:
     """The spec in ``path`` and the task id it asks for ('' when none)."""
+    data = _read(path)
+    if isinstance(data, Mapping) and "tasks" in data:
+        raise ValidationError("file", f"{path} is a workflow (a `tasks` list): use load_all")
+    return from_dict(data)
+
+
+def is_workflow(path: Path) -> bool:
+    data = _read(path)
+    return isinstance(data, Mapping) and "tasks" in data
+
+
+def load_all(path: Path) -> list[tuple[TaskSpec, str]]:
+    """Every task in ``path``: a workflow's ``tasks`` (the body of ``POST /v1/tasks:batch``,
+    items ``{id, spec}`` that name each other in ``spec.dependsOn``), else the one task."""
+    data = _read(path)
+    if not (isinstance(data, Mapping) and "tasks" in data):
+        return [from_dict(data)]
+    items = data["tasks"]
+    if not isinstance(items, list) or not items:
+        raise ValidationError("tasks", "must be a non-empty list of {id, spec}")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or "spec" not in item:
+            raise ValidationError(f"tasks[{i}]", "must be {id: ..., spec: {...}}")
+        try:
+            out.append(from_dict(item))
+        except ValidationError as err:
+            raise ValidationError(f"tasks[{i}].{err.field}", err.problem) from None
+    return out
+
+
+def _read(path: Path) -> Any:
     try:
         text = path.read_text()
     except OSError as err:
@@ -42,7 +77,7 @@ def load(path: Path) -> tuple[TaskSpec, str]:
             raise ValidationError("file", f"{path} is nested too deeply") from None
     if jsontext.nested_deeper(data):
         raise ValidationError("file", f"{path} is nested deeper than {jsontext.MAX_DEPTH} levels")
-    return from_dict(data)
+    return data
 
 
 def from_dict(data: Any) -> tuple[TaskSpec, str]:

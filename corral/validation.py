@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from corral.errors import ValidationError
 from corral.model import (
     RUNTIMES,
+    Dependency,
     ExecProbe,
     HealthCheck,
     HttpCall,
@@ -233,7 +234,25 @@ def validate_task_spec(spec: TaskSpec, field: str = "spec") -> TaskSpec:
     check_seconds(spec.deadline, f"{field}.deadline")
     if spec.disconnect.stop_after is not None:
         check_seconds(spec.disconnect.stop_after, f"{field}.disconnect.stop_after")
+    check_dependencies(spec.depends_on, f"{field}.depends_on")
     return spec
+
+
+MAX_DEPENDENCIES = 100
+
+
+def check_dependencies(dependencies: Sequence[Dependency], field: str) -> None:
+    """Each names a task id once; whether the ids exist is the manager's to say."""
+    if len(dependencies) > MAX_DEPENDENCIES:
+        raise ValidationError(field, f"at most {MAX_DEPENDENCIES} dependencies")
+    seen: set[str] = set()
+    for i, dependency in enumerate(dependencies):
+        check_task_id(dependency.task_id, f"{field}[{i}].task_id")
+        if dependency.task_id in seen:
+            raise ValidationError(
+                f"{field}[{i}].task_id", f"{dependency.task_id!r} is listed twice"
+            )
+        seen.add(dependency.task_id)
 
 
 def check_task_id(value: str, field: str = "id") -> str:

@@ -28,11 +28,12 @@ from typing import Protocol
 
 from corral.errors import DeadlineExceeded, FailedPrecondition, NotFound, ValidationError
 from corral.model import ACTIVE_STATES, Event, Node, NodeStatus, Task, TaskId, TaskSpec, TaskState
-from manager import ending, placing, queries
+from manager import depending, ending, placing, queries
 from manager.applying import Applier
 from manager.catalog import MIN_PREFIX, TaskEntry
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskQuery
+from manager.depending import Dependencies
 from manager.events import EventHub
 from manager.ledger import Ledger
 from manager.nodes import NodeRecord
@@ -77,6 +78,8 @@ class TaskManager:
         self._failures = 0
         # The worker-facing side: sessions call ``core.workers.hello`` and the rest.
         self.workers = Workers(self.ledger, self.applier, config, self._finish)
+        # Tasks that wait for others: held out of placement until decided.
+        self.dependencies = Dependencies()
 
     @classmethod
     async def open(
@@ -102,7 +105,9 @@ class TaskManager:
         ledger = self.ledger
         for row in snapshot.tasks:
             ledger.add(TaskEntry(row.seq, row=row))
-        ledger.enqueue(row.id for row in snapshot.tasks if row.state is TaskState.PENDING)
+        pending = [row.id for row in snapshot.tasks if row.state is TaskState.PENDING]
+        held = self.dependencies.hold(ledger.task(task_id) for task_id in pending)
+        ledger.enqueue(pending)
         for node in snapshot.nodes:
             ledger.restore_node(node, grace=self.config.ttl)
         now = time.time()
@@ -115,6 +120,7 @@ class TaskManager:
                 why = "node lost before the manager restarted"
                 ending.after_loss(plan, ledger.task(row.id), why, now=now)
         await self._run(plan, now)
+        await self._run(self.dependencies.plan_held(ledger, held, now=now), now)
 
     async def start(self) -> None:
         self._loops = [
@@ -148,6 +154,14 @@ class TaskManager:
 
     async def _finish(self, batch: Batch, *, kick: bool = True) -> None:
         await self._commit(batch)
+        ended = depending.ended_in(event.task for event in batch.events)
+        if ended and len(self.dependencies.gate):
+            # Tasks that ended decide their held dependents (a SKIPPED one, its own in turn).
+            now = time.time()
+            plan = self.dependencies.plan_ended(self.ledger, ended, now=now)
+            if plan:
+                await self._run(plan, now)
+                return
         if kick:
             self.kick()
 
@@ -164,6 +178,7 @@ class TaskManager:
         for a batch, ``spec.command`` for a single task (``prefix=""``).
         """
         queries.check_submission(self.ledger.catalog, tasks, prefix, self._check_disconnect)
+        self.dependencies.check(self.ledger.catalog, tasks, prefix)
         now = time.time()
         batch = Batch()
         entries = []
@@ -175,13 +190,18 @@ class TaskManager:
             entries.append(entry)
             batch.new_tasks.append((entry.seq, task))
             batch.events.append(Event(self.hub.allocate(), now, "task.submitted", task=task))
+        # Held before anything commits: no placement pass may take a task that waits.
+        held = self.dependencies.hold(entry.task for entry in entries)
         try:
             await self._commit(batch)
         except BaseException:
+            self.dependencies.release(held)
             for entry in reversed(entries):
                 self.ledger.discard(entry)
             raise
         self.ledger.enqueue(entry.id for entry in entries)
+        if held:
+            await self._run(self.dependencies.plan_held(self.ledger, held, now=now), now)
         self.kick()
         return [entry.task for entry in entries]
 
@@ -358,7 +378,8 @@ class TaskManager:
         never blocks the manager for long.
         """
         now = time.time()
-        queue = list(self.ledger.pending())
+        held = self.dependencies.held
+        queue = [task_id for task_id in self.ledger.pending() if not held(task_id)]
         unplaceable = placing.Unplaceable()
         placed = 0
         for start in range(0, len(queue), CHUNK):

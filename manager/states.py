@@ -19,7 +19,9 @@ Design notes (why the table looks like this):
   (``LOST → FAILED``). A task whose ``disconnect.replace`` is false waits
   LOST for its node instead, and goes on from where the node says it is
   (``LOST → RUNNING | COMPLETED``) when the node comes back.
-- Final states (``COMPLETED``, ``FAILED``, ``STOPPED``) have no way out.
+- ``SKIPPED`` is reached only from ``PENDING``: a task whose dependency can
+  no longer meet its condition never ran.
+- Final states (``COMPLETED``, ``FAILED``, ``STOPPED``, ``SKIPPED``) have no way out.
 - Staying in the same state (a RUNNING task reporting its ports or health) is
   an update, not a transition, and always allowed.
 """
@@ -35,15 +37,17 @@ log = logging.getLogger(__name__)
 
 P, S, R = TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING
 C, F, X, L = TaskState.COMPLETED, TaskState.FAILED, TaskState.STOPPED, TaskState.LOST
+K = TaskState.SKIPPED
 
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
-    P: frozenset({S, X}),
+    P: frozenset({S, X, K}),
     S: frozenset({R, C, F, X, L, P}),
     R: frozenset({C, F, X, L, P}),
     L: frozenset({P, F, X, R, C}),
     C: frozenset(),
     F: frozenset(),
     X: frozenset(),
+    K: frozenset(),
 }
 
 

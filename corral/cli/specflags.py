@@ -14,6 +14,8 @@ import shlex
 from corral.cli.options import parse_pairs, parse_size
 from corral.errors import ValidationError
 from corral.model import (
+    Dependency,
+    DependencyCondition,
     ExecProbe,
     HealthCheck,
     HttpProbe,
@@ -48,6 +50,8 @@ class RunFlags:
     health_cmd: str | None = None
     health_interval: float | None = None
     command: list[str] | None = None
+    # Task ids (already resolved) to run after, each "ID" or "ID=finished".
+    after: list[str] | None = None
 
 
 def build_spec(flags: RunFlags, base: TaskSpec | None = None) -> TaskSpec:
@@ -75,7 +79,24 @@ def build_spec(flags: RunFlags, base: TaskSpec | None = None) -> TaskSpec:
     health = _health(flags, spec.health_check)
     if health is not None:
         changes["health_check"] = health
+    if flags.after:
+        changes["depends_on"] = spec.depends_on + tuple(
+            after(a, i) for i, a in enumerate(flags.after)
+        )
     return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+
+def after(text: str, i: int = 0) -> Dependency:
+    """``--after ID`` (it must succeed) or ``--after ID=finished`` (it must end, however)."""
+    task_id, sep, condition = text.partition("=")
+    if not sep:
+        return Dependency(task_id)
+    try:
+        return Dependency(task_id, DependencyCondition(condition))
+    except ValueError:
+        raise ValidationError(
+            f"spec.depends_on[{i}].condition", f"{condition!r} is not succeeded or finished"
+        ) from None
 
 
 def _resources(flags: RunFlags, base: Resources) -> Resources:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ import typer
 from rich.markup import escape
 
 from corral import output, specfiles
-from corral.cli import attaching, explaining
+from corral.cli import attaching, explaining, specflags
 from corral.cli.options import (
     ManagerOption,
     OutputOption,
@@ -35,7 +36,7 @@ from corral.cli.options import (
 from corral.cli.specflags import RunFlags, build_spec
 from corral.client import DEFAULT_TARGET, Client
 from corral.errors import ValidationError
-from corral.model import Task, TaskSpec, TaskState
+from corral.model import Dependency, Task, TaskSpec, TaskState
 
 EXIT_PLACEMENT = 2
 _POLL = 0.1
@@ -123,6 +124,13 @@ def run(
         bool,
         typer.Option("--attach", "-a", help="Stream its output; exit with its exit code."),
     ] = False,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--after",
+            help="Run after this task (id, prefix, name) succeeded; ID=finished: ended.",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="How long --wait waits (s).")] = 60.0,
     manager: ManagerOption = DEFAULT_TARGET,
     out: OutputOption = "table",
@@ -149,15 +157,22 @@ def run(
         command=command,
     )
 
-    def parse() -> tuple[TaskSpec, str]:
+    if file is not None and _is_workflow(file):
+        _run_workflow(file, manager, out)
+        return
+
+    def parse() -> tuple[TaskSpec, str, list[Dependency]]:
         check_output(out)
         base, file_id = specfiles.load(file) if file is not None else (None, "")
-        return build_spec(flags, base), id or file_id
+        waits = [specflags.after(a, i) for i, a in enumerate(after or ())]
+        return build_spec(flags, base), id or file_id, waits
 
-    spec, task_id = parse_or_exit(parse)
+    spec, task_id, waits = parse_or_exit(parse)
 
     async def go(client: Client) -> tuple[Task, int]:
-        task = await client.submit(spec, id=task_id or None)
+        deps = [replace(w, task_id=(await client.find_task(w.task_id)).id) for w in waits]
+        full = replace(spec, depends_on=spec.depends_on + tuple(deps))
+        task = await client.submit(full, id=task_id or None)
         if attach:
             return await attaching.attach(client, task)
         if not wait:
@@ -176,6 +191,17 @@ def run(
     else:
         console.print(task.id)
     raise typer.Exit(code)
+
+
+def _is_workflow(file: Path) -> bool:
+    return parse_or_exit(lambda: specfiles.is_workflow(file))
+
+
+def _run_workflow(file: Path, manager: str, out: str) -> None:
+    """A workflow file: every task in one SubmitTasks batch (all stored, or none)."""
+    items = parse_or_exit(lambda: (check_output(out), specfiles.load_all(file))[1])
+    tasks = with_client(manager, lambda client: client.submit_many(items))
+    output.print_any(console, tasks, out)
 
 
 def task_ls(

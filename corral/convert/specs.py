@@ -18,6 +18,8 @@ from corral.convert.scalars import (
     seconds,
 )
 from corral.model import (
+    Dependency,
+    DependencyCondition,
     Disconnect,
     ExecProbe,
     FakeSpec,
@@ -170,6 +172,9 @@ def http_result_to(r: HttpResult) -> types_pb2.HttpResult:
     )
 
 
+_CONDITION = "DEPENDENCY_CONDITION_"
+
+
 def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
     return TaskSpec(
         name=m.name,
@@ -205,6 +210,19 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
         stop_grace=seconds(m.stop_grace) if m.HasField("stop_grace") else 10.0,
         deadline=seconds(m.deadline),
         disconnect=disconnect_from(m.disconnect),
+        depends_on=tuple(
+            Dependency(
+                d.task_id,
+                enum_from(
+                    types_pb2.DependencyCondition,
+                    d.condition,
+                    DependencyCondition,
+                    _CONDITION,
+                    DependencyCondition.SUCCEEDED,
+                ),
+            )
+            for d in m.depends_on
+        ),
     )
 
 
@@ -240,6 +258,15 @@ def spec_to(s: TaskSpec) -> types_pb2.TaskSpec:
         network=s.network,
         stop_grace=duration(s.stop_grace),
         deadline=duration(s.deadline),
+        depends_on=[
+            types_pb2.TaskDependency(
+                task_id=d.task_id,
+                condition=enum_to(
+                    types_pb2.DependencyCondition, d.condition, "DEPENDENCY_CONDITION_"
+                ),
+            )
+            for d in s.depends_on
+        ],
     )
     if s.health_check is not None:
         out.health_check.CopyFrom(health_check_to(s.health_check))

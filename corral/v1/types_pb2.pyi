@@ -46,6 +46,8 @@ class _TaskStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskState.V
     """Stopped by a user."""
     TASK_STATE_LOST: _TaskState.ValueType  # 7
     """Its node vanished; the attempt is given up and the task rescheduled by policy."""
+    TASK_STATE_SKIPPED: _TaskState.ValueType  # 8
+    """Never ran: a task it depends on can no longer meet the condition (the message says which)."""
 
 class TaskState(_TaskState, metaclass=_TaskStateEnumTypeWrapper):
     """TaskState is the lifecycle of a task. The legal transitions are one table in
@@ -68,7 +70,33 @@ TASK_STATE_STOPPED: TaskState.ValueType  # 6
 """Stopped by a user."""
 TASK_STATE_LOST: TaskState.ValueType  # 7
 """Its node vanished; the attempt is given up and the task rescheduled by policy."""
+TASK_STATE_SKIPPED: TaskState.ValueType  # 8
+"""Never ran: a task it depends on can no longer meet the condition (the message says which)."""
 Global___TaskState: _TypeAlias = TaskState  # noqa: Y015
+
+class _DependencyCondition:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DependencyConditionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DependencyCondition.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEPENDENCY_CONDITION_UNSPECIFIED: _DependencyCondition.ValueType  # 0
+    """Treated as DEPENDENCY_CONDITION_SUCCEEDED."""
+    DEPENDENCY_CONDITION_SUCCEEDED: _DependencyCondition.ValueType  # 1
+    """The dependency ended COMPLETED; any other end skips the dependent."""
+    DEPENDENCY_CONDITION_FINISHED: _DependencyCondition.ValueType  # 2
+    """The dependency ended, however it ended."""
+
+class DependencyCondition(_DependencyCondition, metaclass=_DependencyConditionEnumTypeWrapper):
+    """DependencyCondition is what a dependency must have done for its dependent to run."""
+
+DEPENDENCY_CONDITION_UNSPECIFIED: DependencyCondition.ValueType  # 0
+"""Treated as DEPENDENCY_CONDITION_SUCCEEDED."""
+DEPENDENCY_CONDITION_SUCCEEDED: DependencyCondition.ValueType  # 1
+"""The dependency ended COMPLETED; any other end skips the dependent."""
+DEPENDENCY_CONDITION_FINISHED: DependencyCondition.ValueType  # 2
+"""The dependency ended, however it ended."""
+Global___DependencyCondition: _TypeAlias = DependencyCondition  # noqa: Y015
 
 class _RestartMode:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -554,6 +582,34 @@ class KubernetesSpec(_message.Message):
 Global___KubernetesSpec: _TypeAlias = KubernetesSpec  # noqa: Y015
 
 @_typing.final
+class TaskDependency(_message.Message):
+    """TaskDependency is a task this one waits for. A dependency's restart policy
+    runs to its end first: only its final state counts.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    CONDITION_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id (in a SubmitTasks batch, the id another request of the batch chose)."""
+    condition: Global___DependencyCondition.ValueType
+    """What it must have done (default: succeeded)."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        condition: Global___DependencyCondition.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["condition", b"condition", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskDependency: _TypeAlias = TaskDependency  # noqa: Y015
+
+@_typing.final
 class TaskSpec(_message.Message):
     """TaskSpec is what a user asks for. It never changes after submission."""
 
@@ -638,6 +694,7 @@ class TaskSpec(_message.Message):
     STOP_GRACE_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     DISCONNECT_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """RFC 1123 label, unique among tasks that have not ended; the id is generated."""
     runtime: _builtins.str
@@ -704,6 +761,12 @@ class TaskSpec(_message.Message):
     def disconnect(self) -> Global___DisconnectPolicy:
         """What happens while the task's node is out of touch with the manager."""
 
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskDependency]:
+        """Tasks this one waits for: it stays PENDING until each meets its condition,
+        and ends SKIPPED when one no longer can.
+        """
+
     def __init__(
         self,
         *,
@@ -726,10 +789,11 @@ class TaskSpec(_message.Message):
         stop_grace: _duration_pb2.Duration | None = ...,
         deadline: _duration_pb2.Duration | None = ...,
         disconnect: Global___DisconnectPolicy | None = ...,
+        depends_on: _abc.Iterable[Global___TaskDependency] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "disconnect", b"disconnect", "fake", b"fake", "health_check", b"health_check", "http", b"http", "kubernetes", b"kubernetes", "resources", b"resources", "restart_policy", b"restart_policy", "stop_grace", b"stop_grace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "constraints", b"constraints", "deadline", b"deadline", "disconnect", b"disconnect", "env", b"env", "fake", b"fake", "health_check", b"health_check", "http", b"http", "image", b"image", "kubernetes", b"kubernetes", "labels", b"labels", "name", b"name", "network", b"network", "ports", b"ports", "resources", b"resources", "restart_policy", b"restart_policy", "runtime", b"runtime", "stop_grace", b"stop_grace", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "constraints", b"constraints", "deadline", b"deadline", "depends_on", b"depends_on", "disconnect", b"disconnect", "env", b"env", "fake", b"fake", "health_check", b"health_check", "http", b"http", "image", b"image", "kubernetes", b"kubernetes", "labels", b"labels", "name", b"name", "network", b"network", "ports", b"ports", "resources", b"resources", "restart_policy", b"restart_policy", "runtime", b"runtime", "stop_grace", b"stop_grace", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
