@@ -140,7 +140,9 @@ async function request(method, path, body, signal) {
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), signal };
   if (body !== undefined) init.body = JSON.stringify(body);
   const reply = await fetch(path, init);
-  if (reply.status === 401) askToken("");
+  if (reply.status === 401) {
+    askToken(localStorage.getItem(TOKEN_KEY) ? "That token was refused (unknown or revoked)." : "");
+  }
   return reply;
 }
 
