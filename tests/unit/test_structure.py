@@ -4,14 +4,22 @@ checked here at run time in a fresh interpreter."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 
 def _loaded_after(code: str) -> set[str]:
     program = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    # Unmeasured: `make test` measures Python subprocesses, and coverage loads sqlite3.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     out = subprocess.run(
-        [sys.executable, "-c", program], check=True, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", program],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     return set(json.loads(out.stdout.splitlines()[-1]))
 
