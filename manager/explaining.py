@@ -36,6 +36,9 @@ async def explain_task(core: TaskManager, ref: str) -> Explanation:
     chosen_name = "" if chosen is None else (getattr(chosen, "name", "") or chosen.id)
     if chosen is None:
         summary = explain(task.spec, slots)
+    elif core.dependencies.held(task.id):
+        # Held out of placement: where it would go matters only once its dependencies are met.
+        summary = f"{task.status.message}; then it would be placed on {chosen_name}"
     else:
         summary = f"would be placed on {chosen_name}"
         wait_until = task.status.next_attempt_at

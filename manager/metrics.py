@@ -34,7 +34,13 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
 # Final (and LOST) states counted by corral_tasks_<state>_total.
-_ENDINGS = (TaskState.COMPLETED, TaskState.FAILED, TaskState.LOST, TaskState.STOPPED)
+_ENDINGS = (
+    TaskState.COMPLETED,
+    TaskState.FAILED,
+    TaskState.LOST,
+    TaskState.STOPPED,
+    TaskState.SKIPPED,
+)
 
 
 class Tally:
@@ -121,7 +127,7 @@ class _Counted(Collector):
         for state in _ENDINGS:
             yield CounterMetricFamily(
                 f"corral_tasks_{state.value}",
-                f"Attempts that ended {state.name} (a LOST one may be placed again).",
+                f"Tasks or attempts that reached {state.name} (a LOST one may be placed again).",
                 value=t.by_state[state],
             )
         cumulative, buckets = 0, []
@@ -144,7 +150,7 @@ def pending_reason(message: str, next_attempt_at: float | None, now: float) -> s
         return "no_fit"
     if message.startswith("waiting for placement"):
         return "not_tried"
-    if "depend" in message:
+    if message.startswith("waiting for "):  # "waiting for build (id...), running"
         return "dependencies"
     return "other"
 

@@ -11,7 +11,7 @@
 "use strict";
 
 const TOKEN_KEY = "corral.token";
-const STATES = ["PENDING", "SCHEDULED", "RUNNING", "COMPLETED", "FAILED", "STOPPED", "LOST"];
+const STATES = ["PENDING", "SCHEDULED", "RUNNING", "COMPLETED", "FAILED", "STOPPED", "LOST", "SKIPPED"];
 const ACTIVE = new Set(["PENDING", "SCHEDULED", "RUNNING"]);
 const SECRET_KEY = /secret|password|passwd|token|api[_-]?key|credential/i;
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from observe_stack import stack
+from observe_stack import sample, stack
 from typer.testing import CliRunner
 
 from corral.cli import main
 from corral.errors import NotFound
-from corral.model import NodeId, Resources, TaskSpec, TaskState
+from corral.model import Dependency, NodeId, Resources, TaskSpec, TaskState
 from manager.scheduling import NodeSlot, reasons, unfit
 
 GI = 1 << 30
@@ -156,3 +156,22 @@ async def test_explain_names_the_node_placement_would_choose(tmp_path: Path) -> 
         found = await s.client.explain_task("fine")
         assert found.chosen_node_name == "w1" and found.summary == "would be placed on w1"
         assert found.nodes[0].fits and found.nodes[0].reasons == ()
+
+
+async def test_a_task_held_for_its_dependencies_says_so(tmp_path: Path) -> None:
+    async with stack(tmp_path) as s:
+        first = await s.client.submit(spec(name="first", command=("sleep", "30")))
+        await s.client.wait(first.id, running=True, timeout=30)
+        second = await s.client.submit(spec(name="second", depends_on=(Dependency(first.id),)))
+        found = await s.client.explain_task(second.id)
+        assert found.state is TaskState.PENDING
+        assert found.summary.startswith("waiting for first")
+        assert found.summary.endswith("; then it would be placed on w1")
+        m = await s.scrape(s.manager.metrics_port)
+        assert sample(m, "corral_tasks_pending", reason="dependencies") == 1
+        await s.client.stop_task(first.id)
+        skipped = await s.client.wait(second.id, timeout=30)
+        assert skipped.status.state is TaskState.SKIPPED
+        m = await s.scrape(s.manager.metrics_port)
+        assert sample(m, "corral_tasks_skipped_total") == 1
+        assert sample(m, "corral_tasks", state="SKIPPED") == 1
