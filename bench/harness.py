@@ -52,6 +52,7 @@ CASES: tuple[Case, ...] = (
     Case("heartbeats", "bench.heartbeats", 120, 300),
     Case("store", "bench.store", 90, 300),
     Case("gateway", "bench.gateway", 40, 120),
+    Case("security", "bench.security", 90, 400),
     Case("peers", "bench.peers", 180, 1200),
     Case("docker", "bench.docker_case", 60, 180),
 )

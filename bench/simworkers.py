@@ -22,6 +22,7 @@ import multiprocessing.connection
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -238,6 +239,25 @@ class SimWorker:
 # --- one fleet process ---
 
 
+def _channel(target: str, link: dict[str, Any] | None) -> grpc.aio.Channel:
+    """Plaintext, or (``link``) mutual TLS from ``link["tls"]`` and a bearer ``link["token"]``."""
+    if not link:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    from corral.bearer import bearer_interceptors
+    from corral.tls import TlsFiles, channel_credentials
+
+    interceptors = bearer_interceptors(link["token"]) if link.get("token") else None
+    if link.get("tls"):
+        cert, key, ca = (Path(p) for p in link["tls"])
+        return grpc.aio.secure_channel(
+            target,
+            channel_credentials(TlsFiles(cert, key, ca)),
+            options=CHANNEL_OPTIONS,
+            interceptors=interceptors,
+        )
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+
+
 def _fleet_main(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
     asyncio.run(_fleet(conn, **options))
 
@@ -250,12 +270,10 @@ async def _fleet(
     count: int,
     per_channel: int,
     cpu: float,
+    link: dict[str, Any] | None = None,
 ) -> None:
     record = Record()
-    channels = [
-        grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        for _ in range(-(-count // per_channel))
-    ]
+    channels = [_channel(target, link) for _ in range(-(-count // per_channel))]
     workers = [
         SimWorker(channels[i // per_channel], f"{prefix}-{i:05d}", record, cpu=cpu)
         for i in range(count)
@@ -328,7 +346,9 @@ class Fleet:
         prefix: str = "sim",
         cpu: float = 64.0,
         timeout: float = 60.0,
+        link: dict[str, Any] | None = None,
     ) -> Fleet:
+        """``link``: mutual TLS files (cert, key, ca) and a node token, see ``_channel``."""
         procs = max(1, min(procs, workers))
         shares = [workers // procs + (1 if i < workers % procs else 0) for i in range(procs)]
         children = [
@@ -340,6 +360,7 @@ class Fleet:
                     "count": n,
                     "per_channel": per_channel,
                     "cpu": cpu,
+                    "link": link,
                 },
             )
             for i, n in enumerate(shares)

@@ -43,7 +43,7 @@ _CRON_KEYS = {
     "taskintervalminutes": "TaskIntervalMinutes",
     "timezone": "TimeZone",
 }
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?$")
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?", re.ASCII)
 DEFAULT_INTERVAL = 60.0
 
 Flat = dict[tuple[str, ...], tuple[tuple[str, ...], Any]]
@@ -92,7 +92,7 @@ def _lists(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     items = {k: _lists(v) for k, v in value.items()}
-    if items and all(k.isdigit() for k in items):
+    if items and all(k.isascii() and k.isdigit() for k in items):
         return [items[k] for k in sorted(items, key=int)]
     return items
 
@@ -143,9 +143,9 @@ def is_appsettings(d: Mapping[str, Any]) -> bool:
 def parse_timespan(value: Any, field: str) -> float:
     """Seconds of a .NET TimeSpan text: ``hh:mm``, ``hh:mm:ss[.f]``, ``d.hh:mm:ss`` or ``d``."""
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text) * 86400.0
-    m = _TIMESPAN.match(text)
+    m = _TIMESPAN.fullmatch(text)
     if m is None:
         raise ValidationError(field, f"is not a TimeSpan such as 05:00 or 00:20:00, got {value!r}")
     days, hours, minutes, secs, fraction = m.groups()
@@ -162,7 +162,7 @@ def _whole(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value)
     return None
 

@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from corral import convert
+from corral.calls.acl import AclCalls
 from corral.calls.environments import EnvironmentCalls
 from corral.calls.jobs import JobCalls
 from corral.calls.schedules import ScheduleCalls
@@ -30,7 +31,9 @@ from corral.explanations import Explanation
 from corral.model import Attempt, Event, Node, Task, TaskSpec, TaskState
 from corral.serving import channel
 from corral.statuses import error_from
+from corral.tls import TlsFiles
 from corral.v1 import (
+    acl_pb2_grpc,
     environments_pb2_grpc,
     jobs_pb2_grpc,
     manager_pb2,
@@ -46,7 +49,7 @@ _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 R = TypeVar("R")
 
 
-class Client(JobCalls, ScheduleCalls, EnvironmentCalls):
+class Client(JobCalls, ScheduleCalls, EnvironmentCalls, AclCalls):
     """Async client of a Corral manager. Use as ``async with Client(target) as c``."""
 
     def __init__(
@@ -56,17 +59,20 @@ class Client(JobCalls, ScheduleCalls, EnvironmentCalls):
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 5,
         backoff: float = 0.1,
+        tls: TlsFiles | None = None,
+        token: str = "",
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._channel = channel(target)
+        self._channel = channel(target, tls=tls, token=token)
         self._manager = manager_pb2_grpc.ManagerServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._schedules = schedules_pb2_grpc.ScheduleServiceStub(self._channel)
         self._environments = environments_pb2_grpc.EnvironmentServiceStub(self._channel)
+        self._acl = acl_pb2_grpc.AclServiceStub(self._channel)
 
     async def __aenter__(self) -> Client:
         return self
@@ -112,7 +118,9 @@ class Client(JobCalls, ScheduleCalls, EnvironmentCalls):
     # -- tasks -----------------------------------------------------------------
 
     async def submit(self, spec: TaskSpec, id: str | None = None) -> Task:
-        request = manager_pb2.SubmitTaskRequest(spec=convert.spec_to(spec), id=id or "")
+        request = manager_pb2.SubmitTaskRequest(
+            spec=convert.spec_to(spec, secrets=True), id=id or ""
+        )
         # Without a client-chosen id a retried submit could create the task twice.
         reply = await self.call(self._manager.SubmitTask, request, idempotent=bool(id))
         return convert.task_from(reply.task)
@@ -121,7 +129,10 @@ class Client(JobCalls, ScheduleCalls, EnvironmentCalls):
         """Submit a batch in one call; items are specs or ``(spec, id)`` pairs."""
         items = [s if isinstance(s, tuple) else (s, "") for s in specs]
         request = manager_pb2.SubmitTasksRequest(
-            tasks=[manager_pb2.SubmitTaskRequest(spec=convert.spec_to(s), id=i) for s, i in items]
+            tasks=[
+                manager_pb2.SubmitTaskRequest(spec=convert.spec_to(s, secrets=True), id=i)
+                for s, i in items
+            ]
         )
         idempotent = all(i for _, i in items)
         reply = await self.call(self._manager.SubmitTasks, request, idempotent=idempotent)
@@ -271,11 +282,13 @@ class Client(JobCalls, ScheduleCalls, EnvironmentCalls):
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def wait_healthy(target: str, *, timeout: float, service: str = "") -> bool:
+async def wait_healthy(
+    target: str, *, timeout: float, service: str = "", tls: TlsFiles | None = None
+) -> bool:
     """Poll a gRPC server's health until SERVING or ``timeout`` seconds pass."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with Client(target) as client:
+    async with Client(target, tls=tls) as client:
         while loop.time() < deadline:
             if await client.healthy(service, timeout=min(1.0, timeout)):
                 return True

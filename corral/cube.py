@@ -226,7 +226,9 @@ def _ports(fields: Mapping[str, Any], dialect: Dialect) -> tuple[PortMapping, ..
     for key in exposed:
         ports[_port_key(key, f"Task.{dialect.exposed}")] = 0
     for key, host in bindings.items():
-        if not isinstance(host, str) or not (host.isdigit() and 0 <= int(host) <= 65535):
+        if not isinstance(host, str) or not (
+            host.isascii() and host.isdigit() and 0 <= int(host) <= 65535
+        ):
             raise CubeError(400, f"Task.PortBindings[{key!r}]: {host!r} is not a host port")
         ports[_port_key(key, "Task.PortBindings")] = int(host)
     for key, host in _host_ports(fields.get("HostPorts")).items():
@@ -248,7 +250,7 @@ def _host_ports(value: Any) -> dict[str, int]:
             raise _mismatch(bound, "Task.Task.HostPorts", "[]nat.PortBinding")
         for binding in bound[:1]:
             port = str(binding.get("HostPort") or "0")
-            if not (port.isdigit() and int(port) <= 65535):
+            if not (port.isascii() and port.isdigit() and int(port) <= 65535):
                 raise CubeError(400, f"Task.HostPorts[{key!r}]: {port!r} is not a host port")
             out[key] = int(port)
     return out

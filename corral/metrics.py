@@ -47,7 +47,7 @@ class MetricsServer:
 def split_listen(listen: str, field: str = "metrics_listen") -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as host and port; bad input names the field."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValidationError(field, f"{listen!r} is not HOST:PORT")
     return host.strip("[]") or "127.0.0.1", int(port)
 

@@ -270,6 +270,9 @@ class TaskSpec:
     deadline: float = 0.0
     disconnect: Disconnect = Disconnect()
     depends_on: tuple[Dependency, ...] = ()
+    # Write-only: delivered to the task, never shown (corral.convert.spec_to leaves it out).
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = ""  # "default" when empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,3 +374,16 @@ class Event:
     task: Task | None = None
     node: Node | None = None
     message: str = ""
+    # Who caused it: "token:<name>", "node:<id>", or "" (the manager itself, or ACLs off).
+    actor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AclToken:
+    """An ACL token; ``secret`` is set only right after it was made (it is stored hashed)."""
+
+    name: str
+    role: str
+    namespace: str = ""  # empty: every namespace
+    created_at: float | None = None
+    secret: str = ""

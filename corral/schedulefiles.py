@@ -51,9 +51,9 @@ from corral.schedules import (
 )
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_UNIT_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", re.ASCII)
 # .NET TimeSpan text: [d.]hh:mm:ss[.fffffff]
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)", re.ASCII)
 
 _TOP_KEYS = {
     "name", "cron", "schedule", "timezone", "interval", "window", "starthour", "endhour",
@@ -83,7 +83,7 @@ def parse_duration(value: Any, field: str) -> float:
     if isinstance(value, int | float):
         return float(value)
     text = str(value).strip()
-    if m := _TIMESPAN.match(text):
+    if m := _TIMESPAN.fullmatch(text):
         days, hours, minutes, secs = m.groups()
         return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(secs)
     parts = _UNIT_PART.findall(text)

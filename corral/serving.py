@@ -25,9 +25,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from corral.bearer import bearer_interceptors
 from corral.errors import CorralError, ValidationError
 from corral.guarding import RequestGuard
 from corral.statuses import error_status
+from corral.tls import TlsFiles, channel_credentials, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +101,18 @@ async def start_server(
     listen: str,
     register: Iterable[Callable[[grpc.aio.Server], str]],
     *,
+    tls: TlsFiles | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
     """Start a server on ``listen`` (port 0 picks a free one).
 
     Each ``register`` callable adds one servicer and returns its full service
     name, which health and reflection then announce. ``interceptors`` wrap
-    every call (``corral.tracing`` continues callers' traces with one).
+    every call (``corral.tracing`` continues callers' traces with one, ACLs
+    another). With ``tls`` the port speaks only mutual TLS: a client without
+    a certificate from the CA is refused.
     """
+    credentials = server_credentials(tls) if tls is not None and tls.enabled else None
     # The guard first: what it refuses never reaches tracing, auth or a servicer.
     guard = RequestGuard(_refuse)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[guard, *interceptors])
@@ -117,7 +123,10 @@ async def start_server(
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection([*names, health_name, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(listen)
+    if credentials is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     await server.start()
@@ -173,9 +182,18 @@ def translate_errors(method: F) -> F:
     return cast(F, unary)
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    """A client channel with Corral's keepalive and message-size settings."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def channel(target: str, *, tls: TlsFiles | None = None, token: str = "") -> grpc.aio.Channel:
+    """A client channel with Corral's keepalive and message-size settings.
+
+    With ``tls`` it speaks mutual TLS; with ``token`` every call carries
+    ``authorization: Bearer <token>``.
+    """
+    interceptors = bearer_interceptors(token) if token else None
+    if tls is not None and tls.enabled:
+        return grpc.aio.secure_channel(
+            target, channel_credentials(tls), options=CHANNEL_OPTIONS, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
 async def until_signalled() -> None:

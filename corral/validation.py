@@ -27,19 +27,21 @@ from corral.model import (
     TcpProbe,
 )
 
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", re.ASCII)
 # Label keys as Kubernetes allows them: optional DNS prefix, then a name.
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?",
+    re.ASCII,
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 # The distribution/reference grammar: [host[:port]/]path[:tag][@digest].
 _IMAGE = re.compile(
     r"^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
     r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)?"
     r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
-    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
 )
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -60,7 +62,7 @@ def check_name(value: str, field: str = "name") -> str:
     """An RFC 1123 label: lowercase alphanumerics and '-', at most 63 characters."""
     if not value:
         raise ValidationError(field, "is required")
-    if len(value) > MAX_NAME or not _LABEL.match(value):
+    if len(value) > MAX_NAME or not _LABEL.fullmatch(value):
         raise ValidationError(
             field,
             f"{value!r} is not an RFC 1123 label (lowercase letters, digits and '-', "
@@ -90,18 +92,23 @@ def check_port(value: int, field: str, *, allow_zero: bool = False) -> int:
 
 
 def check_image(value: str, field: str = "image") -> str:
-    if len(value) > 512 or not _IMAGE.match(value):
+    if len(value) > 512 or not _IMAGE.fullmatch(value):
         raise ValidationError(field, f"{value!r} is not a valid image reference")
     return value
 
 
 def check_url(value: str, field: str) -> str:
     check_text(value, field, limit=8192)
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValidationError(field, "contains whitespace or control characters")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise ValidationError(field, f"must be an http(s) URL, got {value!r}")
     if not parts.hostname:
         raise ValidationError(field, f"has no host: {value!r}")
+    if not parts.hostname.isascii():
+        # Look-alike letters (a Cyrillic a for a Latin one) must not pass for another host.
+        raise ValidationError(field, "host must be ASCII (write it in its xn-- punycode form)")
     return value
 
 
@@ -125,7 +132,7 @@ def check_labels(labels: Mapping[str, str], field: str) -> None:
     if len(labels) > MAX_MAP_ENTRIES:
         raise ValidationError(field, f"has more than {MAX_MAP_ENTRIES} entries")
     for key, value in labels.items():
-        if len(key) > 253 or not _LABEL_KEY.match(key):
+        if len(key) > 253 or not _LABEL_KEY.fullmatch(key):
             raise ValidationError(f"{field}[{key!r}]", "is not a valid label key")
         check_text(value, f"{field}[{key!r}]", limit=MAX_NAME)
 
@@ -134,7 +141,7 @@ def check_env(env: Mapping[str, str], field: str) -> None:
     if len(env) > MAX_MAP_ENTRIES:
         raise ValidationError(field, f"has more than {MAX_MAP_ENTRIES} entries")
     for key, value in env.items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise ValidationError(f"{field}[{key!r}]", "is not a valid variable name")
         check_text(value, f"{field}[{key!r}]")
 
@@ -212,6 +219,14 @@ def validate_task_spec(spec: TaskSpec, field: str = "spec") -> TaskSpec:
         check_image(spec.image, f"{field}.image")
     check_argv(spec.command, f"{field}.command", required=spec.runtime == "process")
     check_env(spec.env, f"{field}.env")
+    check_env(spec.secret_env, f"{field}.secret_env")
+    for key in spec.secret_env:
+        if key in spec.env:
+            raise ValidationError(
+                f"{field}.secret_env[{key!r}]", "is also in env: a variable is plain or secret"
+            )
+    if spec.namespace:
+        check_name(spec.namespace, f"{field}.namespace")
     check_text(spec.working_dir, f"{field}.working_dir", limit=4096)
     check_resources(spec.resources, f"{field}.resources")
     check_ports(spec.ports, f"{field}.ports")
@@ -257,6 +272,10 @@ def check_dependencies(dependencies: Sequence[Dependency], field: str) -> None:
 
 def check_task_id(value: str, field: str = "id") -> str:
     """Client-chosen ids (Cube sends UUIDs): printable, no '/', at most 128 characters."""
-    if not value or len(value) > 128 or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", value):
+    if (
+        not value
+        or len(value) > 128
+        or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", value, re.ASCII)
+    ):
         raise ValidationError(field, f"{value!r} is not a valid id")
     return value

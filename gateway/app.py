@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 import gateway.compat
 from corral import metrics as metrics_http
 from corral.serving import channel as open_channel
+from corral.tls import TlsFiles
 from gateway import openapi, translation
 from gateway.bindings import bindings_of, corral_files
 from gateway.errors import CODE_OF_HTTP, UpstreamError
@@ -48,8 +49,10 @@ def create_app(
     connect_timeout: float = CONNECT_TIMEOUT,
     max_body_bytes: int = MAX_BODY_BYTES,
     metrics_listen: str = "",
+    tls: TlsFiles | None = None,
 ) -> Starlette:
-    """The app for the manager at ``manager`` (host:port); ``/metrics`` on ``metrics_listen``."""
+    """The app for the manager at ``manager`` (host:port); ``/metrics`` on ``metrics_listen``;
+    ``tls`` is the client certificate the gateway presents to the manager."""
     if metrics_listen:
         metrics_http.split_listen(metrics_listen)  # a bad address fails now, not in the lifespan
     metrics = GatewayMetrics()
@@ -72,7 +75,7 @@ def create_app(
         app.state.manager = manager
         app.state.connect_timeout = connect_timeout
         app.state.callables = {}
-        app.state.channel = open_channel(manager)
+        app.state.channel = open_channel(manager, tls=tls)
         app.state.metrics = metrics
         app.state.metrics_server = await metrics_http.maybe_serve(metrics_listen, metrics.registry)
         try:

@@ -270,7 +270,7 @@ def _enum(enum: Any, value: str, dotted: str) -> int:
         found = enum.values_by_name.get(candidate)
         if found is not None:
             return int(found.number)
-    if value.lstrip("-").isdigit() and int(value) in enum.values_by_number:
+    if value.isascii() and value.lstrip("-").isdigit() and int(value) in enum.values_by_number:
         return int(value)
     names = ", ".join(v.name for v in enum.values)
     raise bad_request(dotted, f"{value!r} is not one of {names}")

@@ -27,7 +27,7 @@ M = TypeVar("M", bound=Message)
 
 DEFAULT_UNARY_TIMEOUT = 30.0
 MAX_TIMEOUT = 3600.0
-_GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
+_GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])", re.ASCII)
 _UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
@@ -35,7 +35,7 @@ def timeout_of(request: Request, default: float | None) -> float | None:
     """The request's deadline: ``grpc-timeout`` (gRPC syntax) or ``X-Request-Timeout`` (seconds)."""
     raw = request.headers.get("grpc-timeout")
     if raw is not None:
-        match = _GRPC_TIMEOUT.match(raw.strip())
+        match = _GRPC_TIMEOUT.fullmatch(raw.strip())
         if match is None:
             raise bad_request("grpc-timeout", f"{raw!r} is not a gRPC timeout such as 10S or 500m")
         return min(int(match.group(1)) * _UNITS[match.group(2)], MAX_TIMEOUT)

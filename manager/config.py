@@ -7,6 +7,7 @@ from pathlib import Path
 
 from corral.errors import ValidationError
 from corral.model import Disconnect, lease_stop_after
+from corral.tls import TlsFiles
 
 STRATEGIES = ("round-robin", "epvm", "binpack", "spread")
 
@@ -51,6 +52,17 @@ class ManagerConfig:
     # text (empty: text on a terminal, json otherwise). See corral/metrics.py, logformat.py.
     metrics_listen: str = ""
     log_format: str = ""
+    # Mutual TLS (corral.tls): served with this certificate, clients need one from the CA;
+    # the manager presents it too when it dials a worker for logs.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    # Bearer tokens with roles (manager.acl); off keeps a loopback cluster open.
+    acl: bool = False
+    # Serve a non-loopback address without TLS and ACLs (warned at start).
+    insecure: bool = False
+    # Key that encrypts secret_env at rest; generated under the data dir when absent.
+    secret_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.ttl > 0:
@@ -66,3 +78,7 @@ class ManagerConfig:
         """The manager-wide disconnect policy, both fields set."""
         stop_after = self.disconnect_stop_after or lease_stop_after(self.ttl)
         return Disconnect(stop_after=stop_after, replace=self.disconnect_replace)
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.tls_cert, self.tls_key, self.tls_ca)

@@ -9,9 +9,13 @@ very one the client sent), so a submitted spec is converted at most once.
 
 from __future__ import annotations
 
+import dataclasses
+
 from corral import convert
+from corral.errors import FailedPrecondition
 from corral.model import Node, TaskSpec, TaskStatus
 from corral.v1 import types_pb2
+from manager.sealing import Sealer
 from manager.wirecache import SpecCache
 
 
@@ -21,15 +25,37 @@ def spec_cache() -> SpecCache[types_pb2.TaskSpec]:
 
 
 class ProtoCodec:
-    def __init__(self, specs: SpecCache[types_pb2.TaskSpec]) -> None:
+    """``sealer`` encrypts ``secret_env`` at rest (``manager.sealing``): a stored spec
+    holds ``sealed_secret_env``, never the values."""
+
+    def __init__(self, specs: SpecCache[types_pb2.TaskSpec], sealer: Sealer | None = None) -> None:
         self.specs = specs
+        self.sealer = sealer
 
     def encode_spec(self, spec: TaskSpec) -> bytes:
         # Read-only on the cache: a store encodes many specs it never sends.
-        return self.specs.peek(spec).SerializeToString()
+        message = self.specs.peek(spec)
+        if spec.secret_env:
+            # Rare, so the copy is affordable: the cached message never holds secrets.
+            sealed = types_pb2.TaskSpec()
+            sealed.CopyFrom(message)
+            sealed.ClearField("secret_env")
+            sealed.sealed_secret_env = self._sealer().seal(spec.secret_env)
+            return sealed.SerializeToString()
+        return message.SerializeToString()
 
     def decode_spec(self, blob: bytes) -> TaskSpec:
-        return convert.spec_from(types_pb2.TaskSpec.FromString(blob))
+        message = types_pb2.TaskSpec.FromString(blob)
+        spec = convert.spec_from(message)
+        if message.sealed_secret_env:
+            opened = self._sealer().unseal(message.sealed_secret_env)
+            spec = dataclasses.replace(spec, secret_env=opened)
+        return spec
+
+    def _sealer(self) -> Sealer:
+        if self.sealer is None:
+            raise FailedPrecondition("secret_env needs a manager with a secret key")
+        return self.sealer
 
     def encode_status(self, status: TaskStatus) -> bytes:
         return convert.status_to(status).SerializeToString()

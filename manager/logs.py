@@ -7,22 +7,40 @@ re-open it to keep following), so no proxied call can hang forever.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from corral.errors import Unavailable
 from corral.serving import channel
+from corral.tls import TlsFiles
 from corral.v1 import worker_pb2, worker_pb2_grpc
 
 TAIL_DEADLINE = 30.0
 FOLLOW_DEADLINE = 6 * 3600.0
 
 
+def source(tls: TlsFiles) -> Callable[..., AsyncIterator[bytes]]:
+    """``stream_logs`` dialing workers with the manager's certificate (mTLS) when it has one."""
+
+    def logs_of(
+        address: str, task_id: str, generation: int, *, tail: int, follow: bool
+    ) -> AsyncIterator[bytes]:
+        return stream_logs(address, task_id, generation, tail=tail, follow=follow, tls=tls)
+
+    return logs_of
+
+
 async def stream_logs(
-    address: str, task_id: str, generation: int, *, tail: int, follow: bool
+    address: str,
+    task_id: str,
+    generation: int,
+    *,
+    tail: int,
+    follow: bool,
+    tls: TlsFiles | None = None,
 ) -> AsyncIterator[bytes]:
-    async with channel(address) as ch:
+    async with channel(address, tls=tls) as ch:
         stub = worker_pb2_grpc.WorkerServiceStub(ch)
         call = stub.StreamLogs(
             worker_pb2.StreamLogsRequest(

@@ -14,7 +14,11 @@ import grpc
 from corral import tracing
 from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import start_server, until_signalled, write_port_file
-from manager import encoding, extensions, logs, servicer
+from corral.tls import check_exposure
+from manager import encoding, extensions, logs, sealing, servicer
+from manager.acl import Tokens
+from manager.acl import servicer as acl_servicer
+from manager.acl.authorizing import Authorizer
 from manager.config import ManagerConfig
 from manager.control import Extension
 from manager.core import TaskManager
@@ -37,6 +41,7 @@ class RunningManager:
     _stop: Callable[[float], object]
     extensions: list[Extension] = field(default_factory=list)
     metrics: MetricsServer | None = None
+    tokens: Tokens | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -79,20 +84,38 @@ async def serve(
     """Start a manager; ``extension_modules`` overrides ``manager.extensions.MODULES``."""
     if config.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
+    check_exposure(
+        config.listen,
+        tls=config.tls.enabled,
+        acl=config.acl,
+        insecure=config.insecure,
+        program="the manager",
+    )
+    tokens = Tokens.open(config.data_dir)
+    sealer = sealing.Sealer(sealing.load_key(config.data_dir, config.secret_key_file))
     # One cache of spec messages per manager: the servicer fills it, sessions and the store read it.
     specs = encoding.spec_cache()
-    codec = encoding.ProtoCodec(specs)
-    core = await TaskManager.open(config, log_source=logs.stream_logs, codec=codec)
+    codec = encoding.ProtoCodec(specs, sealer)
+    core = await TaskManager.open(config, log_source=logs.source(config.tls), codec=codec)
     metrics = ManagerMetrics(core)
     metrics.follow(core)
     installed: list[Extension] = []
     exposed: MetricsServer | None = None
     try:
         installed = extensions.install_all(core, config, extension_modules)
-        register = [servicer.register(core, specs), *(ext.register for ext in installed)]
+        register = [
+            servicer.register(core, specs, tokens),
+            acl_servicer.register(tokens, enabled=config.acl),
+            *(ext.register for ext in installed),
+        ]
         exposed = await maybe_serve(config.metrics_listen, metrics.registry)
-        interceptors = tracing.server_interceptors("manager")
-        running = await start_server(config.listen, register, interceptors=interceptors)
+        interceptors = [
+            *tracing.server_interceptors("manager"),
+            *([Authorizer(tokens)] if config.acl else []),
+        ]
+        running = await start_server(
+            config.listen, register, tls=config.tls, interceptors=interceptors
+        )
         await core.start()
         for ext in installed:
             await ext.start()
@@ -102,7 +125,9 @@ async def serve(
         await core.close()
         raise
     log.info("manager serving", extra={"port": running.port, "data_dir": str(config.data_dir)})
-    return RunningManager(core, running.port, running.server, running.stop, installed, exposed)
+    return RunningManager(
+        core, running.port, running.server, running.stop, installed, exposed, tokens
+    )
 
 
 def run(config: ManagerConfig) -> None:

@@ -17,7 +17,9 @@ from corral.errors import ValidationError
 from corral.model import Event, Task, TaskId, TaskState
 from corral.serving import translate_errors
 from corral.v1 import manager_pb2, manager_pb2_grpc, types_pb2
-from manager import traces
+from manager import namespaces, traces
+from manager.acl import Tokens, caller
+from manager.acl.authorizing import credential_of
 from manager.attempts import task_attempts
 from manager.control import NewTask, TaskQuery
 from manager.core import TaskManager
@@ -25,6 +27,7 @@ from manager.explaining import explain_task
 from manager.logmerging import merged_logs
 from manager.sessions import WorkerSession
 from manager.wirecache import SpecCache
+from manager.workers import HelloInfo
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -34,6 +37,9 @@ Specs: TypeAlias = SpecCache[types_pb2.TaskSpec]
 
 def new_task(request: manager_pb2.SubmitTaskRequest, specs: Specs) -> NewTask:
     spec = convert.spec_from(request.spec)
+    # Write-only: the message kept for replies, events and the store never holds secrets.
+    request.spec.ClearField("secret_env")
+    request.spec.ClearField("sealed_secret_env")
     # The cached message is what every reply shows: it must name the runtime the
     # task runs on, not the empty string the client may have left (the default).
     request.spec.runtime = spec.runtime
@@ -96,14 +102,16 @@ def states_from(numbers: Sequence[int]) -> frozenset[TaskState]:
 
 
 class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
-    def __init__(self, core: TaskManager, specs: Specs) -> None:
+    def __init__(self, core: TaskManager, specs: Specs, tokens: Tokens | None = None) -> None:
         self.core = core
         self.specs = specs
+        self.tokens = tokens
 
     @translate_errors
     async def SubmitTask(
         self, request: manager_pb2.SubmitTaskRequest, context: Context
     ) -> manager_pb2.SubmitTaskResponse:
+        request.spec.namespace = namespaces.scoped(request.spec.namespace)
         (task,) = await self.core.submit([new_task(request, self.specs)], prefix="")
         traces.remember([task])
         response = manager_pb2.SubmitTaskResponse()
@@ -114,6 +122,8 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def SubmitTasks(
         self, request: manager_pb2.SubmitTasksRequest, context: Context
     ) -> manager_pb2.SubmitTasksResponse:
+        for r in request.tasks:
+            r.spec.namespace = namespaces.scoped(r.spec.namespace)
         tasks = await self.core.submit([new_task(r, self.specs) for r in request.tasks])
         traces.remember(tasks)
         response = manager_pb2.SubmitTasksResponse()
@@ -125,7 +135,8 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request: manager_pb2.GetTaskRequest, context: Context
     ) -> manager_pb2.GetTaskResponse:
         response = manager_pb2.GetTaskResponse()
-        fill_task(response.task, await self.core.get(request.id), self.specs)
+        task = namespaces.checked(await self.core.get(request.id), request.id)
+        fill_task(response.task, task, self.specs)
         return response
 
     @translate_errors
@@ -140,6 +151,8 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
             page_token=request.page_token,
         )
         tasks, token = await self.core.list_tasks(query)
+        if caller().namespace:
+            tasks = [t for t in tasks if namespaces.visible(t)]
         response = manager_pb2.ListTasksResponse(next_page_token=token)
         add_tasks(response.tasks, tasks, self.specs)
         return response
@@ -148,6 +161,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def StopTask(
         self, request: manager_pb2.StopTaskRequest, context: Context
     ) -> manager_pb2.StopTaskResponse:
+        namespaces.checked(await self.core.get(request.id), request.id)
         task = await self.core.stop(request.id, request.reason)
         response = manager_pb2.StopTaskResponse()
         fill_task(response.task, task, self.specs)
@@ -157,12 +171,14 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def ExplainTask(
         self, request: manager_pb2.ExplainTaskRequest, context: Context
     ) -> manager_pb2.ExplainTaskResponse:
+        namespaces.checked(await self.core.get(request.id), request.id)
         return convert.explanation_to(await explain_task(self.core, request.id))
 
     @translate_errors
     async def ListTaskAttempts(
         self, request: manager_pb2.ListTaskAttemptsRequest, context: Context
     ) -> manager_pb2.ListTaskAttemptsResponse:
+        namespaces.checked(await self.core.get(request.id), request.id)
         attempts = await task_attempts(self.core, request.id)
         return manager_pb2.ListTaskAttemptsResponse(
             attempts=[convert.attempt_to(a) for a in attempts]
@@ -172,9 +188,12 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def WatchEvents(
         self, request: manager_pb2.WatchEventsRequest, context: Context
     ) -> AsyncIterator[manager_pb2.WatchEventsResponse]:
+        scoped = bool(caller().namespace)
         async for event in self.core.watch(
             from_index=request.from_index, kinds=list(request.kinds)
         ):
+            if scoped and not namespaces.event_visible(event):
+                continue
             response = manager_pb2.WatchEventsResponse()
             fill_event(response.event, event, self.specs)
             yield response
@@ -183,6 +202,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def GetTaskLogs(
         self, request: manager_pb2.GetTaskLogsRequest, context: Context
     ) -> AsyncIterator[manager_pb2.GetTaskLogsResponse]:
+        namespaces.checked(await self.core.get(request.id), request.id)
         async for chunk in self.core.logs(
             request.id, tail=request.tail, follow=request.follow, generation=request.generation
         ):
@@ -233,7 +253,15 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def Connect(  # type: ignore[override]
         self, request_iterator: AsyncIterator[manager_pb2.WorkerMessage], context: Context
     ) -> None:
-        await WorkerSession(self.core, context, self.specs).run(_reads(context))
+        session = WorkerSession(self.core, context, self.specs, admit=self._admit(context))
+        await session.run(_reads(context))
+
+    def _admit(self, context: Context) -> Callable[[HelloInfo], None] | None:
+        """Node identity: a node id belongs to the credential of its first Hello."""
+        tokens, credential = self.tokens, credential_of(context)
+        if tokens is None or not credential:
+            return None
+        return lambda hello: tokens.bind_node(hello.node_id, credential)
 
 
 async def _reads(context: Context) -> AsyncIterator[manager_pb2.WorkerMessage]:
@@ -242,9 +270,11 @@ async def _reads(context: Context) -> AsyncIterator[manager_pb2.WorkerMessage]:
         yield message
 
 
-def register(core: TaskManager, specs: Specs) -> Callable[[grpc.aio.Server], str]:
+def register(
+    core: TaskManager, specs: Specs, tokens: Tokens | None = None
+) -> Callable[[grpc.aio.Server], str]:
     def add(server: grpc.aio.Server) -> str:
-        servicer = ManagerServicer(core, specs)
+        servicer = ManagerServicer(core, specs, tokens)
         manager_pb2_grpc.add_ManagerServiceServicer_to_server(servicer, server)
         return str(manager_pb2.DESCRIPTOR.services_by_name["ManagerService"].full_name)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -47,10 +47,14 @@ class WorkerSession:
         core: TaskManager,
         context: grpc.aio.ServicerContext[Any, Any],
         specs: SpecCache[types_pb2.TaskSpec],
+        *,
+        admit: Callable[[HelloInfo], None] | None = None,
     ) -> None:
         self.core = core
         self.context = context
         self.specs = specs
+        # Checks a Hello before the core sees it (node identity); raises to refuse.
+        self._admit = admit
         self._assigns: dict[tuple[TaskId, int], None] = {}
         self._stops: list[manager_pb2.StopOrder] = []
         self._wake = asyncio.Event()
@@ -99,6 +103,8 @@ class WorkerSession:
         if first.WhichOneof("kind") != "hello":
             raise ValidationError("hello", "the first message of a session must be hello")
         info = hello_from(first.hello)
+        if self._admit is not None:
+            self._admit(info)
         granted = await self.core.workers.hello(info, self)
         record = granted.record
         self.node_id = record.id
@@ -199,11 +205,14 @@ class WorkerSession:
         add = message.assign.assignments.add
         for task_id, generation in assigns:
             try:
-                spec = self.specs.message(self.core.spec_of(task_id))
+                spec = self.core.spec_of(task_id)
             except KeyError:
                 continue
             item = add(task_id=task_id, generation=generation)
-            item.spec.CopyFrom(spec)
+            item.spec.CopyFrom(self.specs.message(spec))
+            if spec.secret_env:
+                # Only the assigned worker's stream carries a task's secrets.
+                item.spec.secret_env.update(spec.secret_env)
             if context := traces.assignment_context(task_id, generation, self.node_id):
                 item.trace_context.update(context)
         return message

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.model import Resources
+from corral.tls import TlsFiles
 
 DEFAULT_RUNTIMES = ("process", "docker", "kubernetes", "http", "fake")
 
@@ -41,3 +42,22 @@ class WorkerConfig:
     # text (empty: text on a terminal, json otherwise). See corral/metrics.py, logformat.py.
     metrics_listen: str = ""
     log_format: str = ""
+    # Mutual TLS (corral.tls): the certificate serves WorkerService and is the
+    # worker's client certificate to the manager.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    # Bearer token (role node) sent on the stream to the manager; CORRAL_TOKEN.
+    token: str = ""
+    # Serve a non-loopback address without TLS and a token (warned at start).
+    insecure: bool = False
+    # When the worker runs as root, process tasks run as this user.
+    task_user: str = "nobody"
+    # The http runtime's egress rule (worker.runtimes.egress): CIDRs let through
+    # despite the built-in refusals, and CIDRs refused besides them.
+    http_allow: tuple[str, ...] = ()
+    http_deny: tuple[str, ...] = ()
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.tls_cert, self.tls_key, self.tls_ca)

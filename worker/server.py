@@ -17,6 +17,7 @@ from corral import tracing
 from corral.metrics import MetricsServer, maybe_serve
 from corral.model import NodeId, NodeStats, Resources
 from corral.serving import RunningServer, start_server, until_signalled, write_port_file
+from corral.tls import TLS_NEEDED, check_exposure
 from worker import fencing, records, servicer, stats
 from worker.config import WorkerConfig
 from worker.fencing import Beacon, Lease
@@ -73,6 +74,14 @@ class RunningWorker:
 
 
 async def serve(config: WorkerConfig) -> RunningWorker:
+    check_exposure(
+        config.listen,
+        tls=config.tls.enabled,
+        acl=bool(config.token),
+        insecure=config.insecure,
+        program="the worker",
+        needs=(TLS_NEEDED, "a node token (--token)"),
+    )
     runtimes = await load_runtimes(config, config.runtimes)
     # Held before anything is adopted: launchers waiting out their grace see us back.
     beacon = Beacon(config.data_dir / "lease")
@@ -116,6 +125,7 @@ async def serve(config: WorkerConfig) -> RunningWorker:
         server = await start_server(
             config.listen,
             [servicer.register(service)],
+            tls=config.tls,
             interceptors=tracing.server_interceptors("worker"),
         )
     except BaseException:
@@ -126,6 +136,9 @@ async def serve(config: WorkerConfig) -> RunningWorker:
         for runtime in runtimes.values():
             await runtime.close()
         raise
+    egress = getattr(runtimes.get("http"), "egress", None)
+    if egress is not None:
+        egress.own_ports.add(server.port)  # http tasks never call this worker
     address = config.advertise or advertised(config.listen, server.port)
     identity = Identity(
         node_id=node_id,
@@ -144,6 +157,8 @@ async def serve(config: WorkerConfig) -> RunningWorker:
         reconnect_initial=config.reconnect_initial,
         reconnect_max=config.reconnect_max,
         lease=lease,
+        tls=config.tls,
+        token=config.token,
     )
     loop = asyncio.get_running_loop()
     task = loop.create_task(session.run())

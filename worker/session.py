@@ -42,6 +42,7 @@ from corral.model import (
     lease_stop_after,
 )
 from corral.serving import channel
+from corral.tls import TlsFiles
 from corral.v1 import manager_pb2, manager_pb2_grpc
 from corral.validation import check_task_id
 from worker.fencing import Lease, Terms, refused
@@ -112,8 +113,12 @@ class ManagerSession:
         reconnect_initial: float = 0.2,
         reconnect_max: float = 5.0,
         lease: Lease | None = None,
+        tls: TlsFiles | None = None,
+        token: str = "",
     ) -> None:
         self.manager = manager
+        self.tls = tls
+        self.token = token
         self.identity = identity
         self.supervisor = supervisor
         self.outbox = outbox
@@ -135,7 +140,7 @@ class ManagerSession:
 
     async def run(self) -> None:
         """Hold a stream to the manager until cancelled, dialing again when it breaks."""
-        self._channel = channel(self.manager)
+        self._channel = channel(self.manager, tls=self.tls, token=self.token)
         delay = self.reconnect_initial
         try:
             while True:

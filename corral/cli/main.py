@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from corral.cli import connection
+
 COMMAND_MODULES = (
     "corral.cli.servers",  # manager, worker, gateway, up
     "corral.cli.tasks",  # run, task ls|get|stop, logs, events
@@ -22,7 +24,11 @@ COMMAND_MODULES = (
     "corral.cli.schedules",  # schedule create|ls|get|start|stop|run-once|runs|rm
     "corral.cli.envs",  # env start|stop|ls|get
     "corral.cli.health",  # health (the image's HEALTHCHECK)
+    "corral.cli.tls",  # tls init
+    "corral.cli.acl",  # acl bootstrap, acl token create|ls|revoke
 )
+# Servers take their own TLS flags; `tls init` dials nothing; `health` reads CORRAL_TLS_*.
+SERVER_COMMANDS = frozenset({"manager", "worker", "gateway", "up", "tls", "health"})
 
 
 def _version(value: bool) -> None:
@@ -55,6 +61,7 @@ def build() -> typer.Typer:
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)
+    connection.add_to_commands(app, skip=SERVER_COMMANDS)
     return app
 
 

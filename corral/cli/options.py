@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from corral.cli import connection
 from corral.client import DEFAULT_TARGET, Client
 from corral.errors import CorralError, Unavailable, ValidationError
 from corral.output import OUTPUTS
@@ -38,13 +39,13 @@ OutputOption = Annotated[
     typer.Option("--output", "-o", help="table or json.", show_default=True),
 ]
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?|[kmgtp]i?)?[Bb]?\s*$")
+_SIZE = re.compile(r" *(\d+(?:\.\d+)?) *([KMGTP]i?|[kmgtp]i?)?[Bb]? *", re.ASCII)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
 
 def parse_size(text: str, field: str) -> int:
     """``512Mi``, ``1G``, ``1.5Gi``, ``100`` (bytes) -> bytes. Ki/Mi/Gi are powers of 1024."""
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match:
         raise ValidationError(field, f"{text!r} is not a size (e.g. 512Mi, 1G, 100000)")
     number, unit = float(match.group(1)), (match.group(2) or "")
@@ -84,7 +85,8 @@ def with_client(manager: str, work: Callable[[Client], Awaitable[T]]) -> T:
     """Run ``work`` with a client of ``manager``; domain errors exit 1 with a message."""
 
     async def go() -> T:
-        async with Client(manager or DEFAULT_TARGET) as client:
+        link = connection.current()
+        async with Client(manager or DEFAULT_TARGET, tls=link.tls, token=link.token) as client:
             return await work(client)
 
     try:

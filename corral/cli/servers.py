@@ -24,11 +24,12 @@ from rich.markup import escape
 
 from corral import logformat
 from corral.cli import up as up_command
-from corral.cli.options import errors, parse_or_exit, parse_pairs, parse_size
+from corral.cli.options import errors, fail, parse_or_exit, parse_pairs, parse_size
 from corral.errors import CorralError, ValidationError
 from corral.logformat import check_format
 from corral.metrics import split_listen
 from corral.model import Resources
+from corral.tls import TlsFiles
 
 # Short help per field; the dataclasses hold the rationale in their comments.
 _HELP = {
@@ -52,6 +53,16 @@ _HELP = {
     "schedules_autostart": "Start the schedule `default` of --schedules when the manager starts.",
     "metrics_listen": "Serve Prometheus /metrics on HOST:PORT (off when empty).",
     "log_format": "Log lines as json or text (default: text on a terminal, else json).",
+    "tls_cert": "PEM certificate: served, and presented as the client certificate (mTLS).",
+    "tls_key": "PEM private key of --tls-cert.",
+    "tls_ca": "PEM CA bundle: peers must present a certificate it signed.",
+    "acl": "Require bearer tokens with roles (corral acl bootstrap).",
+    "insecure": "Allow a non-loopback listen address without TLS and ACLs (warned).",
+    "secret_key_file": "Key that encrypts secret_env at rest (generated under the data dir).",
+    "token": "Bearer token (role node) for the manager.",
+    "task_user": "User that process tasks run as when the worker is root.",
+    "http_allow": "CIDRs the http runtime may call despite its refusals, comma-separated.",
+    "http_deny": "CIDRs the http runtime refuses besides link-local and Corral's ports.",
 }
 
 
@@ -187,13 +198,47 @@ def gateway(
     log_format: Annotated[
         str, typer.Option(envvar="CORRAL_LOG_FORMAT", help=_HELP["log_format"])
     ] = "",
+    *,
+    tls_cert: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_TLS_CERT", help=_HELP["tls_cert"])
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_TLS_KEY", help=_HELP["tls_key"])
+    ] = None,
+    tls_ca: Annotated[Path | None, typer.Option(envvar="CORRAL_TLS_CA", help=_HELP["tls_ca"])] = (
+        None
+    ),
+    https_cert: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_HTTPS_CERT", help="PEM certificate for HTTPS.")
+    ] = None,
+    https_key: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_HTTPS_KEY", help="PEM key of --https-cert.")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option(envvar="CORRAL_INSECURE", help=_HELP["insecure"])
+    ] = False,
 ) -> None:
     """Run the REST gateway in front of a manager (and the web UI at /ui/)."""
     from gateway import server
 
     parse_or_exit(lambda: _check_observing(metrics_listen, log_format))
     logformat.configure(log_format)
-    server.run(manager, listen, port_file, metrics_listen=metrics_listen)
+    tls = TlsFiles(tls_cert, tls_key, tls_ca)
+    https = server.Https(https_cert, https_key)
+    try:
+        if tls.enabled:
+            tls.read()
+        server.run(
+            manager,
+            listen,
+            port_file,
+            metrics_listen=metrics_listen,
+            tls=tls,
+            https=https,
+            insecure=insecure,
+        )
+    except CorralError as err:
+        raise fail(err) from None
 
 
 def register(app: typer.Typer) -> None:

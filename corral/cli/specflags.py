@@ -36,6 +36,8 @@ class RunFlags:
     runtime: str | None = None
     image: str | None = None
     env: list[str] | None = None
+    secret_env: list[str] | None = None
+    namespace: str | None = None
     workdir: str | None = None
     cpu: float | None = None
     memory: str | None = None
@@ -54,6 +56,17 @@ class RunFlags:
     after: list[str] | None = None
 
 
+def _secret_pairs(items: list[str]) -> dict[str, str]:
+    """Like ``parse_pairs``, but an error never repeats what was typed (it may be a secret)."""
+    out: dict[str, str] = {}
+    for i, item in enumerate(items):
+        key, found, value = item.partition("=")
+        if not found or not key:
+            raise ValidationError(f"spec.secret_env[{i}]", "is not KEY=VALUE (value not shown)")
+        out[key] = value
+    return out
+
+
 def build_spec(flags: RunFlags, base: TaskSpec | None = None) -> TaskSpec:
     """A spec from a file (``base``) with the flags given on top."""
     spec = base or TaskSpec(name="")
@@ -67,6 +80,10 @@ def build_spec(flags: RunFlags, base: TaskSpec | None = None) -> TaskSpec:
         changes["command"] = tuple(flags.command)
     if flags.env:
         changes["env"] = {**spec.env, **parse_pairs(flags.env, "spec.env")}
+    if flags.secret_env:
+        changes["secret_env"] = {**spec.secret_env, **_secret_pairs(flags.secret_env)}
+    if flags.namespace is not None:
+        changes["namespace"] = flags.namespace
     if flags.label:
         changes["labels"] = {**spec.labels, **parse_pairs(flags.label, "spec.labels")}
     if flags.constraint:

@@ -102,6 +102,15 @@ def run(
     runtime: Annotated[str | None, typer.Option(help="process|docker|kubernetes|http|fake")] = None,
     image: Annotated[str | None, typer.Option(help="Container image.")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="K=V, repeatable.")] = None,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret-env", help="K=V, repeatable: delivered to the task, never shown again."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Namespace of the task (default: default).")
+    ] = None,
     workdir: Annotated[str | None, typer.Option(help="Working directory.")] = None,
     cpu: Annotated[float | None, typer.Option(help="CPU cores.")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory: 512Mi, 1G.")] = None,
@@ -141,6 +150,8 @@ def run(
         runtime=runtime,
         image=image,
         env=env,
+        secret_env=secret_env,
+        namespace=namespace,
         workdir=workdir,
         cpu=cpu,
         memory=memory,

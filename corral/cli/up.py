@@ -26,14 +26,19 @@ import psutil
 import typer
 
 from corral import logformat
+from corral.cli.connection import TOKEN_FILE
 from corral.cli.options import console, errors, parse_or_exit
 from corral.client import Client, wait_healthy
+from corral.errors import CorralError, NotFound
 from corral.metrics import split_listen
 from corral.model import NodeStatus
+from corral.tls import TlsFiles
 
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10.0
 _KEPT_LINES = 20
+# The node token `up --acl` makes for its worker (remade at every start).
+UP_WORKER = "up-worker"
 
 
 @dataclasses.dataclass
@@ -57,12 +62,13 @@ class ChildDied(Exception):
         self.child = child
 
 
-async def _spawn(name: str, args: list[str]) -> Child:
+async def _spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "corral.cli.main",
         *args,
+        env={**os.environ, **(env or {})},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -116,10 +122,10 @@ async def _http_ready(url: str, timeout: float) -> bool:
     return False
 
 
-async def _node_ready(manager: str, timeout: float) -> bool:
+async def _node_ready(manager: str, timeout: float, token: str, tls: TlsFiles | None) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with Client(manager, timeout=2.0) as client:
+    async with Client(manager, timeout=2.0, token=token, tls=tls) as client:
         while loop.time() < deadline:
             with contextlib.suppress(Exception):
                 nodes = await client.list_nodes()
@@ -129,10 +135,32 @@ async def _node_ready(manager: str, timeout: float) -> bool:
     return False
 
 
-async def _worker_ready(worker: str, manager: str) -> bool:
+async def _worker_ready(worker: str, manager: str, token: str, tls: TlsFiles | None) -> bool:
     """The worker answers its own health check and the manager lists it READY."""
-    serving = worker.endswith(":0") or await wait_healthy(worker, timeout=READY_TIMEOUT)
-    return serving and await _node_ready(manager, READY_TIMEOUT)
+    serving = worker.endswith(":0") or await wait_healthy(worker, timeout=READY_TIMEOUT, tls=tls)
+    return serving and await _node_ready(manager, READY_TIMEOUT, token, tls)
+
+
+async def _tokens(manager: str, data_dir: Path, tls: TlsFiles | None) -> tuple[str, str]:
+    """With ACLs: the management token (bootstrapped once into <data-dir>/token, 0600)
+    and a fresh node token for the worker, passed in its environment, not its argv."""
+    path = data_dir / TOKEN_FILE
+    async with Client(manager, timeout=5.0, tls=tls) as client:
+        if not path.exists():
+            write_secret(path, (await client.acl_bootstrap()).secret)
+    management = path.read_text().strip()
+    async with Client(manager, timeout=5.0, token=management, tls=tls) as admin:
+        with contextlib.suppress(NotFound):
+            await admin.revoke_token(UP_WORKER)
+        node = await admin.create_token(UP_WORKER, "node")
+    return management, node.secret
+
+
+def write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
 
 
 async def _stop_all(children: list[Child], grace: float) -> None:
@@ -192,6 +220,8 @@ class UpSettings:
     manager_flags: tuple[str, ...]
     worker_flags: tuple[str, ...]
     gateway_flags: tuple[str, ...] = ()
+    acl: bool = False
+    tls: TlsFiles = dataclasses.field(default_factory=TlsFiles)
 
 
 async def supervise(settings: UpSettings) -> int:
@@ -209,14 +239,43 @@ async def supervise(settings: UpSettings) -> int:
     gateway_url = f"http://{s.gateway_listen}/"
     gateway_args = ["gateway", "--manager", s.manager_listen, "--listen", s.gateway_listen]
     gateway_args += s.gateway_flags
+    if s.acl:
+        manager_args.append("--acl")
+    tls = s.tls if s.tls.enabled else None
+    # Every child takes the same files (their CORRAL_TLS_* twins of --tls-*).
+    tls_env = {
+        name: str(path)
+        for name, path in (
+            ("CORRAL_TLS_CERT", s.tls.cert),
+            ("CORRAL_TLS_KEY", s.tls.key),
+            ("CORRAL_TLS_CA", s.tls.ca),
+        )
+        if path is not None
+    }
+    tokens = {"management": "", "node": ""}
+
+    async def manager_ready() -> bool:
+        if not await wait_healthy(s.manager_listen, timeout=READY_TIMEOUT, tls=tls):
+            return False
+        if s.acl:
+            tokens["management"], tokens["node"] = await _tokens(s.manager_listen, s.data_dir, tls)
+        return True
+
     steps: list[tuple[str, list[str], Callable[[], Awaitable[bool]]]] = [
-        ("manager", manager_args, lambda: wait_healthy(s.manager_listen, timeout=READY_TIMEOUT)),
-        ("worker", worker_args, lambda: _worker_ready(s.worker_listen, s.manager_listen)),
+        ("manager", manager_args, manager_ready),
+        (
+            "worker",
+            worker_args,
+            lambda: _worker_ready(s.worker_listen, s.manager_listen, tokens["management"], tls),
+        ),
         ("gateway", gateway_args, lambda: _http_ready(gateway_url, READY_TIMEOUT)),
     ]
     try:
         for name, args, ready in steps:
-            children.append(await _spawn(name, args))
+            env = dict(tls_env)
+            if name == "worker" and s.acl:
+                env["CORRAL_TOKEN"] = tokens["node"]
+            children.append(await _spawn(name, args, env))
             if not await _until(ready(), children, stop):
                 if stop.is_set():
                     return 0
@@ -225,6 +284,10 @@ async def supervise(settings: UpSettings) -> int:
         _announce(settings)
         await _until(stop.wait(), children, stop)
         return 0
+    except CorralError as err:
+        # ACL set-up: a bootstrapped manager whose token file was removed, say.
+        errors.print(f"[red]corral up:[/] {err.message}")
+        return 1
     except ChildDied as died:
         child = died.child
         errors.print(
@@ -239,10 +302,23 @@ async def supervise(settings: UpSettings) -> int:
 
 
 def _announce(s: UpSettings) -> None:
+    tls = "mutual TLS" if s.tls.enabled else "no TLS"
+    if s.acl:
+        access = (
+            f"  access   {tls}, ACLs on: the management token is in"
+            f" {s.data_dir / TOKEN_FILE} (mode 0600); the CLI reads it from there\n"
+        )
+    else:
+        access = (
+            f"  access   OPEN: {tls}, no ACLs; anyone who can reach these loopback ports"
+            " may use Corral (`corral up --acl` turns ACLs on)\n"
+        )
     console.print(
         "[bold green]Corral is up.[/]\n"
-        f"  manager  grpc {s.manager_listen}   (grpcurl -plaintext {s.manager_listen} list)\n"
-        f"  worker   grpc {s.worker_listen}\n"
+        + access
+        + f"  manager  grpc {s.manager_listen}"
+        + ("\n" if s.tls.enabled else f"   (grpcurl -plaintext {s.manager_listen} list)\n")
+        + f"  worker   grpc {s.worker_listen}\n"
         f"  gateway  http://{s.gateway_listen}   (API docs: http://{s.gateway_listen}/docs)\n"
         f"  data     {s.data_dir}\n"
         "Try: corral run --name hello --wait -- echo hello && corral logs hello\n"
@@ -320,6 +396,23 @@ def up(
         str | None,
         typer.Option(help="Log lines of all three: json or text (default: text on a terminal)."),
     ] = None,
+    acl: Annotated[
+        bool,
+        typer.Option(
+            envvar="CORRAL_ACL",
+            help="Turn ACLs on; the management token is written to <data-dir>/token (0600).",
+        ),
+    ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(envvar="CORRAL_TLS_CERT", help="PEM certificate of all three (mTLS)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_TLS_KEY", help="PEM key of --tls-cert.")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None, typer.Option(envvar="CORRAL_TLS_CA", help="PEM CA of the certificates.")
+    ] = None,
 ) -> None:
     """Run a manager, a worker and the gateway here; Ctrl-C stops them all."""
     # The children write to a pipe: they log as this terminal would have them.
@@ -361,5 +454,7 @@ def up(
             )
         ),
         gateway_flags=tuple(_given(metrics_listen=gateway_metrics_listen, log_format=logs)),
+        acl=acl,
+        tls=TlsFiles(tls_cert, tls_key, tls_ca),
     )
     raise typer.Exit(asyncio.run(supervise(settings)))

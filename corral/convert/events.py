@@ -22,11 +22,14 @@ def event_from(m: types_pb2.Event) -> Event:
         task=task_from(m.task) if m.HasField("task") else None,
         node=node_from(m.node) if m.HasField("node") else None,
         message=m.message,
+        actor=m.actor,
     )
 
 
 def event_to(e: Event) -> types_pb2.Event:
-    out = types_pb2.Event(index=e.index, time=timestamp(e.time), kind=e.kind, message=e.message)
+    out = types_pb2.Event(
+        index=e.index, time=timestamp(e.time), kind=e.kind, message=e.message, actor=e.actor
+    )
     if e.task is not None:
         out.task.CopyFrom(task_to(e.task))
     if e.node is not None:

@@ -223,6 +223,8 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
             )
             for d in m.depends_on
         ),
+        secret_env=dict(m.secret_env),
+        namespace=m.namespace,
     )
 
 
@@ -242,7 +244,9 @@ def disconnect_to(d: Disconnect) -> types_pb2.DisconnectPolicy:
     return out
 
 
-def spec_to(s: TaskSpec) -> types_pb2.TaskSpec:
+def spec_to(s: TaskSpec, *, secrets: bool = False) -> types_pb2.TaskSpec:
+    """The spec's message; ``secret_env`` only with ``secrets`` (a submit, an Assign),
+    never in anything a read returns."""
     out = types_pb2.TaskSpec(
         name=s.name,
         runtime=s.runtime,
@@ -267,7 +271,10 @@ def spec_to(s: TaskSpec) -> types_pb2.TaskSpec:
             )
             for d in s.depends_on
         ],
+        namespace=s.namespace,
     )
+    if secrets and s.secret_env:
+        out.secret_env.update(s.secret_env)
     if s.health_check is not None:
         out.health_check.CopyFrom(health_check_to(s.health_check))
     if s.http is not None:

@@ -675,6 +675,26 @@ class TaskSpec(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class SecretEnvEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     RUNTIME_FIELD_NUMBER: _builtins.int
     IMAGE_FIELD_NUMBER: _builtins.int
@@ -695,6 +715,9 @@ class TaskSpec(_message.Message):
     DEADLINE_FIELD_NUMBER: _builtins.int
     DISCONNECT_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    SECRET_ENV_FIELD_NUMBER: _builtins.int
+    SEALED_SECRET_ENV_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """RFC 1123 label, unique among tasks that have not ended; the id is generated."""
     runtime: _builtins.str
@@ -705,6 +728,10 @@ class TaskSpec(_message.Message):
     """Working directory of the task."""
     network: _builtins.str
     """Docker network mode: "bridge" or "host"; empty means the worker's default."""
+    sealed_secret_env: _builtins.bytes
+    """Manager-internal: secret_env encrypted at rest. Never set on the wire."""
+    namespace: _builtins.str
+    """The namespace the task belongs to ("default" when empty)."""
     @_builtins.property
     def command(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv; no shell is involved unless argv asks for one."""
@@ -767,6 +794,12 @@ class TaskSpec(_message.Message):
         and ends SKIPPED when one no longer can.
         """
 
+    @_builtins.property
+    def secret_env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Write-only environment variables (credentials): delivered to the task's
+        environment on its assigned worker, never returned by any read.
+        """
+
     def __init__(
         self,
         *,
@@ -790,10 +823,13 @@ class TaskSpec(_message.Message):
         deadline: _duration_pb2.Duration | None = ...,
         disconnect: Global___DisconnectPolicy | None = ...,
         depends_on: _abc.Iterable[Global___TaskDependency] | None = ...,
+        secret_env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        sealed_secret_env: _builtins.bytes = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "disconnect", b"disconnect", "fake", b"fake", "health_check", b"health_check", "http", b"http", "kubernetes", b"kubernetes", "resources", b"resources", "restart_policy", b"restart_policy", "stop_grace", b"stop_grace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "constraints", b"constraints", "deadline", b"deadline", "depends_on", b"depends_on", "disconnect", b"disconnect", "env", b"env", "fake", b"fake", "health_check", b"health_check", "http", b"http", "image", b"image", "kubernetes", b"kubernetes", "labels", b"labels", "name", b"name", "network", b"network", "ports", b"ports", "resources", b"resources", "restart_policy", b"restart_policy", "runtime", b"runtime", "stop_grace", b"stop_grace", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "constraints", b"constraints", "deadline", b"deadline", "depends_on", b"depends_on", "disconnect", b"disconnect", "env", b"env", "fake", b"fake", "health_check", b"health_check", "http", b"http", "image", b"image", "kubernetes", b"kubernetes", "labels", b"labels", "name", b"name", "namespace", b"namespace", "network", b"network", "ports", b"ports", "resources", b"resources", "restart_policy", b"restart_policy", "runtime", b"runtime", "sealed_secret_env", b"sealed_secret_env", "secret_env", b"secret_env", "stop_grace", b"stop_grace", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1203,12 +1239,15 @@ class Event(_message.Message):
     TASK_FIELD_NUMBER: _builtins.int
     NODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Monotonic, gap-free within one manager store."""
     kind: _builtins.str
     """What happened, e.g. "task.submitted", "task.state", "node.registered", "node.down"."""
     message: _builtins.str
     """Free text (reason of a transition)."""
+    actor: _builtins.str
+    """Who caused it: "token:<name>", "node:<id>", or empty (the manager itself, or ACLs off)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -1230,10 +1269,11 @@ class Event(_message.Message):
         task: Global___Task | None = ...,
         node: Global___Node | None = ...,
         message: _builtins.str = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "subject", b"subject", "task", b"task", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "kind", b"kind", "message", b"message", "node", b"node", "subject", b"subject", "task", b"task", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "index", b"index", "kind", b"kind", "message", b"message", "node", b"node", "subject", b"subject", "task", b"task", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["task", "node"]  # noqa: Y015
     _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from corral.v1 import schedules_pb2 as pb
 from corral.v1.schedules_pb2_grpc import ScheduleServiceStub
+from gateway import upstream
 
 DEFAULT = "default"
 CALL_TIMEOUT = 10.0
@@ -39,6 +40,8 @@ _HTTP = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
 }
 _NO_DEFAULT = (
     "No schedule named 'default': start the manager with --schedules FILE "
@@ -66,7 +69,9 @@ async def status(request: Request) -> JSONResponse:
     """{"status": "Idle" | "Running" | "Stopped"} of the default schedule."""
     try:
         reply: Any = await _stub(request).GetSchedule(
-            pb.GetScheduleRequest(name=DEFAULT), timeout=CALL_TIMEOUT
+            pb.GetScheduleRequest(name=DEFAULT),
+            timeout=CALL_TIMEOUT,
+            metadata=upstream.metadata_of(request),
         )
     except grpc.aio.AioRpcError as err:
         return _error(err, {})
@@ -77,7 +82,9 @@ async def start(request: Request) -> JSONResponse:
     """Start the loop; 400 when it is already running."""
     try:
         await _stub(request).StartSchedule(
-            pb.StartScheduleRequest(name=DEFAULT), timeout=CALL_TIMEOUT
+            pb.StartScheduleRequest(name=DEFAULT),
+            timeout=CALL_TIMEOUT,
+            metadata=upstream.metadata_of(request),
         )
     except grpc.aio.AioRpcError as err:
         return _error(err, {grpc.StatusCode.FAILED_PRECONDITION: "CronJob is already running"})
@@ -88,7 +95,9 @@ async def stop(request: Request) -> JSONResponse:
     """Stop the loop and cancel the run in progress; 400 when it is not running."""
     try:
         await _stub(request).StopSchedule(
-            pb.StopScheduleRequest(name=DEFAULT), timeout=CALL_TIMEOUT
+            pb.StopScheduleRequest(name=DEFAULT),
+            timeout=CALL_TIMEOUT,
+            metadata=upstream.metadata_of(request),
         )
     except grpc.aio.AioRpcError as err:
         return _error(err, {grpc.StatusCode.FAILED_PRECONDITION: "CronJob is not running"})
@@ -99,7 +108,9 @@ async def run_once(request: Request) -> JSONResponse:
     """Run the endpoints once and answer when the run is over; 409 while the loop runs."""
     try:
         await _stub(request).RunScheduleOnce(
-            pb.RunScheduleOnceRequest(name=DEFAULT), timeout=RUN_TIMEOUT
+            pb.RunScheduleOnceRequest(name=DEFAULT),
+            timeout=RUN_TIMEOUT,
+            metadata=upstream.metadata_of(request),
         )
     except grpc.aio.AioRpcError as err:
         conflict = "Job could not run because CronJob is already running"

@@ -40,7 +40,7 @@ PLACEHOLDERS = frozenset(
 BIND_CONTAINER = "0.0.0.0"
 BIND_HOST = "127.0.0.1"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_QUANTITY = re.compile(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?", re.ASCII)
 _FACTORS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
@@ -72,7 +72,7 @@ class Template:
 
 
 def memory_bytes(quantity: str) -> int:
-    match = _QUANTITY.match(quantity)
+    match = _QUANTITY.fullmatch(quantity)
     if not match:
         raise ValueError(f"{quantity!r} is not a memory quantity (e.g. 512Mi)")
     number, unit = float(match.group(1)), match.group(2) or ""

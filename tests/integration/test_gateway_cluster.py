@@ -5,6 +5,8 @@ events resumed through REST, and Cube tasks on Docker (and without it)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -80,7 +82,10 @@ async def test_jobs_and_tasks_through_the_gateway(tmp_path: Path) -> None:
         assert (await http.get(f"/jobs/{failing['metadata']['name']}/logs")).text == "bad\n"
 
         # Canonical routes: submit, follow the output as written, stop, events.
-        flag = tmp_path / "go"
+        # Where the task can see it: a root worker runs it as nobody, who cannot enter tmp_path.
+        flag_dir = Path(tempfile.mkdtemp(prefix="corral-flag-"))
+        flag_dir.chmod(0o755)
+        flag = flag_dir / "go"
         script = f"echo ready; while [ ! -e {flag} ]; do sleep 0.02; done; echo done"
         spec = {"name": "waiter", "command": ["sh", "-c", script]}
         task = (await http.post("/v1/tasks", json={"spec": spec})).json()
@@ -89,6 +94,7 @@ async def test_jobs_and_tasks_through_the_gateway(tmp_path: Path) -> None:
             assert await asyncio.wait_for(anext(chunks), 20) == b"ready\n"
             flag.touch()
             assert b"".join([c async for c in chunks]) == b"done\n"
+        shutil.rmtree(flag_dir)
         sleeper = {"name": "sleeper", "command": ["sleep", "60"]}
         sleeping = (await http.post("/v1/tasks", json={"spec": sleeper})).json()
         await until(

@@ -47,7 +47,7 @@ def container_options(assignment: Assignment, *, network: str, owner: str) -> di
     options: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.command) or None,
-        "environment": dict(spec.env),
+        "environment": {**spec.env, **spec.secret_env},
         "labels": labels,
         "name": container_name(assignment.ref, owner),
         "detach": True,

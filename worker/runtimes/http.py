@@ -7,7 +7,9 @@ with the error recorded, never an exception out of the runtime. The whole call
 (connect, send, headers and body) is bounded by ``spec.http.timeout``, so an
 endpoint that trickles bytes is cut as surely as one that never answers.
 Environment proxies are ignored: a schedule calls exactly the URL it names.
-An attempt's "logs" are a short text summary of its call.
+Every connection is checked first by ``worker.runtimes.egress`` (no
+link-local addresses, no Corral ports: no SSRF), and redirects are returned,
+not followed. An attempt's "logs" are a short text summary of its call.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
 
 from corral.model import HttpCall, HttpResult
 from worker.config import WorkerConfig
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Started, StartError
+from worker.runtimes.egress import EgressPolicy, GuardedBackend, parse_networks
 
 BODY_LIMIT = 64 * 1024
 # Calls in flight at once per worker (httpx's default of 100 would queue a big run's calls).
@@ -31,12 +35,38 @@ MAX_CALLS = 1000
 KEPT_SUMMARIES = 4096
 
 
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool whose every connect is checked."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx takes no network backend, so its pool is replaced by one that has ours.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+
+
 class HttpRuntime:
     name = "http"
 
-    def __init__(self, *, body_limit: int = BODY_LIMIT) -> None:
+    def __init__(
+        self,
+        *,
+        body_limit: int = BODY_LIMIT,
+        egress: EgressPolicy | None = None,
+        backend: GuardedBackend | None = None,
+    ) -> None:
+        self.egress = egress or EgressPolicy()
+        self.backend = backend or GuardedBackend(self.egress)
+        limits = httpx.Limits(max_connections=MAX_CALLS)
         self._client = httpx.AsyncClient(
-            trust_env=False, follow_redirects=False, limits=httpx.Limits(max_connections=MAX_CALLS)
+            trust_env=False,
+            follow_redirects=False,
+            transport=GuardedTransport(self.backend, limits),
         )
         self._body_limit = body_limit
         self._calls: dict[str, asyncio.Task[Exit]] = {}
@@ -181,4 +211,19 @@ def describe(call: HttpCall, result: HttpResult, ok: bool) -> str:
 
 
 def create(config: WorkerConfig) -> HttpRuntime:
-    return HttpRuntime()
+    policy = EgressPolicy(
+        allow=parse_networks(config.http_allow, "http_allow"),
+        deny=parse_networks(config.http_deny, "http_deny"),
+        own_ports=own_ports(config),
+    )
+    return HttpRuntime(egress=policy)
+
+
+def own_ports(config: WorkerConfig) -> set[int]:
+    """The manager's ports and the worker's own (when fixed; else added once bound)."""
+    ports = set()
+    for address in [*config.manager.split(","), config.listen]:
+        _, _, port = address.strip().rpartition(":")
+        if port.isascii() and port.isdigit() and int(port):
+            ports.add(int(port))
+    return ports

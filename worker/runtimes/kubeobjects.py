@@ -107,8 +107,9 @@ def job_manifest(
     container: dict[str, Any] = {"name": "task", "image": spec.image}
     if spec.command:
         container["command"] = list(spec.command)
-    if spec.env:
-        container["env"] = [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
+    if spec.env or spec.secret_env:
+        variables = {**spec.env, **spec.secret_env}
+        container["env"] = [{"name": k, "value": v} for k, v in sorted(variables.items())]
     if spec.working_dir:
         container["workingDir"] = spec.working_dir
     limits = resource_limits(spec)

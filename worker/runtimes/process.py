@@ -44,7 +44,7 @@ import psutil
 from corral.model import PortMapping, TaskSpec
 from worker.config import WorkerConfig
 from worker.logfiles import LogStore, read_log
-from worker.runtimes import launching
+from worker.runtimes import launching, taskenv
 from worker.runtimes.base import Adopted, Assignment, AttemptRef, Exit, Fence, Started
 from worker.runtimes.processes import (
     ProcessAttempt,
@@ -53,6 +53,7 @@ from worker.runtimes.processes import (
     same_process,
     write_record,
 )
+from worker.runtimes.taskenv import TaskUser, task_user
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,17 @@ LOG_ENFORCE_EVERY = 1.0
 
 def create(config: WorkerConfig) -> ProcessRuntime:
     logs = LogStore(config.data_dir / "logs", config.log_max_bytes)
-    return ProcessRuntime(config.data_dir / "process", logs)
+    return ProcessRuntime(config.data_dir / "process", logs, user=task_user(config.task_user))
 
 
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, root: Path, logs: LogStore) -> None:
+    def __init__(self, root: Path, logs: LogStore, *, user: TaskUser | None = None) -> None:
         self.root = root
         self.logstore = logs
+        # Who tasks run as (taskenv): the worker itself unless it is root.
+        self.user = user or task_user("")
         self._attempts: dict[str, ProcessAttempt] = {}
         self._ended: deque[str] = deque()
         self._root_made = False
@@ -93,8 +96,8 @@ class ProcessRuntime:
         ref, spec = assignment.ref, assignment.spec
         if ref.key in self._attempts:
             return self._started(spec)
-        env = {**os.environ, **spec.env, "CORRAL_TASK_ID": ref.task_id}
-        env["CORRAL_GENERATION"] = str(ref.generation)
+        corral = {"CORRAL_TASK_ID": ref.task_id, "CORRAL_GENERATION": str(ref.generation)}
+        env = taskenv.environment(spec, self.user, corral)
         launching.check_startable(spec, env)
         if not self._root_made:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,14 @@ class ProcessRuntime:
         fd = launching.open_log(log_path)
         try:
             proc = launching.spawn(
-                [launching.SHELL, "-c", script, str(status_path), *fenced, *spec.command],
+                [
+                    launching.SHELL,
+                    "-c",
+                    script,
+                    str(status_path),
+                    *fenced,
+                    *taskenv.as_user(self.user, spec.command),
+                ],
                 fd=fd,
                 env=env,
                 cwd=spec.working_dir or None,
@@ -231,9 +241,10 @@ class ProcessRuntime:
     async def exec(self, ref: AttemptRef, argv: tuple[str, ...], timeout: float) -> int:
         run = self._attempts.get(ref.key)
         spec = run.spec if run else None
-        env = {**os.environ, **(spec.env if spec else {})}
+        corral = {"CORRAL_TASK_ID": ref.task_id, "CORRAL_GENERATION": str(ref.generation)}
+        env = taskenv.environment(spec or TaskSpec(name="probe"), self.user, corral)
         proc = await asyncio.create_subprocess_exec(
-            *argv,
+            *taskenv.as_user(self.user, argv),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,

@@ -1,0 +1,74 @@
+"""A token scoped to one namespace sees nothing of another: answered as if absent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from acl_stack import AclStack, acl_stack
+
+from corral.errors import NotFound, PermissionDenied
+from corral.model import TaskSpec
+from manager.acl import Role
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[AclStack]:
+    async with acl_stack(tmp_path / "m") as s:
+        s.make("a-submitter", Role.SUBMITTER, "team-a")
+        s.make("b-submitter", Role.SUBMITTER, "team-b")
+        yield s
+
+
+def fake(name: str, namespace: str = "") -> TaskSpec:
+    return TaskSpec(name=name, runtime="fake", namespace=namespace)
+
+
+async def test_another_namespace_is_answered_as_absent(stack: AclStack) -> None:
+    async with stack.client("a-submitter") as a, stack.client("b-submitter") as b:
+        mine = await a.submit(fake("secret-project"))
+        assert mine.spec.namespace == "team-a"  # filled in from the token
+        with pytest.raises(NotFound) as hidden:
+            await b.get_task(mine.id)
+        with pytest.raises(NotFound) as absent:
+            await b.get_task("00000000-0000-4000-8000-000000000000")
+        # The same words as for an id that does not exist, but for the id itself.
+        assert str(hidden.value).replace(mine.id, "X") == str(absent.value).replace(
+            "00000000-0000-4000-8000-000000000000", "X"
+        )
+        assert mine.id not in {t.id for t in await b.list_tasks()}
+        with pytest.raises(NotFound):
+            await b.stop_task(mine.id)
+        with pytest.raises(NotFound):
+            async for _ in b.logs(mine.id):
+                pass
+        with pytest.raises(PermissionDenied, match="team-a"):
+            await b.submit(fake("intruder", "team-a"))
+        theirs = await b.submit(fake("their-project"))
+        events = b.watch_events(from_index=1)
+        seen: list[str] = []
+        async with asyncio.timeout(10):
+            async for event in events:
+                if event.task is not None:
+                    seen.append(event.task.id)
+                    if event.task.id == theirs.id:
+                        break
+        assert mine.id not in seen and theirs.id in seen
+        # The owner and an unscoped token still see it.
+        assert (await a.get_task(mine.id)).id == mine.id
+    async with stack.client("reader") as everyone:
+        assert {mine.id, theirs.id} <= {t.id for t in await everyone.list_tasks()}
+
+
+async def test_rest_hides_another_namespace_behind_404(stack: AclStack) -> None:
+    async with stack.client("a-submitter") as a:
+        mine = await a.submit(fake("rest-project"))
+    async with stack.http("b-submitter") as b:
+        reply = await b.get(f"/v1/tasks/{mine.id}")
+        assert reply.status_code == 404, reply.text
+        listed = await b.get("/v1/tasks")
+        assert listed.status_code == 200 and mine.id not in listed.text
+    async with stack.http("a-submitter") as a_http:
+        assert (await a_http.get(f"/v1/tasks/{mine.id}")).status_code == 200
