@@ -103,6 +103,7 @@ async def start_server(
     *,
     tls: TlsFiles | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    authenticate: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
     """Start a server on ``listen`` (port 0 picks a free one).
 
@@ -113,9 +114,13 @@ async def start_server(
     a certificate from the CA is refused.
     """
     credentials = server_credentials(tls) if tls is not None and tls.enabled else None
-    # The guard first: what it refuses never reaches tracing, auth or a servicer.
+    # ``authenticate`` first: a caller without a valid token learns nothing, not even
+    # which of its fields are wrong. Then the guard: what it refuses never reaches
+    # tracing or a servicer.
     guard = RequestGuard(_refuse)
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[guard, *interceptors])
+    server = grpc.aio.server(
+        options=SERVER_OPTIONS, interceptors=[*authenticate, guard, *interceptors]
+    )
     names = [add(server) for add in register]
     health = Health()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

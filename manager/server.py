@@ -109,12 +109,12 @@ async def serve(
             *(ext.register for ext in installed),
         ]
         exposed = await maybe_serve(config.metrics_listen, metrics.registry)
-        interceptors = [
-            *tracing.server_interceptors("manager"),
-            *([Authorizer(tokens)] if config.acl else []),
-        ]
         running = await start_server(
-            config.listen, register, tls=config.tls, interceptors=interceptors
+            config.listen,
+            register,
+            tls=config.tls,
+            interceptors=tracing.server_interceptors("manager"),
+            authenticate=[Authorizer(tokens)] if config.acl else [],
         )
         await core.start()
         for ext in installed:
