@@ -23,8 +23,8 @@ def up_acl(tmp_path: Path) -> Iterator[Up]:
         running.popen.wait(10)
 
 
-def test_up_acl_writes_the_token_and_the_cli_uses_it(up_acl: Up, tmp_path: Path) -> None:
-    up_acl.wait_up()
+async def test_up_acl_writes_the_token_and_the_cli_uses_it(up_acl: Up, tmp_path: Path) -> None:
+    await up_acl.wait_up()
     assert "ACLs on" in up_acl.out.read_text()
     token = tmp_path / ".corral" / "token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
@@ -44,7 +44,7 @@ def test_up_acl_writes_the_token_and_the_cli_uses_it(up_acl: Up, tmp_path: Path)
     assert up_acl.popen.wait(30) == 0
 
 
-def test_the_readme_s_three_commands_give_mtls_and_acls(
+async def test_the_readme_s_three_commands_give_mtls_and_acls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = corral(
@@ -57,7 +57,7 @@ def test_the_readme_s_three_commands_give_mtls_and_acls(
     monkeypatch.setenv("CORRAL_TLS_CA", str(certs / "ca.pem"))
     up = Up(tmp_path, "--acl")
     try:
-        up.wait_up()
+        await up.wait_up()
         assert "mutual TLS, ACLs on" in up.out.read_text()
         ran = corral("run", "--name", "hi", "--wait", "--", "echo", "hi", env=up.env, cwd=tmp_path)
         assert ran.returncode == 0, ran.stderr
@@ -74,10 +74,10 @@ def test_the_readme_s_three_commands_give_mtls_and_acls(
             up.popen.wait(10)
 
 
-def test_up_without_acl_says_it_is_open(tmp_path: Path) -> None:
+async def test_up_without_acl_says_it_is_open(tmp_path: Path) -> None:
     up = Up(tmp_path)
     try:
-        up.wait_up()
+        await up.wait_up()
         assert "OPEN: no TLS, no ACLs" in up.out.read_text()
         up.popen.send_signal(signal.SIGINT)
         assert up.popen.wait(30) == 0
