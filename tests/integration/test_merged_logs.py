@@ -114,3 +114,23 @@ async def test_rest_and_cli_read_the_merged_output(target: str) -> None:
         CliRunner().invoke, main.build(), ["logs", "--manager", target]
     )
     assert result.exit_code == 1 and "selector" in result.output
+
+
+async def test_rest_follow_streams_tasks_that_start_later(target: str) -> None:
+    gateway = await serve_gateway(target, "127.0.0.1:0", compat_modules=[])
+    try:
+        async with (
+            Client(target) as client,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=30) as http,
+        ):
+            first = await client.submit(task("svc-1", "echo one; exec sleep 60"))
+            await eventually(lambda: _wrote(client, first.id, b"one\n"))
+            url = "/v1/logs?selector=app%3Dweb&follow=true"
+            async with http.stream("GET", url) as r:
+                assert r.status_code == 200
+                lines = r.aiter_lines()
+                assert await asyncio.wait_for(anext(lines), 10) == "svc-1 | one"
+                await client.submit(task("svc-2", "echo two; exec sleep 60"))
+                assert await asyncio.wait_for(anext(lines), 30) == "svc-2 | two"
+    finally:
+        await gateway.stop()
