@@ -17,6 +17,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
+from manager import actors
 from manager.catalog import TaskEntry
 from manager.events import EventHub
 from manager.ledger import Ledger
@@ -94,7 +95,14 @@ class Applier:
         if status.state is old.status.state and kind == "task.state":
             kind = "task.updated"
         batch.events.append(
-            Event(self.hub.allocate(), now, kind, task=task, message=status.message)
+            Event(
+                self.hub.allocate(),
+                now,
+                kind,
+                task=task,
+                message=status.message,
+                actor=actors.current(),
+            )
         )
         if (waiter := self.waiters.pop(entry.id, None)) is not None:
             waiter.set()
@@ -201,4 +209,8 @@ class Applier:
     ) -> None:
         node = record.view()
         batch.nodes[record.id] = node
-        batch.events.append(Event(self.hub.allocate(), now, kind, node=node, message=message))
+        batch.events.append(
+            Event(
+                self.hub.allocate(), now, kind, node=node, message=message, actor=actors.current()
+            )
+        )

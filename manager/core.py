@@ -28,7 +28,7 @@ from typing import Protocol
 
 from corral.errors import DeadlineExceeded, FailedPrecondition, NotFound, ValidationError
 from corral.model import ACTIVE_STATES, Event, Node, NodeStatus, Task, TaskId, TaskSpec, TaskState
-from manager import depending, ending, placing, queries
+from manager import actors, depending, ending, placing, queries
 from manager.applying import Applier
 from manager.catalog import MIN_PREFIX, TaskEntry
 from manager.config import ManagerConfig
@@ -189,7 +189,9 @@ class TaskManager:
             self.ledger.add(entry)
             entries.append(entry)
             batch.new_tasks.append((entry.seq, task))
-            batch.events.append(Event(self.hub.allocate(), now, "task.submitted", task=task))
+            batch.events.append(
+                Event(self.hub.allocate(), now, "task.submitted", task=task, actor=actors.current())
+            )
         # Held before anything commits: no placement pass may take a task that waits.
         held = self.dependencies.hold(entry.task for entry in entries)
         try:

@@ -71,6 +71,7 @@ def fill_event(out: types_pb2.Event, event: Event, specs: Specs) -> None:
         out.CopyFrom(convert.event_to(event))
         return
     out.index, out.kind, out.message = event.index, event.kind, event.message
+    out.actor = event.actor
     if (time := convert.timestamp(event.time)) is not None:
         out.time.CopyFrom(time)
     fill_task(out.task, event.task, specs)

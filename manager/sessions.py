@@ -26,7 +26,7 @@ from corral.errors import ValidationError
 from corral.model import NodeStats, Resources, TaskId
 from corral.v1 import manager_pb2, types_pb2
 from corral.validation import check_labels, check_resources, check_text
-from manager import traces
+from manager import actors, traces
 from manager.core import TaskManager
 from manager.nodes import NodeRecord
 from manager.wirecache import SpecCache
@@ -105,6 +105,7 @@ class WorkerSession:
         info = hello_from(first.hello)
         if self._admit is not None:
             self._admit(info)
+        actors.act_as(f"node:{info.node_id}")
         granted = await self.core.workers.hello(info, self)
         record = granted.record
         self.node_id = record.id

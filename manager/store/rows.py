@@ -34,8 +34,9 @@ def event_rows(
     for e in events:
         if e.task is not None:
             status = encode_status(e.task.status)
-            yield (e.index, e.time, e.kind, e.task.id, None, e.message, status)
+            yield (e.index, e.time, e.kind, e.task.id, None, e.message, status, e.actor)
         elif e.node is not None:
-            yield (e.index, e.time, e.kind, None, e.node.id, e.message, encode_node(e.node))
+            node = encode_node(e.node)
+            yield (e.index, e.time, e.kind, None, e.node.id, e.message, node, e.actor)
         else:
-            yield (e.index, e.time, e.kind, None, None, e.message, None)
+            yield (e.index, e.time, e.kind, None, None, e.message, None, e.actor)

@@ -58,6 +58,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             idx INTEGER PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL,
             task_id TEXT, node_id TEXT, message TEXT NOT NULL, payload BLOB)""",
     ),
+    # Who caused each event (a token or a node; empty for the manager's own work).
+    ("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 CHECKPOINT_PERIOD = 1.0
@@ -192,7 +194,7 @@ class SqliteStore:
 
     def _events(self, start: int, until: int, kinds: tuple[str, ...], limit: int) -> list[Event]:
         sql = (
-            "SELECT e.idx, e.time, e.kind, e.task_id, e.message, e.payload, s.spec"
+            "SELECT e.idx, e.time, e.kind, e.task_id, e.message, e.payload, s.spec, e.actor"
             " FROM events e LEFT JOIN tasks t ON t.id = e.task_id"
             " LEFT JOIN specs s ON s.seq = t.seq"
             " WHERE e.idx >= ? AND e.idx <= ?"
@@ -208,13 +210,14 @@ class SqliteStore:
         out = []
         codec = self.codec
         assert self._reader is not None, "store is closed"
-        for idx, time, kind, task_id, message, payload, spec in self._reader.execute(sql, args):
+        rows = self._reader.execute(sql, args)
+        for idx, time, kind, task_id, message, payload, spec, actor in rows:
             task = node = None
             if task_id and spec is not None and payload is not None:
                 task = Task(TaskId(task_id), codec.decode_spec(spec), codec.decode_status(payload))
             elif payload is not None:
                 node = codec.decode_node(payload)
-            out.append(Event(idx, time, kind, task=task, node=node, message=message))
+            out.append(Event(idx, time, kind, task=task, node=node, message=message, actor=actor))
         return out
 
     # -- writing ----------------------------------------------------------
@@ -333,7 +336,7 @@ class SqliteStore:
                 [(n.id, codec.encode_node(n)) for n in batch.nodes.values()],
             )
             db.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 list(event_rows(batch.events, encode_status, codec.encode_node)),
             )
             db.execute("COMMIT")

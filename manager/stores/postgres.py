@@ -49,9 +49,10 @@ _UPSERT_ATTEMPTS = """INSERT INTO attempts SELECT * FROM unnest(%s::text[], %s::
     created_at = excluded.created_at, finished_at = excluded.finished_at"""
 _UPSERT_NODES = """INSERT INTO nodes SELECT * FROM unnest(%s::text[], %b::bytea[])
     ON CONFLICT (id) DO UPDATE SET record = excluded.record"""
-_INSERT_EVENTS = """INSERT INTO events (idx, time, kind, task_id, node_id, message, payload, term)
-    SELECT u.*, %s FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %b::bytea[]) AS u"""
+_INSERT_EVENTS = """INSERT INTO events
+    (term, idx, time, kind, task_id, node_id, message, payload, actor)
+    SELECT %s, u.* FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::text[], %s::text[],
+    %s::text[], %b::bytea[], %s::text[]) AS u"""
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -153,7 +154,7 @@ class PostgresStore:
     ) -> list[Event]:
         """Stored events with ``from_index <= index <= until``, oldest first, at most ``limit``."""
         sql = (
-            "SELECT e.idx, e.time, e.kind, e.task_id, e.message, e.payload, s.spec"
+            "SELECT e.idx, e.time, e.kind, e.task_id, e.message, e.payload, s.spec, e.actor"
             " FROM events e LEFT JOIN tasks t ON t.id = e.task_id"
             " LEFT JOIN specs s ON s.seq = t.seq WHERE e.idx >= %s AND e.idx <= %s"
         )
@@ -169,14 +170,14 @@ class PostgresStore:
             rows = await cursor.fetchall()
         out = []
         codec = self.codec
-        for idx, time, kind, task_id, message, payload, spec in rows:
+        for idx, time, kind, task_id, message, payload, spec, actor in rows:
             task = node = None
             if task_id and spec is not None and payload is not None:
                 spec_, status = codec.decode_spec(bytes(spec)), codec.decode_status(bytes(payload))
                 task = Task(TaskId(task_id), spec_, status)
             elif payload is not None:
                 node = codec.decode_node(bytes(payload))
-            out.append(Event(idx, time, kind, task=task, node=node, message=message))
+            out.append(Event(idx, time, kind, task=task, node=node, message=message, actor=actor))
         return out
 
     # -- writing ----------------------------------------------------------
@@ -279,7 +280,7 @@ class PostgresStore:
             if nodes:
                 await conn.execute(_UPSERT_NODES, _columns(nodes, 2))
             if events:
-                await conn.execute(_INSERT_EVENTS, [self.term, *_columns(events, 7)])
+                await conn.execute(_INSERT_EVENTS, [self.term, *_columns(events, 8)])
 
     async def close(self) -> None:
         self._closed = True

@@ -52,6 +52,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             outcome TEXT NOT NULL, results TEXT NOT NULL)""",
         "CREATE INDEX runs_schedule ON runs (schedule, seq)",
     ),
+    # Who caused each event (a token or a node; empty for the manager's own work).
+    ("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Any constant shared by every Corral manager: the advisory lock that serialises migrations.

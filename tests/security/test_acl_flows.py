@@ -170,3 +170,37 @@ async def test_rest_answers_401_without_a_token_and_403_without_the_role(stack: 
     async with stack.http("submitter") as submitter:
         reply = await submitter.post("/v1/tasks", json={"spec": {"name": "x", "runtime": "fake"}})
         assert reply.status_code == 200, reply.text
+
+
+async def test_every_event_names_its_actor(stack: AclStack, tmp_path: Path) -> None:
+    node_secret = stack.make("node-e", Role.NODE)
+    worker = await worker_server.serve(
+        WorkerConfig(
+            manager=stack.target,
+            listen="127.0.0.1:0",
+            data_dir=tmp_path / "w",
+            runtimes=("fake",),
+            token=node_secret,
+            capacity=Resources(cpu=2, memory_bytes=1 << 30, disk_bytes=1 << 30),
+        )
+    )
+    try:
+        async with stack.client("submitter") as submitter:
+            task = await submitter.submit(TaskSpec(name="acted", runtime="fake"))
+            await submitter.wait(task.id, timeout=30)
+        async with stack.client("operator") as operator:
+            await operator.drain_node(worker.node_id)
+        async with stack.client("reader") as reader:
+            # Replayed from the store: the actor is stored with each event.
+            events = reader.watch_events(from_index=1)
+            actors: dict[str, set[str]] = {}
+            async with asyncio.timeout(10):
+                async for event in events:
+                    actors.setdefault(event.kind, set()).add(event.actor)
+                    if event.kind == "node.draining":
+                        break
+        assert actors["task.submitted"] == {"token:submitter"}
+        assert f"node:{worker.node_id}" in actors["task.state"]
+        assert actors["node.draining"] == {"token:operator"}
+    finally:
+        await worker.stop()
