@@ -24,6 +24,7 @@ from typing import Protocol
 from corral.errors import CorralError
 from corral.model import Event, Task, TaskState
 from manager.control import TaskQuery
+from manager.namespaces import visible
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ async def merged_logs(
 ) -> AsyncIterator[bytes]:
     """Prefixed lines of every matching task; with ``follow``, forever (until cancelled)."""
     since = core.last_event  # watch from here: what starts while we list is not missed
-    tasks = [t for t in await _all_matching(core, selector) if t.status.generation]
+    # A token scoped to a namespace reads only its own tasks' lines (manager.namespaces).
+    tasks = [t for t in await _all_matching(core, selector) if t.status.generation and visible(t)]
     if not follow:
         for task in tasks:
             source = Source(task.id, task.spec.name, task.status.generation)
@@ -118,7 +120,7 @@ async def merged_logs(
 
     def start(task: Task, *, tail: int) -> None:
         source = Source(task.id, task.spec.name, task.status.generation)
-        if source in followers or task.status.state not in _STARTED:
+        if source in followers or task.status.state not in _STARTED or not visible(task):
             return
         followers[source] = asyncio.create_task(_pump(core, source, tail, queue))
 

@@ -64,7 +64,7 @@ def page(catalog: Catalog, query: TaskQuery) -> tuple[list[Task], str]:
         raise ValidationError("page_size", "must be between 1 and 1000")
     below: int | None = None
     if query.page_token:
-        if not query.page_token.isdigit():
+        if not (query.page_token.isascii() and query.page_token.isdigit()):
             raise ValidationError("page_token", "is not a token this server issued")
         below = int(query.page_token)
     found: list[TaskEntry] = []
