@@ -177,12 +177,18 @@ class TaskManager:
         ``prefix`` names the request field in errors: ``tasks[3].spec.command``
         for a batch, ``spec.command`` for a single task (``prefix=""``).
         """
-        queries.check_submission(self.ledger.catalog, tasks, prefix, self._check_disconnect)
+        repeats = queries.check_submission(
+            self.ledger.catalog, tasks, prefix, self._check_disconnect
+        )
         self.dependencies.check(self.ledger.catalog, tasks, prefix)
+        if len(repeats) == len(tasks):
+            return list(repeats.values())
         now = time.time()
         batch = Batch()
         entries = []
-        for new in tasks:
+        for i, new in enumerate(tasks):
+            if i in repeats:
+                continue
             task_id = new.id or TaskId(str(uuid.uuid4()))
             task = queries.new_task(task_id, new.spec, now)
             entry = TaskEntry(self.ledger.catalog.next_seq, task=task)
@@ -205,7 +211,8 @@ class TaskManager:
         if held:
             await self._run(self.dependencies.plan_held(self.ledger, held, now=now), now)
         self.kick()
-        return [entry.task for entry in entries]
+        made = iter(entry.task for entry in entries)
+        return [repeats[i] if i in repeats else next(made) for i in range(len(tasks))]
 
     def _entry(self, ref: str) -> TaskEntry:
         entry = self.ledger.catalog.resolve(ref)

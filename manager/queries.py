@@ -25,12 +25,16 @@ def check_submission(
     tasks: Sequence[NewTask],
     prefix: str,
     check: Callable[[TaskSpec, str], None],
-) -> None:
+) -> dict[int, Task]:
     """Raise the first problem of the batch, naming its field under ``prefix``.
 
     ``check(spec, at)`` is the manager's own check of a spec (``at`` is the
     field prefix of the task, ``tasks[3].`` or empty), run after validation.
+    Returns the retries: items whose id names a task made with the same spec
+    (a submit committed but whose reply was lost), by position, with that task;
+    another spec under a known id is ALREADY_EXISTS.
     """
+    repeats: dict[int, Task] = {}
     if len(tasks) > MAX_BATCH:
         raise ValidationError(prefix or "tasks", f"at most {MAX_BATCH} tasks per call")
     if prefix and not tasks:
@@ -43,13 +47,19 @@ def check_submission(
         check(new.spec, at)
         if new.id is not None:
             check_task_id(new.id, f"{at}id")
-            if new.id in catalog.by_id or new.id in ids:
-                raise AlreadyExists(f"{at}id: task {new.id} already exists")
+            known = catalog.by_id.get(TaskId(new.id))
+            if known is not None and known.task.spec == new.spec and new.id not in ids:
+                repeats[i] = known.task
+                ids.add(new.id)
+                continue
+            if known is not None or new.id in ids:
+                raise AlreadyExists(f"{at}id: task {new.id} already exists with another spec")
             ids.add(new.id)
         name = new.spec.name
         if name in catalog.active_names or name in names:
             raise AlreadyExists(f"{at}spec.name: a task named {name!r} is not finished yet")
         names.add(name)
+    return repeats
 
 
 def new_task(task_id: TaskId, spec: TaskSpec, now: float) -> Task:
