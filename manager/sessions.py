@@ -9,6 +9,12 @@ Batching: the core queues assignments and stops one by one, the sender wakes,
 waits for the store to commit everything queued so far (so a worker never
 runs an assignment the manager could forget), and sends whatever is ready
 as ONE ``Stop`` and ONE ``Assign`` message.
+
+Delivery is at least once within a live session too: an assignment neither
+acknowledged nor reported on within ``resend_after`` (two heartbeats, at
+least a second) is sent again by a third loop; the worker applies each
+generation at most once and acknowledges every copy. Every heartbeat is
+answered with a ``LeaseRenewal`` at once (see ``worker.fencing``).
 """
 
 from __future__ import annotations
@@ -64,6 +70,10 @@ class WorkerSession:
         self.node_id = ""
         # The seq of the latest heartbeat not yet answered with a LeaseRenewal.
         self._renew: int | None = None
+        # Assignments sent and not yet acknowledged: loop time of the sending.
+        self._unacked: dict[tuple[TaskId, int], float] = {}
+        self.resend_after = max(1.0, 2 * core.config.heartbeat_interval)
+        self.resent = 0
 
     # -- Outbox -----------------------------------------------------------
 
@@ -72,6 +82,7 @@ class WorkerSession:
         self._wake.set()
 
     def stop(self, task_id: TaskId, generation: int, reason: str, grace: float) -> None:
+        self._unacked.pop((task_id, generation), None)
         if (task_id, generation) in self._assigns:
             del self._assigns[(task_id, generation)]
             return  # never sent: nothing to stop
@@ -133,8 +144,9 @@ class WorkerSession:
             )
             reader = asyncio.create_task(self._read(record, requests))
             sender = asyncio.create_task(self._send())
+            resender = asyncio.create_task(self._resend())
             closed = asyncio.create_task(self._closed.wait())
-            loops: list[asyncio.Task[Any]] = [reader, sender, closed]
+            loops: list[asyncio.Task[Any]] = [reader, sender, resender, closed]
             try:
                 done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -163,9 +175,13 @@ class WorkerSession:
                 self._wake.set()
             elif kind == "updates":
                 updates = [convert.update_from(u) for u in message.updates.updates]
+                for update in updates:  # a report on an attempt is as good as an ack
+                    self._unacked.pop((update.task_id, update.generation), None)
                 await self.core.workers.apply_updates(record, updates)
             elif kind == "ack":
                 refs = [(TaskId(a.task_id), a.generation) for a in message.ack.attempts]
+                for ref in refs:
+                    self._unacked.pop(ref, None)
                 self.core.workers.ack(record, refs)
             else:
                 record.touch()
@@ -195,6 +211,24 @@ class WorkerSession:
                 )
             if assigns:
                 await self.context.write(self._assign_message(assigns))
+                sent_at = asyncio.get_running_loop().time()
+                for key in assigns:
+                    self._unacked[key] = sent_at
+
+    async def _resend(self) -> None:
+        """Queue again what the worker neither acknowledged nor reported in time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.resend_after / 2)
+            now = loop.time()
+            due = [key for key, at in self._unacked.items() if now - at >= self.resend_after]
+            for key in due:
+                del self._unacked[key]
+                self._assigns[key] = None
+            if due:
+                self.resent += len(due)
+                log.info("re-sending unacknowledged assignments", extra={"count": len(due)})
+                self._wake.set()
 
     def _assign_message(
         self, assigns: dict[tuple[TaskId, int], None]
