@@ -89,6 +89,21 @@ class Catalog:
             else:
                 del self.latest_names[entry.name]
 
+    def forget(self, entries: Collection[TaskEntry]) -> None:
+        """Drop finished entries (retention), in one pass over the order whatever their number."""
+        gone = {e.seq for e in entries}
+        if not gone:
+            return
+        self._order = [e for e in self._order if e.seq not in gone]
+        for e in self._order:
+            if e.name in self.latest_names:
+                self.latest_names[e.name] = e.id
+        for entry in entries:
+            self.by_id.pop(entry.id, None)
+            self._by_state[entry.state].pop(entry.seq, None)
+            if self.latest_names.get(entry.name) == entry.id:
+                del self.latest_names[entry.name]
+
     def update(self, entry: TaskEntry, task: Task) -> None:
         before = entry.state
         entry.set(task)

@@ -25,6 +25,12 @@ class ManagerConfig:
     # node's tasks are replaced.
     disconnect_stop_after: float = 0.0
     disconnect_replace: bool = True
+    # Retention (manager.retention): finished tasks (with their attempts and the
+    # workers' logs of them) are forgotten this long after they end, only the
+    # newest `retain_events` events are kept, and a pass runs every `gc_every`.
+    retain_finished: float = 24 * 3600.0
+    retain_events: int = 100_000
+    gc_every: float = 60.0
     strategy: str = "binpack"
     # Jobs (POST /jobs): where `sh -c cmd` runs, and the image for container runtimes.
     jobs_runtime: str = "process"
@@ -67,6 +73,12 @@ class ManagerConfig:
     def __post_init__(self) -> None:
         if not self.ttl > 0:
             raise ValidationError("ttl", "must be a positive number of seconds")
+        if not self.retain_finished >= 0:
+            raise ValidationError("retain_finished", "must be 0 or more seconds")
+        if self.retain_events < 1:
+            raise ValidationError("retain_events", "must keep at least one event")
+        if not self.gc_every > 0:
+            raise ValidationError("gc_every", "must be a positive number of seconds")
         if not 0 <= self.disconnect_stop_after < self.ttl:
             raise ValidationError(
                 "disconnect_stop_after",

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Protocol
 
 from corral.errors import DeadlineExceeded, FailedPrecondition, NotFound, ValidationError
@@ -38,6 +38,7 @@ from manager.events import EventHub
 from manager.ledger import Ledger
 from manager.nodes import NodeRecord
 from manager.plans import Plan
+from manager.retention import Collector
 from manager.scheduling import Scheduler
 from manager.store import Batch, Codec, Snapshot, Store, open_store
 from manager.workers import Workers
@@ -123,9 +124,16 @@ class TaskManager:
         await self._run(self.dependencies.plan_held(ledger, held, now=now), now)
 
     async def start(self) -> None:
+        self.collector = Collector(
+            self,
+            retain_finished=self.config.retain_finished,
+            retain_events=self.config.retain_events,
+            every=self.config.gc_every,
+        )
         self._loops = [
             asyncio.create_task(self._placement_loop(), name="corral-placement"),
             asyncio.create_task(self.workers.liveness_loop(), name="corral-liveness"),
+            asyncio.create_task(self.collector.run(), name="corral-retention"),
         ]
         self.kick()
 
@@ -164,6 +172,20 @@ class TaskManager:
                 return
         if kick:
             self.kick()
+
+    # -- retention (manager.retention) ------------------------------------
+
+    def entries(self) -> Iterable[TaskEntry]:
+        return self.ledger.catalog.by_id.values()
+
+    def newest_event(self) -> int:
+        return self.hub.published
+
+    async def forget(self, tasks: Sequence[TaskEntry], *, events_below: int) -> None:
+        """Delete finished tasks (and attempts) and old events: store first, then memory."""
+        batch = Batch(forgotten=[(e.seq, e.id) for e in tasks], events_below=events_below)
+        await self._commit(batch)
+        self.ledger.forget(tasks)
 
     def kick(self) -> None:
         """Ask for a placement pass soon (capacity or pending work changed)."""

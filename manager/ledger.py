@@ -93,6 +93,10 @@ class Ledger:
             if entry is not None and entry.state is TaskState.PENDING:
                 self._pending[task_id] = None
 
+    def forget(self, entries: Collection[TaskEntry]) -> None:
+        """Finished tasks gone for good (retention): they are in no queue, only the catalog."""
+        self.catalog.forget(entries)
+
     def discard(self, entry: TaskEntry) -> None:
         """Undo ``add`` (a submission whose commit failed)."""
         self._pending.pop(entry.id, None)

@@ -283,5 +283,6 @@ def welcome(core: TaskManager, record: NodeRecord) -> manager_pb2.ManagerMessage
             ttl=convert.duration(core.config.ttl),
             session_epoch=record.epoch,
             disconnect=convert.disconnect_to(core.config.disconnect),
+            retain_finished=convert.duration(core.config.retain_finished),
         )
     )

@@ -10,8 +10,9 @@ follow by polling the file, which works the same for every runtime.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 
 CHUNK = 64 * 1024
@@ -80,6 +81,32 @@ def enforce_limit(path: Path, max_bytes: int) -> None:
         f.seek(0)
         f.write(kept)
         f.truncate(len(kept))
+
+
+def prune(root: Path, *, older_than: float, keep: Collection[str], now: float) -> int:
+    """Delete the logs of tasks not in ``keep`` whose newest log is older than
+    ``older_than`` seconds (the manager forgot them: see manager.retention)."""
+    removed = 0
+    try:
+        tasks = list(root.iterdir())
+    except FileNotFoundError:
+        return 0
+    for task_dir in tasks:
+        if task_dir.name in keep or not task_dir.is_dir():
+            continue
+        logs = list(task_dir.glob("*.log"))
+        try:
+            newest = max((p.stat().st_mtime for p in logs), default=0.0)
+        except FileNotFoundError:
+            continue
+        if now - newest < older_than:
+            continue
+        for path in logs:
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            task_dir.rmdir()
+        removed += 1
+    return removed
 
 
 def disk_full(path: Path) -> bool:

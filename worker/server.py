@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from dataclasses import dataclass
 
 from corral import tracing
@@ -18,7 +19,7 @@ from corral.metrics import MetricsServer, maybe_serve
 from corral.model import NodeId, NodeStats, Resources
 from corral.serving import RunningServer, start_server, until_signalled, write_port_file
 from corral.tls import TLS_NEEDED, check_exposure
-from worker import fencing, records, servicer, stats
+from worker import fencing, logfiles, records, servicer, stats
 from worker.config import WorkerConfig
 from worker.fencing import Beacon, Lease
 from worker.logfiles import LogStore
@@ -29,6 +30,9 @@ from worker.session import Identity, ManagerSession, Outbox
 from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
+
+# How often logs of forgotten tasks are looked for (at most; a quarter of the retention).
+PRUNE_EVERY = 600.0
 
 
 @dataclass
@@ -45,6 +49,7 @@ class RunningWorker:
     beacon: Beacon
     _fence_task: asyncio.Task[None]
     _metrics: MetricsServer | None = None
+    _pruning: asyncio.Task[None] | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -58,8 +63,10 @@ class RunningWorker:
         while not self._session_task.done():
             self._session_task.cancel()
             await asyncio.wait({self._session_task}, timeout=1.0)
-        self._fence_task.cancel()
-        await asyncio.gather(self._fence_task, return_exceptions=True)
+        chores = [t for t in (self._fence_task, self._pruning) if t is not None]
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         await self.supervisor.close()
         # From here the launchers count their grace, as if this process had died.
         self.beacon.release()
@@ -163,6 +170,7 @@ async def serve(config: WorkerConfig) -> RunningWorker:
     loop = asyncio.get_running_loop()
     task = loop.create_task(session.run())
     fencing_task = loop.create_task(fencing.fence(supervisor.fence, lease))
+    pruning = loop.create_task(_prune_logs(config, session, supervisor), name="corral-log-gc")
     log.info("worker %s serving on %s, runtimes %s", node_id, address, ", ".join(runtimes))
     return RunningWorker(
         node_id,
@@ -177,7 +185,30 @@ async def serve(config: WorkerConfig) -> RunningWorker:
         beacon,
         fencing_task,
         metrics_server,
+        _pruning=pruning,
     )
+
+
+async def _prune_logs(
+    config: WorkerConfig, session: ManagerSession, supervisor: Supervisor
+) -> None:
+    """Delete logs of tasks the manager no longer keeps (its retain_finished, from Welcome)."""
+    while True:
+        retain = session.retain_finished
+        await asyncio.sleep(min(PRUNE_EVERY, retain / 4) if retain else PRUNE_EVERY)
+        if session.retain_finished is None:
+            continue
+        running = {update.task_id for update in supervisor.current()}
+        try:
+            await asyncio.to_thread(
+                logfiles.prune,
+                config.data_dir / "logs",
+                older_than=session.retain_finished,
+                keep=running,
+                now=time.time(),
+            )
+        except OSError:
+            log.exception("pruning old logs failed")
 
 
 def advertised(listen: str, port: int) -> str:

@@ -126,6 +126,8 @@ class ManagerSession:
         self.reconnect_initial = reconnect_initial
         self.reconnect_max = reconnect_max
         self.lease = lease or Lease()
+        # How long the manager keeps finished tasks (Welcome); their logs go after it.
+        self.retain_finished: float | None = None
         self.heartbeat_interval = 1.0
         self.ttl = 3.0
         self.epoch = 0
@@ -320,6 +322,8 @@ class ManagerSession:
             self.heartbeat_interval = max(0.05, convert.seconds(welcome.heartbeat_interval))
         if welcome.HasField("ttl"):
             self.ttl = convert.seconds(welcome.ttl)
+        if welcome.HasField("retain_finished"):
+            self.retain_finished = convert.seconds(welcome.retain_finished)
         self.epoch = welcome.session_epoch
         self.sessions += 1
 

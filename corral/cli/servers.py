@@ -29,6 +29,7 @@ from corral.errors import CorralError, ValidationError
 from corral.logformat import check_format
 from corral.metrics import split_listen
 from corral.model import Resources
+from corral.schedulefiles import parse_duration
 from corral.tls import TlsFiles
 
 # Short help per field; the dataclasses hold the rationale in their comments.
@@ -74,10 +75,12 @@ def _env_name(field: str) -> str:
     return "CORRAL_" + field.upper()
 
 
-def _flag_type(hint: Any) -> tuple[Any, Callable[[Any], Any]]:
+def _flag_type(hint: Any, name: str = "") -> tuple[Any, Callable[[Any], Any]]:
     """The type typer parses for a config field and how to turn it into the field's value."""
     origin = typing.get_origin(hint)
-    if hint in (str, int, float, bool, Path):
+    if hint is float:  # seconds: 3, 1.5, 90s, 5m, 24h
+        return str, lambda v: _seconds(v, name)
+    if hint in (str, int, bool, Path):
         return hint, lambda v: v
     if origin in (types.UnionType, typing.Union) and Path in typing.get_args(hint):
         return Path | None, lambda v: v
@@ -91,6 +94,13 @@ def _flag_type(hint: Any) -> tuple[Any, Callable[[Any], Any]]:
     if origin is tuple:
         return str, lambda v: tuple(_split(v))
     raise TypeError(f"no flag type for {hint!r}")
+
+
+def _seconds(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return parse_duration(value, name)
 
 
 def _split(value: str) -> list[str]:
@@ -125,7 +135,7 @@ def config_command(config_cls: type[Any], module: str) -> Callable[..., None]:
     converters: dict[str, Callable[[Any], Any]] = {}
     params = []
     for field in dataclasses.fields(config_cls):
-        flag_type, converters[field.name] = _flag_type(hints[field.name])
+        flag_type, converters[field.name] = _flag_type(hints[field.name], field.name)
         default = (
             field.default_factory()
             if field.default is dataclasses.MISSING and callable(field.default_factory)

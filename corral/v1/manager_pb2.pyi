@@ -1127,6 +1127,7 @@ class Welcome(_message.Message):
     TTL_FIELD_NUMBER: _builtins.int
     SESSION_EPOCH_FIELD_NUMBER: _builtins.int
     DISCONNECT_FIELD_NUMBER: _builtins.int
+    RETAIN_FINISHED_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """The node id the manager registered (the one in Hello)."""
     session_epoch: _builtins.int
@@ -1143,6 +1144,10 @@ class Welcome(_message.Message):
     def disconnect(self) -> _types_pb2.DisconnectPolicy:
         """The manager-wide disconnect policy, for tasks that leave it unset."""
 
+    @_builtins.property
+    def retain_finished(self) -> _duration_pb2.Duration:
+        """How long the manager keeps finished tasks; the worker keeps their logs as long."""
+
     def __init__(
         self,
         *,
@@ -1151,10 +1156,11 @@ class Welcome(_message.Message):
         ttl: _duration_pb2.Duration | None = ...,
         session_epoch: _builtins.int = ...,
         disconnect: _types_pb2.DisconnectPolicy | None = ...,
+        retain_finished: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["disconnect", b"disconnect", "heartbeat_interval", b"heartbeat_interval", "ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disconnect", b"disconnect", "heartbeat_interval", b"heartbeat_interval", "retain_finished", b"retain_finished", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["disconnect", b"disconnect", "heartbeat_interval", b"heartbeat_interval", "node_id", b"node_id", "session_epoch", b"session_epoch", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disconnect", b"disconnect", "heartbeat_interval", b"heartbeat_interval", "node_id", b"node_id", "retain_finished", b"retain_finished", "session_epoch", b"session_epoch", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

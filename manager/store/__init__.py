@@ -66,9 +66,21 @@ class Batch:
     attempts: dict[tuple[str, int], Attempt] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    # Retention (manager.retention): finished tasks to delete with their attempts (seq, id),
+    # and the index below which events go.
+    forgotten: list[tuple[int, str]] = field(default_factory=list)
+    events_below: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.new_tasks or self.statuses or self.attempts or self.nodes or self.events)
+        return bool(
+            self.new_tasks
+            or self.statuses
+            or self.attempts
+            or self.nodes
+            or self.events
+            or self.forgotten
+            or self.events_below
+        )
 
     def size(self) -> int:
         """Rows to write (roughly: a status update and its event count two)."""
@@ -86,6 +98,8 @@ class Batch:
         self.attempts.update(other.attempts)
         self.nodes.update(other.nodes)
         self.events.extend(other.events)
+        self.forgotten.extend(other.forgotten)
+        self.events_below = max(self.events_below, other.events_below)
 
 
 @dataclass(slots=True)

@@ -125,6 +125,8 @@ class SqliteStore:
 
     def _connect(self) -> None:
         db = sqlitefiles.connect(self.path, check_same_thread=False)
+        # After a checkpoint the WAL file is cut back to this size rather than kept at its peak.
+        db.execute("PRAGMA journal_size_limit=16777216")
         # NORMAL in WAL mode is durable against process crashes (the ones a
         # manager restart is about); only an OS crash may lose the last commits.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -339,6 +341,15 @@ class SqliteStore:
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 list(event_rows(batch.events, encode_status, codec.encode_node)),
             )
+            if batch.forgotten:
+                seqs = [(seq,) for seq, _ in batch.forgotten]
+                db.executemany("DELETE FROM tasks WHERE seq = ?", seqs)
+                db.executemany("DELETE FROM specs WHERE seq = ?", seqs)
+                db.executemany(
+                    "DELETE FROM attempts WHERE task_id = ?", [(i,) for _, i in batch.forgotten]
+                )
+            if batch.events_below:
+                db.execute("DELETE FROM events WHERE idx < ?", (batch.events_below,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

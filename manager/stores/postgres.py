@@ -54,6 +54,11 @@ _INSERT_EVENTS = """INSERT INTO events
     SELECT %s, u.* FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::text[], %s::text[],
     %s::text[], %b::bytea[], %s::text[]) AS u"""
 
+# Retention (manager.retention): finished tasks with their specs and attempts.
+_FORGET_TASKS = "DELETE FROM tasks WHERE seq = ANY(%s::bigint[])"
+_FORGET_SPECS = "DELETE FROM specs WHERE seq = ANY(%s::bigint[])"
+_FORGET_ATTEMPTS = "DELETE FROM attempts WHERE task_id = ANY(%s::text[])"
+
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Rows as one list per column: what ``unnest`` takes."""
@@ -281,6 +286,13 @@ class PostgresStore:
                 await conn.execute(_UPSERT_NODES, _columns(nodes, 2))
             if events:
                 await conn.execute(_INSERT_EVENTS, [self.term, *_columns(events, 8)])
+            if batch.forgotten:
+                seqs = [seq for seq, _ in batch.forgotten]
+                await conn.execute(_FORGET_TASKS, [seqs])
+                await conn.execute(_FORGET_SPECS, [seqs])
+                await conn.execute(_FORGET_ATTEMPTS, [[i for _, i in batch.forgotten]])
+            if batch.events_below:
+                await conn.execute("DELETE FROM events WHERE idx < %s", [batch.events_below])
 
     async def close(self) -> None:
         self._closed = True
