@@ -22,6 +22,7 @@ from corral.errors import AlreadyExists, NotFound, ValidationError
 from corral.jobs import Job, JobCondition, JobStatus
 from corral.model import RestartMode, RestartPolicy, Task, TaskId, TaskSpec, TaskState
 from corral.validation import MAX_ARG_BYTES, check_name, check_text
+from manager import namespaces
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskControl, TaskQuery
 
@@ -32,10 +33,11 @@ _MAX_PAGES = 100
 _ACTIVE = frozenset({TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING, TaskState.LOST})
 
 
-def job_spec(name: str, cmd: str, config: ManagerConfig) -> TaskSpec:
+def job_spec(name: str, cmd: str, config: ManagerConfig, namespace: str = "") -> TaskSpec:
     container = config.jobs_runtime in ("docker", "kubernetes")
     return TaskSpec(
         name=name,
+        namespace=namespace,
         runtime=config.jobs_runtime,
         image=config.jobs_image if container else "",
         command=("sh", "-c", cmd),
@@ -95,7 +97,9 @@ class Jobs:
         name = check_name(name, "name") if name else str(uuid.uuid4())
         if await self._find(name) is not None:
             raise AlreadyExists(f"name: job {name!r} already exists")
-        (task,) = await self.tasks.submit([NewTask(job_spec(name, cmd, self.config), TaskId(name))])
+        # A token scoped to a namespace runs its jobs there (manager.namespaces).
+        spec = job_spec(name, cmd, self.config, namespaces.scoped(""))
+        (task,) = await self.tasks.submit([NewTask(spec, TaskId(name))])
         return _job(task, cmd)
 
     async def get(self, name: str) -> Job:
@@ -110,7 +114,8 @@ class Jobs:
         for _ in range(_MAX_PAGES):
             query = TaskQuery(labels={KIND_LABEL: KIND}, page_size=1000, page_token=token)
             page, token = await self.tasks.list_tasks(query)
-            jobs.extend(job for job in map(job_of, page) if job is not None)
+            visible = (t for t in page if namespaces.visible(t))
+            jobs.extend(job for job in map(job_of, visible) if job is not None)
             if not token:
                 break
         return jobs
@@ -125,4 +130,5 @@ class Jobs:
             task = await self.tasks.get(name)
         except NotFound:
             return None
-        return job_of(task)
+        # Another namespace's job is answered as absent.
+        return job_of(task) if namespaces.visible(task) else None

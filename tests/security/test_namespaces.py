@@ -72,3 +72,16 @@ async def test_rest_hides_another_namespace_behind_404(stack: AclStack) -> None:
         assert listed.status_code == 200 and mine.id not in listed.text
     async with stack.http("a-submitter") as a_http:
         assert (await a_http.get(f"/v1/tasks/{mine.id}")).status_code == 200
+
+
+async def test_jobs_live_in_their_token_s_namespace(stack: AclStack) -> None:
+    async with stack.client("a-submitter") as a, stack.client("b-submitter") as b:
+        job = await a.run_job("true", name="a-job")
+        assert (await a.get_task(job.task_id)).spec.namespace == "team-a"
+        assert [j.name for j in await a.list_jobs()] == ["a-job"]
+        assert await b.list_jobs() == []
+        with pytest.raises(NotFound, match="job 'a-job' not found"):
+            await b.get_job("a-job")
+        with pytest.raises(NotFound):
+            async for _ in b.job_logs("a-job"):
+                pass
