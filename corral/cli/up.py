@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -222,6 +223,8 @@ class UpSettings:
     gateway_flags: tuple[str, ...] = ()
     acl: bool = False
     tls: TlsFiles = dataclasses.field(default_factory=TlsFiles)
+    # Where each child serves /metrics ("" when off), for the announcement.
+    metrics: tuple[tuple[str, str], ...] = ()
 
 
 async def supervise(settings: UpSettings) -> int:
@@ -320,8 +323,12 @@ def _announce(s: UpSettings) -> None:
         + ("\n" if s.tls.enabled else f"   (grpcurl -plaintext {s.manager_listen} list)\n")
         + f"  worker   grpc {s.worker_listen}\n"
         f"  gateway  http://{s.gateway_listen}   (API docs: http://{s.gateway_listen}/docs)\n"
+        f"  web UI   http://{s.gateway_listen}/ui/\n"
         f"  data     {s.data_dir}\n"
-        "Try: corral run --name hello --wait -- echo hello && corral logs hello\n"
+        + "".join(
+            f"  metrics  {name}: http://{where}/metrics\n" for name, where in s.metrics if where
+        )
+        + "Try: corral run --name hello --wait -- echo hello && corral logs hello\n"
         "Ctrl-C stops everything.",
         highlight=False,
     )
@@ -337,6 +344,39 @@ def _given(**flags: str | Path | bool | None) -> list[str]:
         elif value is not None and value is not False:
             out += [flag, str(value)]
     return out
+
+
+# /metrics of each child when not given: on by default so `make up` answers scrapes.
+DEFAULT_METRICS = {
+    "manager": "127.0.0.1:9180",
+    "worker": "127.0.0.1:9181",
+    "gateway": "127.0.0.1:9182",
+}
+
+
+def _metrics_listen(child: str, given: str | None) -> str | None:
+    """The child's metrics address: as given ('' is off), else its default if that port is free.
+
+    A default that is taken (another ``corral up``, a test running one) only
+    turns that child's metrics off, with a note: it is no reason to fail.
+    """
+    if given is not None:
+        return given or None
+    default = DEFAULT_METRICS[child]
+    if _port_free(default):
+        return default
+    errors.print(f"corral up: {default} is in use; the {child}'s /metrics is off")
+    return None
+
+
+def _port_free(listen: str) -> bool:
+    host, port = split_listen(listen)
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _check_listens(**listens: str | None) -> None:
@@ -384,13 +424,16 @@ def up(
     kubeconfig: Annotated[str | None, typer.Option(help="Kubeconfig for kubernetes.")] = None,
     namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
     manager_metrics_listen: Annotated[
-        str | None, typer.Option(help="Manager's Prometheus /metrics HOST:PORT (off if unset).")
+        str | None,
+        typer.Option(help=f"Manager's /metrics HOST:PORT ({DEFAULT_METRICS['manager']}; '' off)."),
     ] = None,
     worker_metrics_listen: Annotated[
-        str | None, typer.Option(help="Worker's Prometheus /metrics HOST:PORT (off if unset).")
+        str | None,
+        typer.Option(help=f"Worker's /metrics HOST:PORT ({DEFAULT_METRICS['worker']}; '' off)."),
     ] = None,
     gateway_metrics_listen: Annotated[
-        str | None, typer.Option(help="Gateway's Prometheus /metrics HOST:PORT (off if unset).")
+        str | None,
+        typer.Option(help=f"Gateway's /metrics HOST:PORT ({DEFAULT_METRICS['gateway']}; '' off)."),
     ] = None,
     log_format: Annotated[
         str | None,
@@ -424,6 +467,9 @@ def up(
             gateway_metrics_listen=gateway_metrics_listen,
         )
     )
+    manager_metrics_listen = _metrics_listen("manager", manager_metrics_listen)
+    worker_metrics_listen = _metrics_listen("worker", worker_metrics_listen)
+    gateway_metrics_listen = _metrics_listen("gateway", gateway_metrics_listen)
     settings = UpSettings(
         manager_listen=manager_listen,
         worker_listen=worker_listen,
@@ -456,5 +502,10 @@ def up(
         gateway_flags=tuple(_given(metrics_listen=gateway_metrics_listen, log_format=logs)),
         acl=acl,
         tls=TlsFiles(tls_cert, tls_key, tls_ca),
+        metrics=(
+            ("manager", manager_metrics_listen or ""),
+            ("worker", worker_metrics_listen or ""),
+            ("gateway", gateway_metrics_listen or ""),
+        ),
     )
     raise typer.Exit(asyncio.run(supervise(settings)))
