@@ -13,6 +13,7 @@ With tracing on, each request is a server span continuing the caller's
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -57,10 +58,18 @@ class GatewayMetrics:
 
 
 def route_of(scope: Scope) -> str:
-    """The template of the route that answered, or ``unmatched`` (404s stay one series)."""
+    """The template of the route that answered, or ``unmatched`` (404s stay one series).
+
+    Convertors are dropped: ``/v1/tasks/{id:segment}`` is ``/v1/tasks/{id}``.
+    """
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else "unmatched"
+    if not isinstance(path, str) or not path:
+        return "unmatched"
+    return _CONVERTOR.sub(r"{\1}", path)
+
+
+_CONVERTOR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[^}]*\}")
 
 
 class Observing:

@@ -66,13 +66,13 @@ function size(n) {
   return `${n}B`;
 }
 
-function pairs(text) {
+function pairs(text, field) {
   const out = {};
   for (const line of (text || "").split(/[\n,]/)) {
     const t = line.trim();
     if (!t) continue;
     const i = t.indexOf("=");
-    if (i <= 0) throw new Error(`"${t}" is not KEY=VALUE`);
+    if (i <= 0) throw new Error(`${field}: "${t}" is not KEY=VALUE`);
     out[t.slice(0, i).trim()] = t.slice(i + 1).trim();
   }
   return out;
@@ -96,7 +96,7 @@ function argv(line) {
       if (cur !== null) { out.push(cur); cur = null; }
     } else cur = (cur || "") + c;
   }
-  if (quote) throw new Error("unclosed quote in the command");
+  if (quote) throw new Error(`command: unclosed ${quote} quote`);
   if (cur !== null) out.push(cur);
   return out;
 }
@@ -202,6 +202,8 @@ async function followEvents() {
       }, streamAbort.signal, opened);
     } catch (err) {
       if (err.name === "AbortError") return;
+      // A manager that restarted with other history refuses our index: start over from now.
+      if (err.status === 400) store.lastIndex = 0;
     }
     live.className = "live off"; live.textContent = "reconnecting";
     await new Promise((r) => setTimeout(r, backoff));
@@ -535,10 +537,10 @@ function schedulesView(main) {
         const card = h("div", { class: "card", "data-schedule": s.name },
           h("h2", {}, s.name, " ", badge(short(s.status && s.status.state, "SCHEDULE_STATE_"))),
           h("p", { class: "muted" }, trigger, s.status && s.status.nextRunAt ? ` · next ${when(s.status.nextRunAt)}` : ""),
-          h("div", { class: "toolbar", "data-needs": "submit" },
-            h("button", { class: "secondary", onclick: () => act(s.name, "start") }, "Start"),
-            h("button", { class: "secondary", onclick: () => act(s.name, "stop") }, "Stop"),
-            h("button", { class: "secondary", onclick: () => act(s.name, "run").then(() => runs(s.name, into)) }, "Run once")),
+          h("div", { class: "toolbar" },
+            h("button", { class: "secondary", "data-needs": "operate", onclick: () => act(s.name, "start") }, "Start"),
+            h("button", { class: "secondary", "data-needs": "operate", onclick: () => act(s.name, "stop") }, "Stop"),
+            h("button", { class: "secondary", "data-needs": "submit", onclick: () => act(s.name, "run").then(() => runs(s.name, into)) }, "Run once")),
           into);
         runs(s.name, into);
         return card;
@@ -594,13 +596,14 @@ function submitView(main) {
       const command = argv(form.command.value);
       if (command.length) spec.command = command;
       if (form.image.value.trim()) spec.image = form.image.value.trim();
-      const env = pairs(form.env.value);
+      const env = pairs(form.env.value, "env");
       if (Object.keys(env).length) spec.env = env;
       const resources = {};
       if (form.cpu.value) resources.cpu = Number(form.cpu.value);
       if (form.memory.value) resources.memoryBytes = String(Math.round(Number(form.memory.value) * 2 ** 20));
       if (Object.keys(resources).length) spec.resources = resources;
-      const labels = pairs(form.labels.value), constraints = pairs(form.constraints.value);
+      const labels = pairs(form.labels.value, "labels");
+      const constraints = pairs(form.constraints.value, "constraints");
       if (Object.keys(labels).length) spec.labels = labels;
       if (Object.keys(constraints).length) spec.constraints = constraints;
       spec.restartPolicy = { mode: form.restart.value };

@@ -165,3 +165,26 @@ async def test_schedules_show_runs_and_responses_and_environments_list(
             assert (await s.http.delete("/v1/environments/demo")).status_code == 200
     finally:
         await runner.cleanup()
+
+
+async def test_bad_input_in_the_form_names_the_field(tmp_path: Path, browser: Any) -> None:
+    async with stack(tmp_path) as s:
+        page = await open_ui(browser, s)
+        error = page.locator("[data-testid=form-error]")
+        await submit_form(page, "bad", "sh -c 'echo never")
+        await error.filter(has_text="command: unclosed ' quote").wait_for(timeout=WAIT_MS)
+        await page.fill("#f-command", "true")
+        await page.fill("#f-env", "NOEQUALS")
+        await page.click("[data-testid=submit-task]")
+        await error.filter(has_text='env: "NOEQUALS" is not KEY=VALUE').wait_for(timeout=WAIT_MS)
+        # What only the server knows comes back naming the field too.
+        await page.fill("#f-env", "")
+        await page.fill("#f-name", "Not_A_Label")
+        await page.click("[data-testid=submit-task]")
+        await error.filter(has_text="spec.name").wait_for(timeout=WAIT_MS)
+        # The command line is split like a shell would, quotes and escapes included.
+        line = r"""sh -c 'echo a  b' "x y" z\ w"""
+        split = await page.evaluate("line => argv(line)", line)
+        assert split == ["sh", "-c", "echo a  b", "x y", "z w"]
+        assert await s.client.list_tasks() == []
+        await still_same_page(page)
