@@ -41,14 +41,17 @@ def test_health_command_fails_when_nothing_serves(corral_image: str) -> None:
     assert "UNREACHABLE" in result.stderr
 
 
-def test_image_carries_templates_as_package_data(corral_image: str) -> None:
+def test_image_carries_templates_and_ui_as_package_data(corral_image: str) -> None:
     code = (
+        "import importlib.resources as r;"
         "from manager.environments.templates import SHIPPED, load_templates;"
-        "print(SHIPPED.is_file(), sorted(load_templates(None)))"
+        "ui = r.files('gateway.ui');"
+        "print(SHIPPED.is_file(), sorted(load_templates(None)),"
+        " all(ui.joinpath(f).is_file() for f in ('index.html', 'app.js', 'style.css')))"
     )
     result = docker(
         "run", "--rm", "--network", "none", "--read-only", "--entrypoint", "python3",
         corral_image, "-c", code,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True ['nodejs', 'python']"
+    assert result.stdout.strip() == "True ['nodejs', 'python'] True"

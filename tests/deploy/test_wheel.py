@@ -1,7 +1,7 @@
 """The wheel works outside the checkout: `python -m build` makes a wheel and an
 sdist, the wheel installs into a fresh virtualenv in another folder, and there
 `corral --version` reads the package metadata and `corral up` starts with its
-shipped templates and serves the gateway.
+shipped templates and serves the gateway and its web UI.
 
 It installs Corral's dependencies from the package index, so it runs in CI (or
 with CORRAL_TEST_WHEEL=1) and skips elsewhere.
@@ -72,6 +72,11 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
         # The environments extension loaded the templates shipped inside the package.
         health = httpx.get(f"http://{gateway}/health", timeout=10)
         assert health.status_code == 200, health.text
+        # The web UI comes out of the installed package, script and style included.
+        page = httpx.get(f"http://{gateway}/ui/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower(), page.text[:200]
+        for asset in ("app.js", "style.css"):
+            assert httpx.get(f"http://{gateway}/ui/{asset}", timeout=10).status_code == 200
         assert (elsewhere / ".corral").is_dir()
     finally:
         up.send_signal(signal.SIGINT)
