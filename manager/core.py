@@ -13,7 +13,11 @@ committed (group commit, ``manager.store``) before anyone is answered or any
 worker is told: a worker never runs an assignment the store could forget,
 and watchers only see durable events. Placement runs in passes woken
 whenever capacity or pending work may have changed; a failed pass is logged
-and retried with backoff.
+and retried with backoff. A pass examines only what changed: after a submit
+(capacity unchanged) just the new tasks, since every older pending task
+already failed to fit the same nodes; the whole queue only after anything
+else (capacity freed or added, a node's status, a timer, a cut-short pass).
+A backlog thus costs nothing while no capacity changes.
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class TaskManager:
         self.scheduler = Scheduler(config.strategy)
         self._log_source = log_source
         self._kick = asyncio.Event()
+        # What the next pass examines: the whole queue, or only these new tasks.
+        self._rescan = True
+        self._fresh: dict[TaskId, None] = {}
         self._settled = asyncio.Event()
         self._settled.set()
         self._loops: list[asyncio.Task[None]] = []
@@ -188,7 +195,14 @@ class TaskManager:
         self.ledger.forget(tasks)
 
     def kick(self) -> None:
-        """Ask for a placement pass soon (capacity or pending work changed)."""
+        """Ask for a placement pass over the whole queue soon (capacity may have changed)."""
+        self._rescan = True
+        self._kick.set()
+
+    def _kick_new(self, task_ids: Iterable[TaskId]) -> None:
+        """Ask for a pass over only these new tasks: no capacity changed, so nothing
+        else pending can have become placeable."""
+        self._fresh.update(dict.fromkeys(task_ids))
         self._kick.set()
 
     # -- TaskControl: submit, read, stop ----------------------------------
@@ -232,7 +246,7 @@ class TaskManager:
         self.ledger.enqueue(entry.id for entry in entries)
         if held:
             await self._run(self.dependencies.plan_held(self.ledger, held, now=now), now)
-        self.kick()
+        self._kick_new(entry.id for entry in entries)
         made = iter(entry.task for entry in entries)
         return [repeats[i] if i in repeats else next(made) for i in range(len(tasks))]
 
@@ -405,12 +419,24 @@ class TaskManager:
         """One placement pass; True when pending work is left for another pass.
 
         The pass is planned and applied a ``CHUNK`` of tasks at a time, each
-        chunk committed (which also yields the event loop), so a long queue
-        never blocks the manager for long.
+        chunk committed and the event loop yielded, so a long queue never
+        blocks the manager for long. It examines the whole queue after a
+        ``kick``, else only the tasks submitted since the last pass.
         """
         now = time.time()
         held = self.dependencies.held
-        queue = [task_id for task_id in self.ledger.pending() if not held(task_id)]
+        rescan, self._rescan = self._rescan, False
+        fresh, self._fresh = self._fresh, {}
+        try:
+            return await self._pass(self.ledger.pending() if rescan else fresh, held, now)
+        except BaseException:
+            self._rescan = True  # the tasks this pass did not get to: all of them next time
+            raise
+
+    async def _pass(
+        self, source: Iterable[TaskId], held: Callable[[TaskId], bool], now: float
+    ) -> bool:
+        queue = [task_id for task_id in source if not held(task_id)]
         unplaceable = placing.Unplaceable()
         placed = 0
         for start in range(0, len(queue), CHUNK):
@@ -426,7 +452,11 @@ class TaskManager:
             batch = Batch()
             self.applier.apply(result.plan, batch, now)
             placed += result.placed
-            await self._commit(batch)
+            if batch:
+                await self._commit(batch)
+            else:
+                await asyncio.sleep(0)  # an empty commit would not yield the loop
             if result.exhausted:
+                self._rescan = True  # the rest of the queue waits for the next pass
                 return True
         return False

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from corral.errors import AlreadyExists, DeadlineExceeded, NotFound, ValidationError
 from corral.model import NodeStats, Resources, TaskId, TaskSpec, TaskState, TaskUpdate
+from manager import placing
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskQuery
 from manager.core import TaskManager
@@ -112,6 +114,32 @@ async def test_placement_dispatch_and_completion(core: TaskManager) -> None:
     assert (await core.get(first_id)).status.state is TaskState.COMPLETED
     placed = await core.wait(tasks[2].id, lambda t: t.status.state is TaskState.SCHEDULED, 5)
     assert placed.status.node_id == "n1" and (tasks[2].id, 1) in outbox.assigned
+
+
+async def test_a_submit_examines_only_its_tasks_until_capacity_changes(
+    core: TaskManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examined: list[TaskId] = []
+    plan = placing.plan_placements
+
+    def spy(view: Any, scheduler: Any, task_ids: Any, **kw: Any) -> placing.Placements:
+        task_ids = list(task_ids)
+        examined.extend(task_ids)
+        return plan(view, scheduler, task_ids, **kw)
+
+    monkeypatch.setattr(placing, "plan_placements", spy)
+    big = Resources(4)  # more than any node has: the backlog waits
+    backlog = await core.submit([NewTask(spec(f"b{i}", resources=big)) for i in range(50)])
+    assert await core.place_pending() is False
+    examined.clear()
+    (late,) = await core.submit([NewTask(spec("late", resources=big))])
+    await core.place_pending()
+    assert examined == [late.id]
+    # A node came (capacity changed): the whole queue is examined again, oldest first.
+    await core.workers.hello(hello(), Outbox())
+    examined.clear()
+    await core.place_pending()
+    assert examined == [task.id for task in backlog] + [late.id]
 
 
 async def test_wait_times_out(core: TaskManager) -> None:
