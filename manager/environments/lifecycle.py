@@ -11,12 +11,14 @@ nothing half-made keeps restarting behind a 500.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 
 from corral.environments import Environment
 from corral.errors import AlreadyExists, CorralError, DeadlineExceeded, NotFound, ValidationError
 from corral.model import Task, TaskState
 from corral.validation import check_name
+from manager import namespaces
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskControl, TaskQuery
 from manager.environments.specs import (
@@ -88,6 +90,8 @@ class Environments:
                 spec = environment_spec(
                     template, repl_id=repl_id, tenant=tenant, config=self.config
                 )
+                # A token scoped to a namespace starts its environments there.
+                spec = dataclasses.replace(spec, namespace=namespaces.scoped(""))
                 (current,) = await self.tasks.submit([NewTask(spec)])
                 existing = False
         if existing:
@@ -168,7 +172,10 @@ class Environments:
         for _ in range(_MAX_PAGES):
             query = TaskQuery(labels=labels, page_size=1000, page_token=token)
             page, token = await self.tasks.list_tasks(query)
-            out.extend(t for t in page if t.spec.labels.get(KIND_LABEL) == KIND)
+            # Another namespace's environments are answered as absent (manager.namespaces).
+            out.extend(
+                t for t in page if t.spec.labels.get(KIND_LABEL) == KIND and namespaces.visible(t)
+            )
             if not token:
                 break
         out.sort(key=lambda t: t.status.created_at or 0.0, reverse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from acl_stack import AclStack, acl_stack
@@ -85,3 +86,27 @@ async def test_jobs_live_in_their_token_s_namespace(stack: AclStack) -> None:
         with pytest.raises(NotFound):
             async for _ in b.job_logs("a-job"):
                 pass
+
+
+async def test_environments_live_in_their_token_s_namespace() -> None:
+    from manager.acl import Principal, set_caller
+    from tests.unit.test_environments_lifecycle import FakeTasks, environments, running
+
+    envs = environments(FakeTasks(running))
+
+    async def as_team(team: str, work: Any) -> Any:
+        async def run() -> Any:  # a task of its own: its own caller, as each RPC has
+            set_caller(Principal(f"{team}-submitter", Role.SUBMITTER, team))
+            return await work()
+
+        return await asyncio.create_task(run())
+
+    env, _ = await as_team("team-a", lambda: envs.start("a-env", "python"))
+    assert env.repl_id == "a-env"
+    assert [e.repl_id for e in await as_team("team-a", envs.list_all)] == ["a-env"]
+    assert await as_team("team-b", envs.list_all) == []
+    with pytest.raises(NotFound, match="environment 'a-env' not found"):
+        await as_team("team-b", lambda: envs.get("a-env"))
+    with pytest.raises(NotFound):
+        await as_team("team-b", lambda: envs.stop("a-env"))
+    assert [e.repl_id for e in await envs.list_all()] == ["a-env"]  # ACLs off: all
