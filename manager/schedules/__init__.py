@@ -3,8 +3,9 @@
 The job of the .NET cron orchestrator, as a first-class resource. Modules:
 ``model`` (domain types), ``validation``, ``timing`` (pure: which slot is due,
 windows, catch-up; an injectable clock), ``runs`` (one run: submit ``http``
-tasks, collect their results), ``loops`` (the ``Scheduler``: one loop per
-running schedule, concurrency policies), ``store`` (``schedules.db``),
+tasks, collect their results), ``loops`` (``ScheduleLoops``: one loop per
+running schedule, concurrency policies), ``store`` (``schedules.db``) and
+``storing`` (its calls on their own thread, off the event loop),
 ``config_files`` (YAML/JSON/appsettings.json), ``convert`` and ``servicer``
 (the gRPC edge). The manager installs it through ``install``.
 """
@@ -20,9 +21,10 @@ from corral.schedulefiles import health_schedule, load_files
 from corral.schedules import ScheduleState
 from manager.config import ManagerConfig
 from manager.control import Extension, TaskControl
-from manager.schedules.loops import Scheduler
+from manager.schedules.loops import ScheduleLoops
 from manager.schedules.servicer import register
 from manager.schedules.store import ScheduleStore
+from manager.schedules.storing import ScheduleStoreThread
 from manager.schedules.timing import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -35,29 +37,29 @@ class SchedulesExtension:
         self, tasks: TaskControl, config: ManagerConfig, clock: Clock | None = None
     ) -> None:
         self._config = config
-        self.store = ScheduleStore(config.data_dir / "schedules.db")
-        self.scheduler = Scheduler(tasks, self.store, clock or SystemClock())
+        self.store = ScheduleStoreThread(ScheduleStore(config.data_dir / "schedules.db"))
+        self.loops = ScheduleLoops(tasks, self.store, clock or SystemClock())
 
     def register(self, server: grpc.aio.Server) -> str:
-        return register(self.scheduler, server)
+        return register(self.loops, server)
 
     async def start(self) -> None:
-        self.define_default()
-        self.scheduler.resume()
+        await self.define_default()
+        await self.loops.resume()
         # The original's loop is a hosted service: Running from the service's start.
         config = self._config
-        if config.schedules_file and config.schedules_autostart and not self._running():
-            await self.scheduler.start(DEFAULT_NAME)
+        if config.schedules_file and config.schedules_autostart and not await self._running():
+            await self.loops.start(DEFAULT_NAME)
 
-    def _running(self) -> bool:
-        return self.scheduler.get(DEFAULT_NAME).status.state is ScheduleState.RUNNING
+    async def _running(self) -> bool:
+        return (await self.loops.get(DEFAULT_NAME)).status.state is ScheduleState.RUNNING
 
-    def define_default(self) -> None:
+    async def define_default(self) -> None:
         """The schedule named ``default``: from the schedules files, else calling the health URL."""
         paths = self._config.schedules_file
         if paths:
             try:
-                self.scheduler.define(load_files(paths, name=DEFAULT_NAME))
+                await self.loops.define(load_files(paths, name=DEFAULT_NAME))
             except ValidationError as err:
                 # The manager does not start on a bad file; say which files and which key.
                 names = ", ".join(str(p) for p in paths)
@@ -65,13 +67,13 @@ class SchedulesExtension:
                 raise ValidationError(where, err.problem) from err
         elif self._config.default_schedule_url:
             try:
-                self.scheduler.get(DEFAULT_NAME)
+                await self.loops.get(DEFAULT_NAME)
             except NotFound:
-                self.scheduler.create(health_schedule(self._config.default_schedule_url))
+                await self.loops.create(health_schedule(self._config.default_schedule_url))
 
     async def close(self) -> None:
-        await self.scheduler.close()
-        self.store.close()
+        await self.loops.close()
+        await self.store.close()
 
 
 def install(tasks: TaskControl, config: ManagerConfig) -> Extension:

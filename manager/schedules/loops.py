@@ -1,23 +1,24 @@
 """The schedules as the manager runs them: one loop per running schedule.
 
-``Scheduler`` is the domain core behind the servicer (and the only writer of
-the store). Each running schedule has one asyncio loop that asks
+``ScheduleLoops`` is the domain core behind the servicer (and the only writer
+of the store, which it awaits: every store call runs on the store's thread,
+see ``manager.schedules.storing``). Each running schedule has one asyncio loop that asks
 ``timing.plan`` what is due, records the slot before acting on it (so a
 restart never fires it twice), applies the concurrency policy and launches the
 run as its own task; runs outlive the loop that launched them, so a loop that
 finishes its window leaves its last run to complete. Operations on one schedule
 hold its lock, so a start racing a stop ends in one of the two states, never
-with two loops.
+with two loops. A run record that cannot be written is logged and written
+again with backoff (a run left "running" in the store would stay so forever).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -35,13 +36,16 @@ from corral.schedules import (
 )
 from manager.control import TaskControl
 from manager.schedules import runs
-from manager.schedules.store import ScheduleStore
+from manager.schedules.storing import ScheduleStoreThread
 from manager.schedules.timing import Clock, begin, first_in_window, next_slot, plan
 
 log = logging.getLogger(__name__)
 
 # Pause before a loop retries after an unexpected error (a store or core failure).
 RETRY_AFTER = 5.0
+# A failed run record is written again after this, doubling up to RECORD_RETRY_MAX.
+RECORD_RETRY_FIRST = 0.5
+RECORD_RETRY_MAX = 30.0
 
 
 def _after_run(spec: ScheduleSpec) -> bool:
@@ -54,8 +58,8 @@ def _first_firing(spec: ScheduleSpec, timing: Timing, now: float) -> float | Non
     return next_slot(spec, timing, now)
 
 
-class Scheduler:
-    def __init__(self, tasks: TaskControl, store: ScheduleStore, clock: Clock) -> None:
+class ScheduleLoops:
+    def __init__(self, tasks: TaskControl, store: ScheduleStoreThread, clock: Clock) -> None:
         self._tasks = tasks
         self._store = store
         self._clock = clock
@@ -64,27 +68,33 @@ class Scheduler:
         self._next: dict[str, float | None] = {}
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._closing = False
+        # Writes of failed runs' records being retried (see _record_failed).
+        self._retries: set[asyncio.Task[None]] = set()
 
     # -- definitions ---------------------------------------------------------------
 
-    def create(self, spec: ScheduleSpec) -> Schedule:
+    async def create(self, spec: ScheduleSpec) -> Schedule:
         validate_schedule(spec)
         schedule = Schedule(spec=spec, created_at=self._clock.now())
-        self._store.create(schedule)
-        return self.get(spec.name)
+        await self._store.create(schedule)
+        return await self.get(spec.name)
 
-    def define(self, spec: ScheduleSpec) -> Schedule:
+    async def define(self, spec: ScheduleSpec) -> Schedule:
         """Create or redefine (keeping status and timing): the start-up default schedule."""
         validate_schedule(spec)
         try:
-            self._store.get(spec.name)
+            await self._store.get(spec.name)
         except NotFound:
-            return self.create(spec)
-        self._store.replace_spec(spec)
-        return self.get(spec.name)
+            return await self.create(spec)
+        await self._store.replace_spec(spec)
+        return await self.get(spec.name)
 
-    def get(self, name: str) -> Schedule:
-        schedule = self._store.get(name)
+    async def get(self, name: str) -> Schedule:
+        return self._shown(await self._store.get(name))
+
+    def _shown(self, schedule: Schedule) -> Schedule:
+        """The stored schedule with what only the loops know: next run, runs in progress."""
+        name = schedule.name
         running = schedule.status.state is ScheduleState.RUNNING
         status = replace(
             schedule.status,
@@ -93,68 +103,68 @@ class Scheduler:
         )
         return replace(schedule, status=status)
 
-    def all(self) -> list[Schedule]:
-        return [self.get(name) for name in self._store.names()]
+    async def all(self) -> list[Schedule]:
+        return [await self.get(name) for name in await self._store.names()]
 
     async def delete(self, name: str) -> None:
         async with self._locks[name]:
-            self._store.get(name)
+            await self._store.get(name)
             await self._halt(name)
-            self._store.delete(name)
+            await self._store.delete(name)
 
     # -- the loop's state ---------------------------------------------------------------
 
     async def start(self, name: str) -> Schedule:
         async with self._locks[name]:
-            schedule = self._store.get(name)
+            schedule = await self._store.get(name)
             if schedule.status.state is ScheduleState.RUNNING:
                 raise FailedPrecondition(f"schedule {name!r} is already running")
             now = self._clock.now()
             timing = begin(schedule.spec, now)
-            self._store.save_state(name, ScheduleState.RUNNING, timing)
+            await self._store.save_state(name, ScheduleState.RUNNING, timing)
             # Known now, so the reply names it rather than racing the loop's first tick.
             self._next[name] = _first_firing(schedule.spec, timing, now)
             self._spawn_loop(name, resumed=False)
-        return self.get(name)
+        return await self.get(name)
 
     async def stop(self, name: str) -> Schedule:
         """Stop the loop and cancel the runs in progress."""
         async with self._locks[name]:
-            schedule = self._store.get(name)
+            schedule = await self._store.get(name)
             if schedule.status.state is not ScheduleState.RUNNING:
                 raise FailedPrecondition(
                     f"schedule {name!r} is not running (it is {schedule.status.state.value})"
                 )
             await self._halt(name)
-            latest = self._store.get(name)
-            self._store.save_state(name, ScheduleState.STOPPED, latest.timing)
-        return self.get(name)
+            latest = await self._store.get(name)
+            await self._store.save_state(name, ScheduleState.STOPPED, latest.timing)
+        return await self.get(name)
 
     async def run_once(self, name: str) -> Run:
         """Run the action now, outside the loop, and return the finished run."""
         async with self._locks[name]:
-            schedule = self._store.get(name)
+            schedule = await self._store.get(name)
             if schedule.status.state is ScheduleState.RUNNING:
                 raise Conflict(f"schedule {name!r} is running: stop it to run it once")
             now = self._clock.now()
-            job = self._launch(schedule.spec, now, "manual")
+            job = await self._launch(schedule.spec, now, "manual")
         # Shielded: a client that hangs up does not cancel the run it asked for.
         return await asyncio.shield(job)
 
-    def runs(self, name: str) -> list[Run]:
-        self._store.get(name)
-        return self._store.runs(name)
+    async def runs(self, name: str) -> list[Run]:
+        await self._store.get(name)
+        return await self._store.runs(name)
 
-    def get_run(self, name: str, run_id: str) -> Run:
-        return self._store.get_run(name, run_id)
+    async def get_run(self, name: str, run_id: str) -> Run:
+        return await self._store.get_run(name, run_id)
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def resume(self) -> None:
+    async def resume(self) -> None:
         """After a (re)start: finish collecting unfinished runs and restart running loops."""
-        for run in self._store.unfinished_runs():
+        for run in await self._store.unfinished_runs():
             try:
-                spec = self._store.get(run.schedule).spec
+                spec = (await self._store.get(run.schedule)).spec
             except NotFound:
                 continue
             work = runs.resume(
@@ -165,14 +175,18 @@ class Scheduler:
                 abandoned=self._abandoned,
             )
             self._track(spec, run, work)
-        for name in self._store.names():
-            if self._store.get(name).status.state is ScheduleState.RUNNING:
+        for name in await self._store.names():
+            if (await self._store.get(name)).status.state is ScheduleState.RUNNING:
                 self._spawn_loop(name, resumed=True)
 
     async def close(self) -> None:
         """Stop loops and stop waiting for runs; both stay recorded for the next start."""
         self._closing = True
-        jobs = [*self._loops.values(), *(t for d in self._runs.values() for t in d.values())]
+        jobs = [
+            *self._loops.values(),
+            *(t for d in self._runs.values() for t in d.values()),
+            *self._retries,
+        ]
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
@@ -198,7 +212,7 @@ class Scheduler:
         session = self._clock.now()
         while True:
             try:
-                wake = self._tick(name, resumed=resumed, session=session)
+                wake = await self._tick(name, resumed=resumed, session=session)
             except NotFound:
                 return
             except Exception:
@@ -214,46 +228,48 @@ class Scheduler:
     async def _after_run(self, name: str, job: asyncio.Task[Run]) -> None:
         """Wait for the run to end, then record when the next may start (interval after it)."""
         await asyncio.wait([job])
-        schedule = self._store.get(name)
+        schedule = await self._store.get(name)
         trigger = schedule.spec.trigger
         assert isinstance(trigger, IntervalTrigger)
         ready = self._clock.now() + trigger.seconds
         timing = replace(schedule.timing, started_at=ready)
-        self._store.save_state(name, ScheduleState.RUNNING, timing)
+        await self._store.save_state(name, ScheduleState.RUNNING, timing)
         self._next[name] = plan(schedule.spec, timing, self._clock.now()).next_at
 
-    def _tick(
+    async def _tick(
         self, name: str, *, resumed: bool, session: float
     ) -> float | asyncio.Task[Run] | None:
         """Handle what is due now; return when to look again, None when the loop is done.
 
         An ``after_run`` interval returns the run it launched: the loop waits for its end.
         """
-        schedule = self._store.get(name)
+        schedule = await self._store.get(name)
         spec, timing = schedule.spec, schedule.timing
         now = self._clock.now()
         step = plan(spec, timing, now)
         if step.due is not None:
             timing = replace(timing, last_scheduled_at=step.due)
-            self._store.save_state(name, ScheduleState.RUNNING, timing)
+            await self._store.save_state(name, ScheduleState.RUNNING, timing)
             if step.late:
                 log.warning("schedule %s: skipped the %.0f slot, past its deadline", name, step.due)
             else:
                 trigger = "catch-up" if resumed and step.due < session else "schedule"
-                job = self._fire(spec, step.due, trigger)
+                job = await self._fire(spec, step.due, trigger)
                 if job is not None and _after_run(spec):
                     self._next.pop(name, None)
                     return job
         if step.finished:
             log.info("schedule %s finished its window", name)
-            self._store.save_state(name, ScheduleState.IDLE, timing)
+            await self._store.save_state(name, ScheduleState.IDLE, timing)
             self._next.pop(name, None)
             return None
         self._next[name] = step.next_at
         # A trigger that never meets its window has nothing to wait for but a stop.
         return step.wake_at if step.wake_at is not None else float("inf")
 
-    def _fire(self, spec: ScheduleSpec, slot: float, trigger: str) -> asyncio.Task[Run] | None:
+    async def _fire(
+        self, spec: ScheduleSpec, slot: float, trigger: str
+    ) -> asyncio.Task[Run] | None:
         active = self._runs.get(spec.name, {})
         if active and spec.concurrency_policy is ConcurrencyPolicy.FORBID:
             log.info("schedule %s: skipped a firing, a run is unfinished (forbid)", spec.name)
@@ -261,9 +277,9 @@ class Scheduler:
         if active and spec.concurrency_policy is ConcurrencyPolicy.REPLACE:
             for job in active.values():
                 job.cancel()
-        return self._launch(spec, slot, trigger)
+        return await self._launch(spec, slot, trigger)
 
-    def _launch(self, spec: ScheduleSpec, slot: float, trigger: str) -> asyncio.Task[Run]:
+    async def _launch(self, spec: ScheduleSpec, slot: float, trigger: str) -> asyncio.Task[Run]:
         run = Run(
             id=uuid.uuid4().hex[:12],
             schedule=spec.name,
@@ -271,7 +287,7 @@ class Scheduler:
             scheduled_at=slot,
             started_at=self._clock.now(),
         )
-        self._store.put_run(run, keep=spec.history_limit)
+        await self._store.put_run(run, keep=spec.history_limit)
         work = runs.execute(
             self._tasks,
             spec,
@@ -296,13 +312,35 @@ class Scheduler:
                 # A bug or a core failure: record the run as failed rather than running forever.
                 log.error("schedule %s: run %s failed: %r", spec.name, run.id, err)
                 failed = replace(run, outcome=RunOutcome.FAILED, finished_at=self._clock.now())
-                with contextlib.suppress(Exception):
-                    self._store.put_run(failed, keep=spec.history_limit)
+                self._record_failed(spec, failed)
 
         job.add_done_callback(done)
         return job
 
-    def _saver(self, spec: ScheduleSpec) -> Callable[[Run], None]:
+    def _record_failed(self, spec: ScheduleSpec, failed: Run) -> None:
+        """Write a failed run's record, again and again with backoff until the store takes it."""
+
+        async def write() -> None:
+            delay = RECORD_RETRY_FIRST
+            while True:
+                try:
+                    await self._store.put_run(failed, keep=spec.history_limit)
+                    return
+                except Exception:
+                    log.exception(
+                        "schedule %s: recording run %s as failed did not work; retrying in %gs",
+                        spec.name,
+                        failed.id,
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(RECORD_RETRY_MAX, delay * 2)
+
+        retry = asyncio.create_task(write(), name=f"record-{failed.id}")
+        self._retries.add(retry)
+        retry.add_done_callback(self._retries.discard)
+
+    def _saver(self, spec: ScheduleSpec) -> Callable[[Run], Awaitable[None]]:
         return lambda run: self._store.put_run(run, keep=spec.history_limit)
 
     def _abandoned(self) -> bool:

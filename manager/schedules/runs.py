@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from corral.errors import CorralError, DeadlineExceeded, NotFound
@@ -115,7 +115,7 @@ async def execute(
     spec: ScheduleSpec,
     run: Run,
     *,
-    save: Callable[[Run], None],
+    save: Callable[[Run], Awaitable[None]],
     now: Callable[[], float],
     abandoned: Callable[[], bool] = lambda: False,
 ) -> Run:
@@ -133,13 +133,13 @@ async def execute(
             EndpointResult(name=name, result=HttpResult(error=f"not submitted: {err.message}"))
             for name, _, _ in plan
         )
-        return _finish(run, failed, RunOutcome.FAILED, save, now)
+        return await _finish(run, failed, RunOutcome.FAILED, save, now)
     pending = tuple(
         EndpointResult(name=name, task_id=task.id, state=task.status.state)
         for (name, _, _), task in zip(plan, submitted, strict=True)
     )
     run = replace(run, results=pending)
-    save(run)
+    await save(run)
     waits = [(name, task.id, wait) for (name, _, wait), task in zip(plan, submitted, strict=True)]
     return await _gather(tasks, run, waits, save=save, now=now, abandoned=abandoned)
 
@@ -148,7 +148,7 @@ async def resume(
     tasks: TaskControl,
     run: Run,
     *,
-    save: Callable[[Run], None],
+    save: Callable[[Run], Awaitable[None]],
     now: Callable[[], float],
     abandoned: Callable[[], bool] = lambda: False,
 ) -> Run:
@@ -159,7 +159,7 @@ async def resume(
             replace(r, result=HttpResult(error="interrupted by a manager restart"))
             for r in run.results
         )
-        return _finish(run, lost, RunOutcome.FAILED, save, now)
+        return await _finish(run, lost, RunOutcome.FAILED, save, now)
     return await _gather(tasks, run, waits, save=save, now=now, abandoned=abandoned)
 
 
@@ -168,7 +168,7 @@ async def _gather(
     run: Run,
     waits: Sequence[tuple[str, TaskId, float | None]],
     *,
-    save: Callable[[Run], None],
+    save: Callable[[Run], Awaitable[None]],
     now: Callable[[], float],
     abandoned: Callable[[], bool],
 ) -> Run:
@@ -181,9 +181,9 @@ async def _gather(
         if abandoned():
             raise
         cancelled = await _stop_all(tasks, run.results)
-        _finish(run, cancelled, RunOutcome.CANCELLED, save, now)
+        await _finish(run, cancelled, RunOutcome.CANCELLED, save, now)
         raise
-    return _finish(run, results, outcome_of(results), save, now)
+    return await _finish(run, results, outcome_of(results), save, now)
 
 
 async def _stop_all(
@@ -206,13 +206,13 @@ async def _stop_one(tasks: TaskControl, pending: EndpointResult) -> EndpointResu
     return done if done.ok else replace(done, result=replace(done.result, error="cancelled"))
 
 
-def _finish(
+async def _finish(
     run: Run,
     results: tuple[EndpointResult, ...],
     outcome: RunOutcome,
-    save: Callable[[Run], None],
+    save: Callable[[Run], Awaitable[None]],
     now: Callable[[], float],
 ) -> Run:
     done = replace(run, results=results, outcome=outcome, finished_at=now())
-    save(done)
+    await save(done)
     return done

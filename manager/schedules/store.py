@@ -1,8 +1,10 @@
 """Schedules and their runs in their own SQLite file (``schedules.db``, WAL mode).
 
-The volume is tiny (a write per state change, two per run) so calls are plain
-synchronous sqlite3 on the event loop: each is a short transaction in WAL mode,
-far below a millisecond of blocking. Specs and run results are the proto's JSON
+The volume is tiny (a write per state change, two per run) and the code is
+plain synchronous sqlite3; the loops reach it only through
+``manager.schedules.storing.ScheduleStoreThread``, which makes every call on
+the store's own thread, so a locked file (``busy_timeout``) never blocks the
+event loop. Specs and run results are the proto's JSON
 mapping, readable with ``sqlite3 schedules.db``. The schema is versioned with
 ``PRAGMA user_version``; each migration step is never edited once shipped.
 """
@@ -46,7 +48,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 class ScheduleStore:
     def __init__(self, path: Path) -> None:
-        self._db = sqlitefiles.connect(path)
+        # Opened here, then used only from the store's thread (see storing.py).
+        self._db = sqlitefiles.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()

@@ -183,7 +183,7 @@ async def test_the_loop_runs_in_the_window_every_day(tmp_path: Path, endpoints: 
     ext, tasks = await _extension(tmp_path, (_settings(tmp_path, endpoints),), clock)
     try:
         # Running from boot, waiting for 05:00.
-        assert ext.scheduler.get("default").status.state is ScheduleState.RUNNING
+        assert (await ext.loops.get("default")).status.state is ScheduleState.RUNNING
         await eventually(lambda: clock.sleepers == [at(10, 5)])
         fired: list[float] = []
         for _ in range(3 * 40):
@@ -200,7 +200,7 @@ async def test_the_loop_runs_in_the_window_every_day(tmp_path: Path, endpoints: 
             assert len(times) == 40
             assert all(b - a == 1200 for a, b in itertools.pairwise(times))
         assert clock.sleepers == [at(13, 5)]
-        assert ext.scheduler.get("default").status.next_run_at == at(13, 5)
+        assert (await ext.loops.get("default")).status.next_run_at == at(13, 5)
         assert endpoints.hits["ok"] == 120
     finally:
         await ext.close()
@@ -227,7 +227,7 @@ async def test_autostart_can_be_turned_off(tmp_path: Path, endpoints: Endpoints)
     files = (_settings(tmp_path, endpoints),)
     ext, tasks = await _extension(tmp_path, files, clock, schedules_autostart=False)
     try:
-        assert ext.scheduler.get("default").status.state is ScheduleState.IDLE
+        assert (await ext.loops.get("default")).status.state is ScheduleState.IDLE
         assert endpoints.hits == {}
     finally:
         await ext.close()
