@@ -201,3 +201,26 @@ async def _take(core: TaskManager, start: int, n: int) -> AsyncIterator[object]:
             seen += 1
             if seen == n:
                 return
+
+
+async def test_a_failed_placement_pass_is_retried_without_a_new_trigger(
+    core: TaskManager, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from manager import placing
+
+    await core.start()
+    await core.workers.hello(hello(), Outbox())
+    await core.settled()
+    real, failures = placing.plan_placements, []
+
+    def failing_once(*args: object, **kw: object) -> placing.Placements:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("a bug in the planner")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(placing, "plan_placements", failing_once)
+    (task,) = await core.submit([NewTask(spec("retried"))])
+    placed = await core.wait(task.id, lambda t: t.status.state is TaskState.SCHEDULED, 5)
+    assert placed.status.node_id == "n1" and failures == [1]
+    assert "placement pass failed; retrying" in caplog.text
