@@ -2,10 +2,11 @@
 
 The core (``manager.core`` and the applier) depends on ``Store`` and on the
 plain data below, never on a database module. A backend implements the
-protocol; ``open_store`` picks one. Today there is one backend,
-``manager.store.sqlite`` (SQLite in WAL mode with group commit, the embedded
-default); a PostgreSQL backend goes beside it as ``manager.store.postgres``
-and behind the same protocol.
+protocol; ``open_store`` picks one. Two implement it: ``manager.store.sqlite``
+(SQLite in WAL mode with group commit, the embedded default) and
+``manager.stores.postgres`` (PostgreSQL, shared by several managers, every
+write fenced by the leader's term). Both take the manager's ``Codec`` and
+share the row shapes of ``manager.store.rows``.
 
 What every backend must guarantee (the core relies on each point):
 
