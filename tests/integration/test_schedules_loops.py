@@ -42,7 +42,7 @@ class World:
     tasks: FakeTasks
     store: ScheduleStoreThread
     clock: ManualClock
-    scheduler: ScheduleLoops
+    loops: ScheduleLoops
     ep: Endpoints
     path: Path
 
@@ -50,8 +50,8 @@ class World:
         """A new manager process on the same schedules.db."""
         self.store = ScheduleStoreThread(ScheduleStore(self.path))
         self.clock = ManualClock(now)
-        self.scheduler = ScheduleLoops(self.tasks, self.store, self.clock)
-        return self.scheduler
+        self.loops = ScheduleLoops(self.tasks, self.store, self.clock)
+        return self.loops
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             tasks, store, clock, ScheduleLoops(tasks, store, clock), ep, tmp_path / "schedules.db"
         )
         yield w
-        await w.scheduler.close()
+        await w.loops.close()
         await w.store.close()
         await tasks.close()
 
@@ -88,8 +88,8 @@ async def test_a_run_collects_every_response(world: World, closed_port: int) -> 
         Endpoint(name="hang", url=world.ep.url("hang"), timeout=0.3),
         Endpoint(name="refused", url=refused, timeout=2),
     )
-    await world.scheduler.create(spec(world.ep, action=HttpAction(endpoints)))
-    run = await world.scheduler.run_once("s")
+    await world.loops.create(spec(world.ep, action=HttpAction(endpoints)))
+    run = await world.loops.run_once("s")
     assert run.outcome is RunOutcome.PARTIALLY_FAILED and run.trigger == "manual"
     by = {r.name: r for r in run.results}
     assert by["ok"].ok and by["ok"].result.status_code == 200
@@ -102,19 +102,19 @@ async def test_a_run_collects_every_response(world: World, closed_port: int) -> 
     # One http task per endpoint, labelled with the run; the run is stored with its results.
     assert len(world.tasks.by_label(RUN_LABEL, run.id)) == 4
     assert all(t.spec.runtime == "http" for t in world.tasks.submitted)
-    assert await world.scheduler.get_run("s", run.id) == run
-    assert (await world.scheduler.get("s")).status.last_outcome is RunOutcome.PARTIALLY_FAILED
+    assert await world.loops.get_run("s", run.id) == run
+    assert (await world.loops.get("s")).status.last_outcome is RunOutcome.PARTIALLY_FAILED
 
 
 async def test_outcomes_succeeded_and_failed(world: World) -> None:
-    await world.scheduler.create(spec(world.ep, "ok", "also-ok"))
-    await world.scheduler.create(spec(world.ep, "fail", name="f"))
-    assert (await world.scheduler.run_once("s")).outcome is RunOutcome.SUCCEEDED
-    assert (await world.scheduler.run_once("f")).outcome is RunOutcome.FAILED
+    await world.loops.create(spec(world.ep, "ok", "also-ok"))
+    await world.loops.create(spec(world.ep, "fail", name="f"))
+    assert (await world.loops.run_once("s")).outcome is RunOutcome.SUCCEEDED
+    assert (await world.loops.run_once("f")).outcome is RunOutcome.FAILED
 
 
 async def test_states_and_their_errors(world: World) -> None:
-    s = world.scheduler
+    s = world.loops
     await s.create(spec(world.ep, "ok"))
     assert (await s.get("s")).status.state is ScheduleState.IDLE
     with pytest.raises(FailedPrecondition):
@@ -132,9 +132,9 @@ async def test_states_and_their_errors(world: World) -> None:
 
 async def test_invalid_schedules_store_nothing(world: World) -> None:
     with pytest.raises(ValidationError) as err:
-        await world.scheduler.create(spec(world.ep, name="s", action=HttpAction(())))
+        await world.loops.create(spec(world.ep, name="s", action=HttpAction(())))
     assert err.value.field == "schedule.http.endpoints"
-    assert await world.scheduler.all() == []
+    assert await world.loops.all() == []
 
 
 async def _finished_runs(s: ScheduleLoops) -> int:
@@ -159,7 +159,7 @@ async def _runs_then_asleep(s: ScheduleLoops, runs: int, clock: ManualClock) -> 
 
 
 async def test_the_window_is_honoured(world: World) -> None:
-    s, clock = world.scheduler, world.clock
+    s, clock = world.loops, world.clock
     await s.create(spec(world.ep, "ok", trigger=IntervalTrigger(3600), window=Window(8, 10)))
     started = await s.start("s")  # 06:30: before the window
     assert started.status.next_run_at == T0 + 2 * 3600  # the reply already names 08:30
@@ -183,7 +183,7 @@ async def test_the_window_is_honoured(world: World) -> None:
 
 
 async def _second_firing(world: World, policy: ConcurrencyPolicy) -> None:
-    s, clock = world.scheduler, world.clock
+    s, clock = world.loops, world.clock
     gated = Endpoint(name="gate", url=world.ep.url("gate"), timeout=60)
     await s.create(spec(world.ep, action=HttpAction((gated,)), concurrency_policy=policy))
     await s.start("s")
@@ -194,30 +194,30 @@ async def _second_firing(world: World, policy: ConcurrencyPolicy) -> None:
 
 async def test_forbid_skips_a_firing_while_a_run_is_unfinished(world: World) -> None:
     await _second_firing(world, ConcurrencyPolicy.FORBID)
-    assert len(await world.scheduler.runs("s")) == 1 and world.ep.hits["gate"] == 1
+    assert len(await world.loops.runs("s")) == 1 and world.ep.hits["gate"] == 1
 
 
 async def test_allow_runs_both(world: World) -> None:
     await _second_firing(world, ConcurrencyPolicy.ALLOW)
     await eventually(lambda: world.ep.hits.get("gate") == 2)
-    assert (await world.scheduler.get("s")).status.active_runs == 2
+    assert (await world.loops.get("s")).status.active_runs == 2
     world.ep.gate.set()
-    await eventually(lambda: _settled(world.scheduler, 2))
-    assert [r.outcome for r in await world.scheduler.runs("s")] == [RunOutcome.SUCCEEDED] * 2
+    await eventually(lambda: _settled(world.loops, 2))
+    assert [r.outcome for r in await world.loops.runs("s")] == [RunOutcome.SUCCEEDED] * 2
 
 
 async def test_replace_cancels_the_unfinished_run(world: World) -> None:
     await _second_firing(world, ConcurrencyPolicy.REPLACE)
     await eventually(lambda: world.ep.hits.get("gate") == 2)
-    await eventually(lambda: _last_outcome_is(world.scheduler, RunOutcome.CANCELLED))
-    newest, oldest = await world.scheduler.runs("s")
+    await eventually(lambda: _last_outcome_is(world.loops, RunOutcome.CANCELLED))
+    newest, oldest = await world.loops.runs("s")
     assert newest.outcome is RunOutcome.RUNNING
     assert oldest.results[0].state is TaskState.STOPPED
     assert world.tasks.stops == [oldest.results[0].task_id]
 
 
 async def test_stop_cancels_the_run_in_progress(world: World) -> None:
-    s = world.scheduler
+    s = world.loops
     await s.create(
         spec(world.ep, action=HttpAction((Endpoint(name="g", url=world.ep.url("gate")),)))
     )
@@ -229,7 +229,7 @@ async def test_stop_cancels_the_run_in_progress(world: World) -> None:
 
 
 async def test_a_missed_firing_runs_once_after_a_restart(world: World) -> None:
-    s = world.scheduler
+    s = world.loops
     await s.create(spec(world.ep, "ok", starting_deadline=60.0))
     await s.start("s")
     await eventually(lambda: _settled(s, 1))
@@ -254,7 +254,7 @@ async def test_a_missed_firing_runs_once_after_a_restart(world: World) -> None:
 
 
 async def test_a_missed_firing_past_the_deadline_is_skipped(world: World) -> None:
-    s = world.scheduler
+    s = world.loops
     await s.create(spec(world.ep, "ok", starting_deadline=10.0))
     await s.start("s")
     await eventually(lambda: _settled(s, 1))
@@ -268,16 +268,16 @@ async def test_a_missed_firing_past_the_deadline_is_skipped(world: World) -> Non
 
 
 async def test_history_is_bounded(world: World) -> None:
-    await world.scheduler.create(spec(world.ep, "ok", history_limit=3))
-    ids = [(await world.scheduler.run_once("s")).id for _ in range(5)]
-    assert [r.id for r in await world.scheduler.runs("s")] == ids[::-1][:3]
+    await world.loops.create(spec(world.ep, "ok", history_limit=3))
+    ids = [(await world.loops.run_once("s")).id for _ in range(5)]
+    assert [r.id for r in await world.loops.runs("s")] == ids[::-1][:3]
 
 
 async def test_delete_removes_the_schedule_and_its_runs(world: World) -> None:
-    await world.scheduler.create(spec(world.ep, "ok"))
-    await world.scheduler.run_once("s")
-    await world.scheduler.delete("s")
-    assert await world.scheduler.all() == []
+    await world.loops.create(spec(world.ep, "ok"))
+    await world.loops.run_once("s")
+    await world.loops.delete("s")
+    assert await world.loops.all() == []
     assert await world.store.runs("s") == []
 
 
@@ -288,14 +288,14 @@ async def test_a_task_nobody_runs_is_given_up(
 
     monkeypatch.setattr(runs, "PLACEMENT_SLACK", 0.2)
     world.tasks.hold = True
-    await world.scheduler.create(spec(world.ep, "ok"))
-    run = await world.scheduler.run_once("s")
+    await world.loops.create(spec(world.ep, "ok"))
+    run = await world.loops.run_once("s")
     assert run.outcome is RunOutcome.FAILED
     assert "does a worker offer the http runtime?" in run.results[0].result.error
 
 
 async def test_a_run_in_progress_at_shutdown_is_finished_after_the_restart(world: World) -> None:
-    s = world.scheduler
+    s = world.loops
     await s.create(
         spec(world.ep, action=HttpAction((Endpoint(name="g", url=world.ep.url("gate")),)))
     )
@@ -316,7 +316,7 @@ async def test_a_locked_schedules_db_does_not_block_the_event_loop(world: World)
     blocker = sqlite3.connect(world.path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        creating = asyncio.create_task(world.scheduler.create(spec(world.ep, "ok")))
+        creating = asyncio.create_task(world.loops.create(spec(world.ep, "ok")))
         for _ in range(5):
             await asyncio.sleep(0.01)  # the loop runs on while the store's thread waits
         assert not creating.done()
@@ -324,7 +324,7 @@ async def test_a_locked_schedules_db_does_not_block_the_event_loop(world: World)
         blocker.execute("ROLLBACK")
         blocker.close()
     created = await creating
-    assert created.name == "s" and [s.name for s in await world.scheduler.all()] == ["s"]
+    assert created.name == "s" and [s.name for s in await world.loops.all()] == ["s"]
 
 
 async def test_a_failed_run_is_recorded_even_if_the_store_refuses_at_first(
@@ -337,7 +337,7 @@ async def test_a_failed_run_is_recorded_even_if_the_store_refuses_at_first(
 
     monkeypatch.setattr(runs, "execute", broken)
     monkeypatch.setattr(loops, "RECORD_RETRY_FIRST", 0.01)
-    await world.scheduler.create(spec(world.ep, "ok"))
+    await world.loops.create(spec(world.ep, "ok"))
     store = world.store.store
     real, refused = store.put_run, []
 
@@ -352,7 +352,7 @@ async def test_a_failed_run_is_recorded_even_if_the_store_refuses_at_first(
         caplog.at_level(logging.ERROR, logger="manager.schedules.loops"),
         pytest.raises(RuntimeError, match="a bug in the run"),
     ):
-        await world.scheduler.run_once("s")
-    await eventually(lambda: _last_outcome_is(world.scheduler, RunOutcome.FAILED))
+        await world.loops.run_once("s")
+    await eventually(lambda: _last_outcome_is(world.loops, RunOutcome.FAILED))
     assert len(refused) == 2
     assert "did not work; retrying" in caplog.text
