@@ -11,13 +11,9 @@ return a ``Plan``; the ``Applier`` carries it out into the ledger, a store
 ``Batch`` (one event per change) and the workers' outboxes. The batch is
 committed (group commit, ``manager.store``) before anyone is answered or any
 worker is told: a worker never runs an assignment the store could forget,
-and watchers only see durable events. Placement runs in passes woken
-whenever capacity or pending work may have changed; a failed pass is logged
-and retried with backoff. A pass examines only what changed: after a submit
-(capacity unchanged) just the new tasks, since every older pending task
-already failed to fit the same nodes; the whole queue only after anything
-else (capacity freed or added, a node's status, a timer, a cut-short pass).
-A backlog thus costs nothing while no capacity changes.
+and watchers only see durable events. Placement runs in passes
+(``manager.passes``) woken whenever capacity or pending work may have
+changed; a failed pass is logged and retried with backoff.
 """
 
 from __future__ import annotations
@@ -32,7 +28,7 @@ from typing import Protocol
 
 from corral.errors import DeadlineExceeded, FailedPrecondition, NotFound, ValidationError
 from corral.model import ACTIVE_STATES, Event, Node, NodeStatus, Task, TaskId, TaskSpec, TaskState
-from manager import actors, depending, ending, placing, queries
+from manager import actors, depending, ending, queries
 from manager.applying import Applier
 from manager.catalog import MIN_PREFIX, TaskEntry
 from manager.config import ManagerConfig
@@ -41,6 +37,7 @@ from manager.depending import Dependencies
 from manager.events import EventHub
 from manager.ledger import Ledger
 from manager.nodes import NodeRecord
+from manager.passes import PlacementPasses
 from manager.plans import Plan
 from manager.retention import Collector
 from manager.scheduling import Scheduler
@@ -48,14 +45,6 @@ from manager.store import Batch, Codec, Snapshot, Store, open_store
 from manager.workers import Workers
 
 log = logging.getLogger(__name__)
-
-# Placements per pass: bounds how long one pass holds the event loop.
-PASS_LIMIT = 10_000
-# Tasks examined between two commits of a pass (each commit yields the event loop).
-CHUNK = 2_000
-# A failed placement pass is tried again after this, doubling up to RETRY_MAX.
-RETRY_FIRST = 0.05
-RETRY_MAX = 5.0
 
 
 class LogSource(Protocol):
@@ -75,19 +64,18 @@ class TaskManager:
         self.applier = Applier(self.ledger, self.hub, self._wake_at)
         self.scheduler = Scheduler(config.strategy)
         self._log_source = log_source
-        self._kick = asyncio.Event()
-        # What the next pass examines: the whole queue, or only these new tasks.
-        self._rescan = True
-        self._fresh: dict[TaskId, None] = {}
-        self._settled = asyncio.Event()
-        self._settled.set()
         self._loops: list[asyncio.Task[None]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._failures = 0
         # The worker-facing side: sessions call ``core.workers.hello`` and the rest.
         self.workers = Workers(self.ledger, self.applier, config, self._finish)
         # Tasks that wait for others: held out of placement until decided.
         self.dependencies = Dependencies()
+        self.passes = PlacementPasses(
+            self.ledger,
+            self.scheduler,
+            self.applier,
+            held=self.dependencies.held,
+            commit=self._commit,
+        )
 
     @classmethod
     async def open(
@@ -138,7 +126,7 @@ class TaskManager:
             every=self.config.gc_every,
         )
         self._loops = [
-            asyncio.create_task(self._placement_loop(), name="corral-placement"),
+            asyncio.create_task(self.passes.loop(), name="corral-placement"),
             asyncio.create_task(self.workers.liveness_loop(), name="corral-liveness"),
             asyncio.create_task(self.collector.run(), name="corral-retention"),
         ]
@@ -148,8 +136,7 @@ class TaskManager:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        if self._timer is not None:
-            self._timer.cancel()
+        self.passes.close()
         for record in self.ledger.registry:
             if record.session is not None:
                 record.session.close("manager stopping")
@@ -196,14 +183,7 @@ class TaskManager:
 
     def kick(self) -> None:
         """Ask for a placement pass over the whole queue soon (capacity may have changed)."""
-        self._rescan = True
-        self._kick.set()
-
-    def _kick_new(self, task_ids: Iterable[TaskId]) -> None:
-        """Ask for a pass over only these new tasks: no capacity changed, so nothing
-        else pending can have become placeable."""
-        self._fresh.update(dict.fromkeys(task_ids))
-        self._kick.set()
+        self.passes.kick()
 
     # -- TaskControl: submit, read, stop ----------------------------------
 
@@ -246,7 +226,7 @@ class TaskManager:
         self.ledger.enqueue(entry.id for entry in entries)
         if held:
             await self._run(self.dependencies.plan_held(self.ledger, held, now=now), now)
-        self._kick_new(entry.id for entry in entries)
+        self.passes.kick_new(entry.id for entry in entries)
         made = iter(entry.task for entry in entries)
         return [repeats[i] if i in repeats else next(made) for i in range(len(tasks))]
 
@@ -376,87 +356,12 @@ class TaskManager:
     # -- placement ---------------------------------------------------------
 
     def _wake_at(self, when: float) -> None:
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, when - time.time())
-        if self._timer is not None and self._timer.when() <= loop.time() + delay:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = loop.call_later(delay, self.kick)
-
-    async def _placement_loop(self) -> None:
-        while True:
-            await self._kick.wait()
-            self._kick.clear()
-            self._settled.clear()
-            try:
-                more = await self.place_pending()
-                self._failures = 0
-            except Exception:
-                self._failures += 1
-                delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (self._failures - 1))
-                log.exception(
-                    "placement pass failed; retrying",
-                    extra={"failures": self._failures, "retry_in_s": delay},
-                )
-                self._wake_at(time.time() + delay)
-                more = False
-            finally:
-                self._settled.set()
-            if more:
-                self._kick.set()
-                await asyncio.sleep(0)
+        self.passes.wake_at(when)
 
     async def settled(self) -> None:
-        """Return when no placement pass is running.
-
-        Sessions wait for this before flushing, so one pass's placements on a
-        node leave in one ``Assign`` message instead of one per commit chunk.
-        """
-        await self._settled.wait()
+        """Return when no placement pass is running (see ``PlacementPasses.settled``)."""
+        await self.passes.settled()
 
     async def place_pending(self) -> bool:
-        """One placement pass; True when pending work is left for another pass.
-
-        The pass is planned and applied a ``CHUNK`` of tasks at a time, each
-        chunk committed and the event loop yielded, so a long queue never
-        blocks the manager for long. It examines the whole queue after a
-        ``kick``, else only the tasks submitted since the last pass.
-        """
-        now = time.time()
-        held = self.dependencies.held
-        rescan, self._rescan = self._rescan, False
-        fresh, self._fresh = self._fresh, {}
-        try:
-            return await self._pass(self.ledger.pending() if rescan else fresh, held, now)
-        except BaseException:
-            self._rescan = True  # the tasks this pass did not get to: all of them next time
-            raise
-
-    async def _pass(
-        self, source: Iterable[TaskId], held: Callable[[TaskId], bool], now: float
-    ) -> bool:
-        queue = [task_id for task_id in source if not held(task_id)]
-        unplaceable = placing.Unplaceable()
-        placed = 0
-        for start in range(0, len(queue), CHUNK):
-            chunk = queue[start : start + CHUNK]
-            result = placing.plan_placements(
-                self.ledger,
-                self.scheduler,
-                chunk,
-                now=now,
-                budget=PASS_LIMIT - placed,
-                unplaceable=unplaceable,
-            )
-            batch = Batch()
-            self.applier.apply(result.plan, batch, now)
-            placed += result.placed
-            if batch:
-                await self._commit(batch)
-            else:
-                await asyncio.sleep(0)  # an empty commit would not yield the loop
-            if result.exhausted:
-                self._rescan = True  # the rest of the queue waits for the next pass
-                return True
-        return False
+        """One placement pass now; True when pending work is left for another pass."""
+        return await self.passes.place_pending()

@@ -34,34 +34,10 @@ from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
 from manager import sqlitefiles
 from manager.store import Batch, Codec, Snapshot, TaskRow
 from manager.store.rows import attempt_from, event_rows
+from manager.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-# Each entry migrates the schema from version i to i + 1; never edit a shipped one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        # Keyed by the submission sequence (the rowid): status updates find their
-        # row without a text index. The spec lives apart, so rewriting a status
-        # never rewrites the (possibly large) spec.
-        """CREATE TABLE tasks (
-            seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-            state TEXT NOT NULL, node_id TEXT NOT NULL, generation INTEGER NOT NULL,
-            status BLOB NOT NULL)""",
-        "CREATE TABLE specs (seq INTEGER PRIMARY KEY, spec BLOB NOT NULL)",
-        # Ended attempts only: the current one is in its task's status.
-        """CREATE TABLE attempts (
-            task_id TEXT NOT NULL, generation INTEGER NOT NULL, node_id TEXT NOT NULL,
-            state TEXT NOT NULL, exit_code INTEGER, message TEXT NOT NULL,
-            created_at REAL, finished_at REAL, PRIMARY KEY (task_id, generation))""",
-        "CREATE TABLE nodes (id TEXT PRIMARY KEY, record BLOB NOT NULL)",
-        """CREATE TABLE events (
-            idx INTEGER PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL,
-            task_id TEXT, node_id TEXT, message TEXT NOT NULL, payload BLOB)""",
-    ),
-    # Who caused each event (a token or a node; empty for the manager's own work).
-    ("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''",),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 CHECKPOINT_PERIOD = 1.0
 # Batches up to this many rows commit on the event loop's thread, larger ones on the store's.
 INLINE_ROWS = 64

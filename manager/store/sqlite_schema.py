@@ -1,0 +1,34 @@
+"""The SQLite store's schema: one migration per version, applied in order at start-up.
+
+Kept apart from ``manager.store.sqlite`` (the backend) as ``postgres_schema``
+is from the PostgreSQL one: a schema change is a new entry here and nothing
+else. A file whose version is newer than ``SCHEMA_VERSION`` is refused.
+"""
+
+from __future__ import annotations
+
+# Each entry migrates the schema from version i to i + 1; never edit a shipped one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # Keyed by the submission sequence (the rowid): status updates find their
+        # row without a text index. The spec lives apart, so rewriting a status
+        # never rewrites the (possibly large) spec.
+        """CREATE TABLE tasks (
+            seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+            state TEXT NOT NULL, node_id TEXT NOT NULL, generation INTEGER NOT NULL,
+            status BLOB NOT NULL)""",
+        "CREATE TABLE specs (seq INTEGER PRIMARY KEY, spec BLOB NOT NULL)",
+        # Ended attempts only: the current one is in its task's status.
+        """CREATE TABLE attempts (
+            task_id TEXT NOT NULL, generation INTEGER NOT NULL, node_id TEXT NOT NULL,
+            state TEXT NOT NULL, exit_code INTEGER, message TEXT NOT NULL,
+            created_at REAL, finished_at REAL, PRIMARY KEY (task_id, generation))""",
+        "CREATE TABLE nodes (id TEXT PRIMARY KEY, record BLOB NOT NULL)",
+        """CREATE TABLE events (
+            idx INTEGER PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL,
+            task_id TEXT, node_id TEXT, message TEXT NOT NULL, payload BLOB)""",
+    ),
+    # Who caused each event (a token or a node; empty for the manager's own work).
+    ("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''",),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
