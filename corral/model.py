@@ -138,6 +138,7 @@ class PortMapping:
     container_port: int
     host_port: int = 0
     protocol: str = "tcp"
+    host_ip: str = ""  # where a container's port is published; empty: every address
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ and REST. Validation happens before anything is stored.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -163,6 +164,13 @@ def check_ports(ports: tuple[PortMapping, ...], field: str) -> None:
         check_port(port.host_port, f"{field}[{i}].host_port", allow_zero=True)
         if port.protocol not in ("tcp", "udp"):
             raise ValidationError(f"{field}[{i}].protocol", "must be tcp or udp")
+        if port.host_ip:
+            try:
+                ipaddress.ip_address(port.host_ip)
+            except ValueError:
+                raise ValidationError(
+                    f"{field}[{i}].host_ip", f"{port.host_ip!r} is not an IP address"
+                ) from None
 
 
 def check_restart(policy: RestartPolicy, field: str) -> None:

@@ -47,13 +47,18 @@ def resources_to(r: Resources) -> types_pb2.Resources:
 
 
 def ports_from(ms: Any) -> tuple[PortMapping, ...]:
-    return tuple(PortMapping(p.container_port, p.host_port, p.protocol or "tcp") for p in ms)
+    return tuple(
+        PortMapping(p.container_port, p.host_port, p.protocol or "tcp", p.host_ip) for p in ms
+    )
 
 
 def ports_to(ports: tuple[PortMapping, ...]) -> list[types_pb2.PortMapping]:
     return [
         types_pb2.PortMapping(
-            container_port=p.container_port, host_port=p.host_port, protocol=p.protocol
+            container_port=p.container_port,
+            host_port=p.host_port,
+            protocol=p.protocol,
+            host_ip=p.host_ip,
         )
         for p in ports
     ]

@@ -217,22 +217,26 @@ class PortMapping(_message.Message):
     CONTAINER_PORT_FIELD_NUMBER: _builtins.int
     HOST_PORT_FIELD_NUMBER: _builtins.int
     PROTOCOL_FIELD_NUMBER: _builtins.int
+    HOST_IP_FIELD_NUMBER: _builtins.int
     container_port: _builtins.int
     """The port the task listens on inside its container (or on the host for processes)."""
     host_port: _builtins.int
     """The node port; 0 asks the runtime for a free one, reported in TaskStatus.ports."""
     protocol: _builtins.str
     """"tcp" (default) or "udp"."""
+    host_ip: _builtins.str
+    """The node address the port is published on (docker); empty means every address."""
     def __init__(
         self,
         *,
         container_port: _builtins.int = ...,
         host_port: _builtins.int = ...,
         protocol: _builtins.str = ...,
+        host_ip: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_port", b"container_port", "host_port", b"host_port", "protocol", b"protocol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_port", b"container_port", "host_ip", b"host_ip", "host_port", b"host_port", "protocol", b"protocol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -111,7 +111,8 @@ def environment_spec(
         # ulimit -v, the process runtime's memory limit, counts address space, which
         # interpreters reserve generously: the limit is left to containers.
         resources=template.resources if runtime == "docker" else Resources(),
-        ports=(PortMapping(container_port=port, host_port=host_port),),
+        # Published on the node's loopback only: a project's service is not the network's.
+        ports=(PortMapping(container_port=port, host_port=host_port, host_ip=BIND_HOST),),
         health_check=HealthCheck(
             probe=TcpProbe(port=port), interval=2.0, timeout=1.0, failure_threshold=3
         ),

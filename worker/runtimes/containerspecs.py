@@ -60,7 +60,9 @@ def container_options(assignment: Assignment, *, network: str, owner: str) -> di
         options["ports"] = keys
         # An empty host port asks the engine for a free one; Started.ports reports it.
         host_config["port_bindings"] = {
-            f"{number}/{protocol}": p.host_port or None
+            f"{number}/{protocol}": (p.host_ip, p.host_port or None)
+            if p.host_ip
+            else p.host_port or None
             for (number, protocol), p in zip(keys, spec.ports, strict=True)
         }
     if spec.resources.cpu > 0:
