@@ -116,10 +116,15 @@ class Workers:
         """Task updates from one worker message, applied in one transaction."""
         record.touch()
         batch = Batch()
+        ledger = self.ledger
+        live, pending = ledger.live_count(), ledger.pending_count()
         try:
             self._updates(record, updates, batch, time.time())
         finally:
-            await self._finish(batch, kick=bool(batch.statuses))
+            # A pass over the queue only pays when an attempt ended (capacity freed) or a
+            # task is pending again; a RUNNING update changes neither.
+            freed = ledger.live_count() < live or ledger.pending_count() > pending
+            await self._finish(batch, kick=freed)
 
     def _updates(
         self, record: NodeRecord, updates: Sequence[TaskUpdate], batch: Batch, now: float

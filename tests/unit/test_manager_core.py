@@ -142,6 +142,22 @@ async def test_a_submit_examines_only_its_tasks_until_capacity_changes(
     assert examined == [task.id for task in backlog] + [late.id]
 
 
+async def test_only_an_update_that_frees_capacity_asks_for_a_pass(
+    core: TaskManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await core.workers.hello(hello(), Outbox())
+    (task,) = await core.submit([NewTask(spec("t", resources=Resources(1)))])
+    await core.place_pending()
+    kicks: list[bool] = []
+    monkeypatch.setattr(core, "kick", lambda: kicks.append(True))
+    running = TaskUpdate(task.id, 1, TaskState.RUNNING)
+    await core.workers.apply_updates(session.record, [running])
+    assert (await core.get(task.id)).status.state is TaskState.RUNNING and kicks == []
+    ended = TaskUpdate(task.id, 1, TaskState.COMPLETED, exit_code=0)
+    await core.workers.apply_updates(session.record, [ended])
+    assert kicks == [True]
+
+
 async def test_wait_times_out(core: TaskManager) -> None:
     (task,) = await core.submit([NewTask(spec("slow"))])
     with pytest.raises(DeadlineExceeded):
