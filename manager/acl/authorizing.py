@@ -113,9 +113,15 @@ def credential_of(context: Any) -> str:
     return f"cert:{identity}" if identity else ""
 
 
+# Handlers wrapped per (principal, method) are kept: building one per call (closures,
+# functools.wraps) was most of the interceptor's cost on a busy manager.
+WRAPPED_LIMIT = 10_000
+
+
 class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens
+        self._wrapped: dict[tuple[Principal, str], Any] = {}
 
     async def intercept_service(
         self,
@@ -144,7 +150,13 @@ class Authorizer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 f"token {principal.name!r} (role {principal.role}) may not call"
                 f" {details.method.rsplit('/', 1)[-1]}",
             )
-        return _as(principal, handler)
+        key = (principal, details.method)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            if len(self._wrapped) >= WRAPPED_LIMIT:
+                self._wrapped.clear()
+            wrapped = self._wrapped[key] = _as(principal, handler)
+        return wrapped
 
 
 def _refused(handler: Any, code: grpc.StatusCode, message: str) -> Any:
