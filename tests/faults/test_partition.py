@@ -86,9 +86,10 @@ async def test_a_partitioned_worker_stops_its_copies_before_they_are_replaced(
 
 
 async def _run(fleet: Fleet, netns: Netns, figures: Figures) -> None:
-    manager = fleet.start_manager()
+    # Plain gRPC on the veth addresses: the test owns both ends of the pair.
+    manager = fleet.start_manager("--insecure")
     await fleet.ready(manager)
-    fleet.start_worker("p1", listen=f"{netns.ns_ip}:0", prefix=netns.exec())
+    fleet.start_worker("p1", "--insecure", listen=f"{netns.ns_ip}:0", prefix=netns.exec())
     async with Client(fleet.manager_address) as client:
         inside = await fleet.node(client, "p1")
         specs = [fleet.sleeper(f"cut-{i}") for i in range(TASKS)]
