@@ -129,3 +129,16 @@ async def test_health_list_names_every_service(ch: grpc.aio.Channel) -> None:
     assert reply.statuses["corral.v1.ManagerService"].status == (
         health_pb2.HealthCheckResponse.SERVING
     )
+
+
+async def test_a_manifest_that_is_not_json_is_refused_naming_it(ch: grpc.aio.Channel) -> None:
+    stub = manager_pb2_grpc.ManagerServiceStub(ch)
+    bad = types_pb2.TaskSpec(
+        name="k",
+        runtime="kubernetes",
+        kubernetes=types_pb2.KubernetesSpec(manifests=['{"kind": "Job"', "x" * 5_000_000]),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.SubmitTask(manager_pb2.SubmitTaskRequest(spec=bad), timeout=30)
+    field, details = refused(err.value)
+    assert field == "spec.kubernetes.manifests[0]" and "not valid JSON" in details
