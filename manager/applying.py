@@ -31,7 +31,6 @@ from manager.plans import (
     Plan,
     Resend,
     SetNodeStatus,
-    Step,
     StopStale,
     Unplaced,
 )
@@ -78,9 +77,6 @@ class Applier:
             handlers[type(step)](step, batch, now)
         if plan.wake_at is not None:
             self._wake(plan.wake_at)
-
-    def apply_step(self, step: Step, batch: Batch, now: float) -> None:
-        self._handlers[type(step)](step, batch, now)
 
     # -- tasks -----------------------------------------------------------------
 
