@@ -72,6 +72,9 @@ class WorkerSession:
         self._renew: int | None = None
         # Assignments sent and not yet acknowledged: loop time of the sending.
         self._unacked: dict[tuple[TaskId, int], float] = {}
+        # Set while ``_unacked`` may hold something: an idle session's resend loop sleeps
+        # on it instead of waking twice per ``resend_after`` (1,000 workers: 2,000 wakeups/s).
+        self._sent = asyncio.Event()
         self.resend_after = max(1.0, 2 * core.config.heartbeat_interval)
         self.resent = 0
 
@@ -214,11 +217,15 @@ class WorkerSession:
                 sent_at = asyncio.get_running_loop().time()
                 for key in assigns:
                     self._unacked[key] = sent_at
+                self._sent.set()
 
     async def _resend(self) -> None:
         """Queue again what the worker neither acknowledged nor reported in time."""
         loop = asyncio.get_running_loop()
         while True:
+            if not self._unacked:
+                self._sent.clear()
+                await self._sent.wait()
             await asyncio.sleep(self.resend_after / 2)
             now = loop.time()
             due = [key for key, at in self._unacked.items() if now - at >= self.resend_after]

@@ -210,3 +210,17 @@ async def test_user_stop_sends_stop_and_ends_stopped(tmp_path: Path) -> None:
         (again,) = await submit(stub, spec("victim"))
         assert again.id != task.id
         await worker.close()
+
+
+async def test_an_unacknowledged_assignment_is_sent_again_to_a_session_that_was_idle(
+    tmp_path: Path,
+) -> None:
+    async with serving(tmp_path) as (manager, stub):
+        worker = SimWorker(target(manager), "n1", auto_ack=False, auto_run=False)
+        await worker.connect()  # nothing sent yet: the session's resend loop is parked
+        (task,) = await submit(stub, spec("quiet"))
+        first = await worker.next("assign")
+        again = await worker.next("assign")
+        for message in (first, again):
+            assert [a.task_id for a in message.assign.assignments] == [task.id]
+        await worker.close()
