@@ -13,10 +13,13 @@ import pytest
 
 from tests.e2e.test_up import Up, corral
 
+# /metrics off: their fixed default ports collide with any other `corral up` on the machine.
+NO_METRICS = ("--manager-metrics-listen=", "--worker-metrics-listen=", "--gateway-metrics-listen=")
+
 
 @pytest.fixture
 def up_acl(tmp_path: Path) -> Iterator[Up]:
-    running = Up(tmp_path, "--acl")
+    running = Up(tmp_path, "--acl", *NO_METRICS)
     yield running
     if running.popen.poll() is None:
         running.kill()
@@ -55,7 +58,7 @@ async def test_the_readme_s_three_commands_give_mtls_and_acls(
     monkeypatch.setenv("CORRAL_TLS_CERT", str(certs / "server.pem"))
     monkeypatch.setenv("CORRAL_TLS_KEY", str(certs / "server-key.pem"))
     monkeypatch.setenv("CORRAL_TLS_CA", str(certs / "ca.pem"))
-    up = Up(tmp_path, "--acl")
+    up = Up(tmp_path, "--acl", *NO_METRICS)
     try:
         await up.wait_up()
         assert "mutual TLS, ACLs on" in up.out.read_text()
@@ -75,7 +78,7 @@ async def test_the_readme_s_three_commands_give_mtls_and_acls(
 
 
 async def test_up_without_acl_says_it_is_open(tmp_path: Path) -> None:
-    up = Up(tmp_path)
+    up = Up(tmp_path, *NO_METRICS)
     try:
         await up.wait_up()
         assert "OPEN: no TLS, no ACLs" in up.out.read_text()
