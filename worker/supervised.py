@@ -37,6 +37,20 @@ class SupervisedAttempt:
     def ref(self) -> AttemptRef:
         return self.assignment.ref
 
+    def log_fields(self, node_id: NodeId) -> dict[str, object]:
+        """What a log line about this attempt carries (``corral.logformat`` shows them)."""
+        ref = self.ref
+        return {"task_id": ref.task_id, "generation": ref.generation, "node_id": node_id}
+
+    def span_attributes(self, node_id: NodeId) -> dict[str, str | int]:
+        """What a trace span about this attempt carries."""
+        return {
+            "corral.task_id": self.ref.task_id,
+            "corral.generation": self.ref.generation,
+            "corral.node_id": node_id,
+            "corral.runtime": self.assignment.spec.runtime,
+        }
+
     def end(self, ended: Exit) -> None:
         self.finished_at = time.time()
         self.exit_code = ended.exit_code

@@ -263,7 +263,9 @@ class Supervisor:
             raise
         except Exception as err:  # a runtime bug must end the attempt, not the worker
             log.exception(
-                "attempt %s failed in its runtime", attempt.ref.key, extra=self._fields(attempt)
+                "attempt %s failed in its runtime",
+                attempt.ref.key,
+                extra=attempt.log_fields(self.node_id),
             )
             if attempt.ref.key in self._running:
                 self._finish(attempt, Exit(None, f"runtime error: {err}"))
@@ -279,30 +281,22 @@ class Supervisor:
         if self.records is not None:
             self.records.save(attempt.assignment)
         began = time.perf_counter()
-        attributes = {
-            "corral.task_id": attempt.ref.task_id,
-            "corral.generation": attempt.ref.generation,
-            "corral.node_id": self.node_id,
-            "corral.runtime": spec.runtime,
-        }
+        attributes = attempt.span_attributes(self.node_id)
         with tracing.span("worker", "worker.start", attributes=attributes, child_only=True):
             try:
                 started = await attempt.runtime.start(attempt.assignment)
             except StartError as err:
                 self._fail_start(attempt, str(err))
             except Exception as err:
-                log.exception("starting %s failed", attempt.ref.key, extra=self._fields(attempt))
+                log.exception(
+                    "starting %s failed", attempt.ref.key, extra=attempt.log_fields(self.node_id)
+                )
                 self._fail_start(attempt, f"start failed: {err}")
             else:
                 self.metrics.started(spec.runtime, time.perf_counter() - began, ok=True)
                 return started
         self.metrics.started(spec.runtime, time.perf_counter() - began, ok=False)
         return None
-
-    def _fields(self, attempt: SupervisedAttempt) -> dict[str, object]:
-        """What a log line about ``attempt`` carries (``corral.logformat`` shows them)."""
-        ref = attempt.ref
-        return {"task_id": ref.task_id, "generation": ref.generation, "node_id": self.node_id}
 
     def _fail_start(self, attempt: SupervisedAttempt, message: str) -> None:
         attempt.stop_state = None
@@ -384,7 +378,7 @@ class Supervisor:
         self.metrics.reached(attempt.assignment.spec.runtime, attempt.state.name)
         if attempt.state is TaskState.FAILED:
             # Successes are many and visible in events; a failure is worth a line here.
-            log.info("attempt failed: %s", attempt.message, extra=self._fields(attempt))
+            log.info("attempt failed: %s", attempt.message, extra=attempt.log_fields(self.node_id))
         self._publish(attempt, result=ended)
 
     def _publish(
