@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# make up serves /metrics too (corral up leaves them off unless asked).
 up: $(STAMP)
-	$(VENV)/bin/corral up
+	$(VENV)/bin/corral up --manager-metrics-listen 127.0.0.1:9180 \
+	  --worker-metrics-listen 127.0.0.1:9181 --gateway-metrics-listen 127.0.0.1:9182
 
 # The suite measures line coverage of corral, manager, worker and gateway (in the test
 # process and in the servers tests start as subprocesses; see [tool.coverage] in

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import socket
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -346,39 +345,6 @@ def _given(**flags: str | Path | bool | None) -> list[str]:
     return out
 
 
-# /metrics of each child when not given: on by default so `make up` answers scrapes.
-DEFAULT_METRICS = {
-    "manager": "127.0.0.1:9180",
-    "worker": "127.0.0.1:9181",
-    "gateway": "127.0.0.1:9182",
-}
-
-
-def _metrics_listen(child: str, given: str | None) -> str | None:
-    """The child's metrics address: as given ('' is off), else its default if that port is free.
-
-    A default that is taken (another ``corral up``, a test running one) only
-    turns that child's metrics off, with a note: it is no reason to fail.
-    """
-    if given is not None:
-        return given or None
-    default = DEFAULT_METRICS[child]
-    if _port_free(default):
-        return default
-    errors.print(f"corral up: {default} is in use; the {child}'s /metrics is off")
-    return None
-
-
-def _port_free(listen: str) -> bool:
-    host, port = split_listen(listen)
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _check_listens(**listens: str | None) -> None:
     for field, value in listens.items():
         if value:
@@ -425,15 +391,15 @@ def up(
     namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
     manager_metrics_listen: Annotated[
         str | None,
-        typer.Option(help=f"Manager's /metrics HOST:PORT ({DEFAULT_METRICS['manager']}; '' off)."),
+        typer.Option(help="Manager's Prometheus /metrics HOST:PORT (off if unset)."),
     ] = None,
     worker_metrics_listen: Annotated[
         str | None,
-        typer.Option(help=f"Worker's /metrics HOST:PORT ({DEFAULT_METRICS['worker']}; '' off)."),
+        typer.Option(help="Worker's Prometheus /metrics HOST:PORT (off if unset)."),
     ] = None,
     gateway_metrics_listen: Annotated[
         str | None,
-        typer.Option(help=f"Gateway's /metrics HOST:PORT ({DEFAULT_METRICS['gateway']}; '' off)."),
+        typer.Option(help="Gateway's Prometheus /metrics HOST:PORT (off if unset)."),
     ] = None,
     log_format: Annotated[
         str | None,
@@ -467,9 +433,6 @@ def up(
             gateway_metrics_listen=gateway_metrics_listen,
         )
     )
-    manager_metrics_listen = _metrics_listen("manager", manager_metrics_listen)
-    worker_metrics_listen = _metrics_listen("worker", worker_metrics_listen)
-    gateway_metrics_listen = _metrics_listen("gateway", gateway_metrics_listen)
     settings = UpSettings(
         manager_listen=manager_listen,
         worker_listen=worker_listen,
