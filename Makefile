@@ -108,12 +108,13 @@ bench-full: $(STAMP)
 # debootstrapped from Debian's packages (deploy/image/base.sh). BASE=python:3.11-slim builds
 # on the official image instead. The build runs with no network: everything is in the context.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-BASE ?= corral-base:bookworm
+# The local base's tag names the script that made it, so a changed script makes a new one.
+BASE ?= corral-base:bookworm-$(shell sha256sum deploy/image/base.sh | cut -c1-8)
 
 image: $(STAMP)
 	rm -rf .build/image && mkdir -p .build/image/wheels
 	$(PY) -m pip wheel -q --disable-pip-version-check --wheel-dir .build/image/wheels .
-	if [ "$(BASE)" = corral-base:bookworm ]; then bash deploy/image/base.sh $(BASE); fi
+	case "$(BASE)" in corral-base:*) bash deploy/image/base.sh $(BASE);; esac
 	docker build -q --network none -f deploy/Dockerfile --build-arg BASE=$(BASE) \
 	  -t corral:$(VERSION) -t corral:dev .build/image
 	@docker image inspect -f '{{.Size}}' corral:dev \

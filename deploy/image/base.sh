@@ -31,9 +31,12 @@ debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
   "$suite" "$root" "$mirror" >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; exit 1; }
 rm -f "$root.log"
 # What a container never reads: package caches and lists, docs, manuals, translations.
+# glibc's iconv modules (Python's codecs are its own), the system time zones (the tzdata
+# wheel serves zoneinfo) and pydoc's topics go too.
 rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \
   "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
-  "$root"/var/log/* "$root"/usr/lib/python3.11/test
+  "$root"/var/log/* "$root"/usr/lib/python3.11/test "$root"/usr/lib/python3.11/pydoc_data \
+  "$root"/usr/share/zoneinfo "$root"/usr/lib/x86_64-linux-gnu/gconv
 tar --numeric-owner -C "$root" -c . \
   | docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$tag" >/dev/null
 echo "base image $tag: $(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"

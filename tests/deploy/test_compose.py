@@ -78,9 +78,10 @@ def stack(corral_image: str) -> Iterator[Stack]:
 
 async def poll(check: Callable[[], Any], *, what: str) -> Any:
     # The stack is across a process boundary with no event to subscribe to from here.
-    return await eventually(check, timeout=90, interval=0.25, what=what)
+    return await eventually(check, timeout=180, interval=0.25, what=what)
 
 
+@pytest.mark.timeout(600)
 async def test_compose_stack_runs_a_task_and_a_job(stack: Stack) -> None:
     g = stack.gateway
     await poll(lambda: stack.curl(f"{g}/health")[0] == 200, what="gateway /health")
