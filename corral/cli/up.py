@@ -15,17 +15,15 @@ import contextlib
 import dataclasses
 import os
 import signal
-import sys
-from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
 import httpx
-import psutil
 import typer
 
 from corral import logformat
+from corral.cli import children as children_mod
 from corral.cli.connection import TOKEN_FILE
 from corral.cli.options import console, errors, parse_or_exit
 from corral.client import Client, wait_healthy
@@ -35,79 +33,8 @@ from corral.model import NodeStatus
 from corral.tls import TlsFiles
 
 READY_TIMEOUT = 60.0
-STOP_GRACE = 10.0
-_KEPT_LINES = 20
 # The node token `up --acl` makes for its worker (remade at every start).
 UP_WORKER = "up-worker"
-
-
-@dataclasses.dataclass
-class Child:
-    name: str
-    proc: asyncio.subprocess.Process
-    lines: deque[str] = dataclasses.field(default_factory=lambda: deque(maxlen=_KEPT_LINES))
-    pump: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc.returncode is None
-
-    def last_words(self) -> str:
-        return "\n".join(self.lines) or "(no output)"
-
-
-class ChildDied(Exception):
-    def __init__(self, child: Child) -> None:
-        super().__init__(child.name)
-        self.child = child
-
-
-async def _spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "corral.cli.main",
-        *args,
-        env={**os.environ, **(env or {})},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    child = Child(name, proc)
-    child.pump = asyncio.create_task(_pump(child))
-    return child
-
-
-async def _pump(child: Child) -> None:
-    assert child.proc.stdout is not None
-    async for raw in child.proc.stdout:
-        line = raw.decode(errors="replace").rstrip()
-        child.lines.append(line)
-        sys.stderr.write(f"[{child.name}] {line}\n")
-        sys.stderr.flush()
-
-
-async def _until(check: Awaitable[bool], children: list[Child], stop: asyncio.Event) -> bool:
-    """Await ``check`` unless a child dies (ChildDied) or a stop is asked (False)."""
-    checking = asyncio.ensure_future(check)
-    stopping = asyncio.ensure_future(stop.wait())
-    dying = {asyncio.ensure_future(c.proc.wait()): c for c in children}
-    try:
-        done, _ = await asyncio.wait(
-            [checking, stopping, *dying], return_when=asyncio.FIRST_COMPLETED
-        )
-        for fut, child in dying.items():
-            if fut in done:
-                if child.pump is not None:
-                    await child.pump  # the child's last words are in its pipe
-                raise ChildDied(child)
-        if stopping in done:
-            return False
-        return bool(checking.result())
-    finally:
-        for fut in [checking, stopping, *dying]:
-            fut.cancel()
 
 
 async def _http_ready(url: str, timeout: float) -> bool:
@@ -163,54 +90,6 @@ def write_secret(path: Path, secret: str) -> None:
         out.write(secret + "\n")
 
 
-async def _stop_all(children: list[Child], grace: float) -> None:
-    """SIGTERM each group, newest first; SIGKILL whatever is left after ``grace``.
-
-    A worker leaves its tasks running when it stops (a restarted worker adopts
-    them), but ``up`` promises that Ctrl-C stops everything: the processes the
-    children started, in their own sessions, are stopped after them.
-    """
-    descendants = _descendants(children)
-    for child in reversed(children):
-        _signal_group(child, signal.SIGTERM)
-    for child in reversed(children):
-        try:
-            async with asyncio.timeout(grace):
-                await child.proc.wait()
-        except TimeoutError:
-            errors.print(f"corral up: {child.name} ignored SIGTERM; killing it")
-        # Helpers the child started in its group go too.
-        _signal_group(child, signal.SIGKILL)
-        await child.proc.wait()
-        if child.pump is not None:
-            await child.pump
-    await asyncio.to_thread(_terminate, descendants, grace)
-
-
-def _descendants(children: list[Child]) -> list[psutil.Process]:
-    found: list[psutil.Process] = []
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            found += psutil.Process(child.proc.pid).children(recursive=True)
-    return found
-
-
-def _terminate(processes: list[psutil.Process], grace: float) -> None:
-    alive = [p for p in processes if p.is_running()]
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _, stubborn = psutil.wait_procs(alive, timeout=grace)
-    for p in stubborn:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-
-
-def _signal_group(child: Child, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.proc.pid, sig)
-
-
 @dataclasses.dataclass(frozen=True)
 class UpSettings:
     manager_listen: str
@@ -231,7 +110,7 @@ async def supervise(settings: UpSettings) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    children: list[Child] = []
+    children: list[children_mod.Child] = []
     s = settings
     manager_args = ["manager", "--listen", s.manager_listen]
     manager_args += ["--data-dir", str(s.data_dir / "manager"), *s.manager_flags]
@@ -277,20 +156,20 @@ async def supervise(settings: UpSettings) -> int:
             env = dict(tls_env)
             if name == "worker" and s.acl:
                 env["CORRAL_TOKEN"] = tokens["node"]
-            children.append(await _spawn(name, args, env))
-            if not await _until(ready(), children, stop):
+            children.append(await children_mod.spawn(name, args, env))
+            if not await children_mod.until(ready(), children, stop):
                 if stop.is_set():
                     return 0
                 errors.print(f"[red]corral up:[/] {name} did not become ready in time")
                 return 1
         _announce(settings)
-        await _until(stop.wait(), children, stop)
+        await children_mod.until(stop.wait(), children, stop)
         return 0
     except CorralError as err:
         # ACL set-up: a bootstrapped manager whose token file was removed, say.
         errors.print(f"[red]corral up:[/] {err.message}")
         return 1
-    except ChildDied as died:
+    except children_mod.ChildDied as died:
         child = died.child
         errors.print(
             f"[red]corral up:[/] {child.name} exited with code {child.proc.returncode}:\n"
@@ -298,7 +177,7 @@ async def supervise(settings: UpSettings) -> int:
         )
         return 1
     finally:
-        await _stop_all(children, STOP_GRACE)
+        await children_mod.stop_all(children, children_mod.STOP_GRACE)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
