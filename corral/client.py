@@ -28,6 +28,7 @@ from corral.calls.jobs import JobCalls
 from corral.calls.schedules import ScheduleCalls
 from corral.errors import DeadlineExceeded, NotFound, ValidationError
 from corral.explanations import Explanation
+from corral.leaders import LeaderChannel
 from corral.model import Attempt, Event, Node, Task, TaskSpec, TaskState
 from corral.serving import channel
 from corral.statuses import error_from
@@ -50,7 +51,11 @@ R = TypeVar("R")
 
 
 class Client(JobCalls, ScheduleCalls, EnvironmentCalls, AclCalls):
-    """Async client of a Corral manager. Use as ``async with Client(target) as c``."""
+    """Async client of a Corral manager. Use as ``async with Client(target) as c``.
+
+    ``target`` may list several managers (``a:50051,b:50051``): calls go to
+    the leader, following standbys' hints (``corral.leaders``).
+    """
 
     def __init__(
         self,
@@ -66,9 +71,8 @@ class Client(JobCalls, ScheduleCalls, EnvironmentCalls, AclCalls):
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._channel = channel(target, tls=tls, token=token)
+        self._channel = LeaderChannel(target, opener=lambda t: channel(t, tls=tls, token=token))
         self._manager = manager_pb2_grpc.ManagerServiceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._schedules = schedules_pb2_grpc.ScheduleServiceStub(self._channel)
         self._environments = environments_pb2_grpc.EnvironmentServiceStub(self._channel)
@@ -272,14 +276,20 @@ class Client(JobCalls, ScheduleCalls, EnvironmentCalls, AclCalls):
     # -- health ----------------------------------------------------------------
 
     async def healthy(self, service: str = "", *, timeout: float = 1.0) -> bool:
-        """True when the server answers SERVING (no retries: callers poll)."""
-        try:
-            reply = await self._health.Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout
-            )
-        except grpc.RpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        """True when a manager answers SERVING (the leader, when several are listed); no
+        retries: callers poll."""
+        for target in dict.fromkeys((self._channel.current, *self._channel.targets)):
+            health = health_pb2_grpc.HealthStub(self._channel.channel(target))
+            try:
+                reply = await health.Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=timeout
+                )
+            except grpc.RpcError:
+                continue
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                self._channel.current = target
+                return True
+        return False
 
 
 async def wait_healthy(

@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 import gateway.compat
 from corral import metrics as metrics_http
+from corral.leaders import LeaderChannel
 from corral.serving import channel as open_channel
 from corral.tls import TlsFiles
 from gateway import openapi, translation
@@ -75,7 +76,8 @@ def create_app(
         app.state.manager = manager
         app.state.connect_timeout = connect_timeout
         app.state.callables = {}
-        app.state.channel = open_channel(manager, tls=tls)
+        # Several managers may be listed (a:50051,b:50051): calls follow the leader.
+        app.state.channel = LeaderChannel(manager, opener=lambda t: open_channel(t, tls=tls))
         app.state.metrics = metrics
         app.state.metrics_server = await metrics_http.maybe_serve(metrics_listen, metrics.registry)
         try:

@@ -66,8 +66,15 @@ async def ensure_connected(request: Request) -> None:
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + state.connect_timeout
+    # With several managers listed, an unreachable one sends us to the next.
+    others = len(getattr(channel, "targets", ())) - 1
     while current is not grpc.ChannelConnectivity.READY:
         left = deadline - loop.time()
+        if current is grpc.ChannelConnectivity.TRANSIENT_FAILURE and others > 0 and left > 0:
+            others -= 1
+            channel.next()
+            current = channel.get_state(try_to_connect=True)
+            continue
         if current is grpc.ChannelConnectivity.TRANSIENT_FAILURE or left <= 0:
             raise UpstreamError(
                 grpc.StatusCode.UNAVAILABLE,

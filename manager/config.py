@@ -52,6 +52,16 @@ class ManagerConfig:
     default_schedule_url: str = ""
     # Grace period given to RPCs in flight on SIGTERM.
     stop_grace: float = 5.0
+    # Several managers: a postgresql://USER@HOST:PORT/DB URL puts the state there
+    # (empty = SQLite under data_dir); the managers sharing it elect one leader.
+    store: str = ""
+    # HOST:PORT that clients and workers are told to use for this manager when it
+    # leads (empty = the listen address).
+    advertise: str = ""
+    # Seconds a leader's lease lasts unrenewed: how long a paused or partitioned
+    # leader keeps the others waiting (a dead one's session frees it at once).
+    lease_duration: float = 4.0
+
     # Where `run` writes the port it listens on once it serves (for --listen HOST:0).
     port_file: Path | None = None
     # Prometheus /metrics on HOST:PORT (off when empty), and log lines as json or
@@ -84,6 +94,19 @@ class ManagerConfig:
                 "disconnect_stop_after",
                 f"must be at least 0 and less than the TTL ({self.ttl:g}s)",
             )
+        self._check_several_managers()
+
+    def _check_several_managers(self) -> None:
+        if self.store and not self.store.startswith(("postgresql://", "postgres://")):
+            raise ValidationError(
+                "store", f"{self.store!r} is not a postgresql://USER@HOST:PORT/DB URL"
+            )
+        if self.advertise:
+            host, sep, port = self.advertise.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValidationError("advertise", f"{self.advertise!r} is not HOST:PORT")
+        if not self.lease_duration > 0:
+            raise ValidationError("lease_duration", "must be a positive number of seconds")
 
     @property
     def disconnect(self) -> Disconnect:

@@ -15,13 +15,14 @@ from corral import tracing
 from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import start_server, until_signalled, write_port_file
 from corral.tls import check_exposure
-from manager import encoding, extensions, logs, sealing, servicer
+from manager import encoding, extensions, failover, logs, sealing, servicer
 from manager.acl import Tokens
 from manager.acl import servicer as acl_servicer
 from manager.acl.authorizing import Authorizer
 from manager.config import ManagerConfig
 from manager.control import Extension
 from manager.core import TaskManager
+from manager.failover import Replica
 from manager.metrics import ManagerMetrics
 from manager.scheduling import STRATEGIES
 
@@ -80,8 +81,12 @@ def tune_process() -> None:
 
 async def serve(
     config: ManagerConfig, *, extension_modules: Sequence[str] | None = None
-) -> RunningManager:
-    """Start a manager; ``extension_modules`` overrides ``manager.extensions.MODULES``."""
+) -> RunningManager | Replica:
+    """Start a manager; ``extension_modules`` overrides ``manager.extensions.MODULES``.
+
+    With ``config.store`` (PostgreSQL) it is a ``Replica``: it serves at once,
+    as a standby, and leads once it wins the lease (``Replica.led``).
+    """
     if config.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
     check_exposure(
@@ -91,6 +96,8 @@ async def serve(
         insecure=config.insecure,
         program="the manager",
     )
+    if config.store:
+        return await failover.serve(config, extension_modules=extension_modules)
     tokens = Tokens.open(config.data_dir)
     sealer = sealing.Sealer(sealing.load_key(config.data_dir, config.secret_key_file))
     # One cache of spec messages per manager: the servicer fills it, sessions and the store read it.

@@ -31,6 +31,7 @@ import grpc
 
 from corral import convert, tracing
 from corral.errors import ValidationError
+from corral.leaders import LeaderChannel
 from corral.model import (
     Disconnect,
     NodeId,
@@ -135,14 +136,17 @@ class ManagerSession:
         self.connected = asyncio.Event()
         self.sessions = 0
         self._lost_at: float | None = None
-        self._channel: grpc.aio.Channel | None = None
+        self._channel: LeaderChannel | None = None
         self._seq = 0
 
     # -- the reconnect loop -----------------------------------------------------
 
     async def run(self) -> None:
         """Hold a stream to the manager until cancelled, dialing again when it breaks."""
-        self._channel = channel(self.manager, tls=self.tls, token=self.token)
+        # Several managers may be listed: the stream goes to the leader (corral.leaders).
+        self._channel = LeaderChannel(
+            self.manager, opener=lambda t: channel(t, tls=self.tls, token=self.token)
+        )
         delay = self.reconnect_initial
         try:
             while True:
@@ -153,6 +157,9 @@ class ManagerSession:
                     raise
                 except grpc.aio.AioRpcError as err:
                     log.info("manager stream ended: %s %s", err.code().name, err.details())
+                    if self._channel.redirect(err):
+                        # A standby named the leader (or none answered): dial on at once.
+                        delay = self.reconnect_initial
                 except Exception:
                     log.exception("manager stream failed")
                 if self.connected.is_set():
@@ -193,7 +200,7 @@ class ManagerSession:
             self._lost_at = None
             log.info(
                 "connected to manager %s as %s",
-                self.manager,
+                self._channel.current,
                 self.identity.node_id,
                 extra={"node_id": self.identity.node_id},
             )

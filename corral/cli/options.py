@@ -32,7 +32,11 @@ errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ManagerOption = Annotated[
     str,
-    typer.Option("--manager", envvar="CORRAL_MANAGER", help="Manager address (HOST:PORT)."),
+    typer.Option(
+        "--manager",
+        envvar="CORRAL_MANAGER",
+        help="Manager address (HOST:PORT); several: a:50051,b:50051.",
+    ),
 ]
 OutputOption = Annotated[
     str,

@@ -35,7 +35,12 @@ from corral.tls import TlsFiles
 # Short help per field; the dataclasses hold the rationale in their comments.
 _HELP = {
     "listen": "Address to listen on (HOST:PORT; port 0 picks a free one).",
-    "manager": "Manager address (HOST:PORT).",
+    "manager": "Manager address (HOST:PORT); several managers comma-separated (a:50051,b:50051).",
+    "store": "State in PostgreSQL (postgresql://USER@HOST:PORT/DB) shared by several managers;"
+    " default: SQLite under --data-dir.",
+    "advertise": "HOST:PORT clients and workers are told to use for this manager"
+    " (default: --listen).",
+    "lease_duration": "Seconds a leader's lease lasts unrenewed (several managers).",
     "data_dir": "Directory for durable state.",
     "heartbeat_interval": "Seconds between worker heartbeats.",
     "ttl": "Seconds of silence after which a node is DOWN.",
@@ -193,7 +198,10 @@ def _serve(module: str, config: Any) -> None:
 
 def gateway(
     manager: Annotated[
-        str, typer.Option(envvar="CORRAL_MANAGER", help="Manager address (HOST:PORT).")
+        str,
+        typer.Option(
+            envvar="CORRAL_MANAGER", help="Manager address (HOST:PORT); several: a:50051,b:50051."
+        ),
     ] = "127.0.0.1:50051",
     listen: Annotated[
         str, typer.Option(envvar="CORRAL_GATEWAY_LISTEN", help="HTTP address (HOST:PORT).")

@@ -301,6 +301,13 @@ def up(
     tls_ca: Annotated[
         Path | None, typer.Option(envvar="CORRAL_TLS_CA", help="PEM CA of the certificates.")
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CORRAL_STORE",
+            help="Keep the manager's state in PostgreSQL (postgresql://USER@HOST:PORT/DB).",
+        ),
+    ] = None,
 ) -> None:
     """Run a manager, a worker and the gateway here; Ctrl-C stops them all."""
     # The children write to a pipe: they log as this terminal would have them.
@@ -330,6 +337,7 @@ def up(
                 tenant_namespaces=tenant_namespaces,
                 metrics_listen=manager_metrics_listen,
                 log_format=logs,
+                store=store,
             )
         ),
         worker_flags=tuple(

@@ -26,10 +26,22 @@ from manager.schedules.servicer import register
 from manager.schedules.store import ScheduleStore
 from manager.schedules.storing import ScheduleStoreThread
 from manager.schedules.timing import Clock, SystemClock
+from manager.stores.postgres import PostgresStore
+from manager.stores.postgres_schedules import PostgresScheduleStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "default"
+
+
+def _open_store(tasks: TaskControl, config: ManagerConfig) -> ScheduleStore:
+    """Schedules live where the tasks live: beside them in PostgreSQL, else in schedules.db."""
+    tasks_store = getattr(tasks, "store", None)
+    if isinstance(tasks_store, PostgresStore):
+        return PostgresScheduleStore(
+            tasks_store.url, term=tasks_store.term, lease=tasks_store.lease
+        )
+    return ScheduleStore(config.data_dir / "schedules.db")
 
 
 class SchedulesExtension:
@@ -37,7 +49,7 @@ class SchedulesExtension:
         self, tasks: TaskControl, config: ManagerConfig, clock: Clock | None = None
     ) -> None:
         self._config = config
-        self.store = ScheduleStoreThread(ScheduleStore(config.data_dir / "schedules.db"))
+        self.store = ScheduleStoreThread(_open_store(tasks, config))
         self.loops = ScheduleLoops(tasks, self.store, clock or SystemClock())
 
     def register(self, server: grpc.aio.Server) -> str:

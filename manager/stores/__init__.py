@@ -1,7 +1,8 @@
-"""Where the manager keeps its state: SQLite under the data dir, or PostgreSQL.
+"""PostgreSQL, the backend for several managers.
 
-``manager.store`` is the embedded SQLite default; ``postgres`` holds the same
-tables in a PostgreSQL database that several managers share, one of them
-leading (``manager.leadership``). ``postgres_schema`` is that database's
-versioned schema.
+``manager.store`` holds the ``Store`` protocol and the embedded SQLite
+default; ``postgres`` implements the protocol over a PostgreSQL database that
+several managers share, one of them leading (``manager.leadership``);
+``postgres_schedules`` keeps the schedules in the same database;
+``postgres_schema`` is that database's versioned schema.
 """

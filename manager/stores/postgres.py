@@ -72,13 +72,18 @@ class PostgresStore:
         self,
         pool: AsyncConnectionPool[Any],
         *,
+        url: str,
         term: int,
+        lease: float,
         codec: Codec,
         on_fenced: Callable[[], None],
     ) -> None:
         self.pool = pool
         self.codec = codec
+        # The schedules store opens its own connection to the same database, same term.
+        self.url = url
         self.term = term
+        self.lease = lease
         self._on_fenced = on_fenced
         self._queue: list[tuple[Batch, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
@@ -114,7 +119,7 @@ class PostgresStore:
         except BaseException:
             await pool.close()
             raise
-        store = cls(pool, term=term, codec=codec, on_fenced=on_fenced)
+        store = cls(pool, url=url, term=term, lease=lease, codec=codec, on_fenced=on_fenced)
         store._writer = asyncio.create_task(store._write_loop(), name="corral-pg-writer")
         return store
 

@@ -1,0 +1,358 @@
+"""Several managers on one PostgreSQL: stand by, lead, step down, stand by again.
+
+A ``Replica`` serves gRPC for its whole life on one port, leader or not:
+
+- The ``Gate`` (a server interceptor) lets calls through only while this
+  manager leads and has loaded the state. Otherwise ManagerService,
+  JobService, ScheduleService, EnvironmentService (every service but health
+  and reflection) answer UNAVAILABLE with the leader's address in the
+  ``corral-leader`` trailing metadata, and the health check answers
+  NOT_SERVING, so a Kubernetes Service or a load balancer sends traffic only
+  to the leader. The gate asks ``Leadership.leading()`` on every call, a
+  clock comparison with no I/O: a leader paused past its lease answers
+  NOT_SERVING from its first instruction after waking, before its renewal
+  loop has even noticed.
+- The servicers of the current term are behind a ``Switchboard``: winning
+  the lease loads the state (tasks, attempts, nodes, the event index,
+  schedules) into a fresh core with a store fenced by the new term,
+  registers its servicers there and opens the gate. Losing it (a renewal
+  finds a newer term, the lease lapses unrenewed, or a commit is fenced)
+  closes the gate, cancels the calls in flight (workers' streams among them:
+  they redial, are refused with the leader's address and say Hello there),
+  and throws that core away. Nothing of a lost term is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2
+
+from corral import tracing
+from corral.leaders import LEADER_METADATA
+from corral.serving import RunningServer, start_server
+from corral.v1 import environments_pb2, jobs_pb2, manager_pb2, schedules_pb2
+from manager import encoding, extensions, logs, servicer
+from manager.config import ManagerConfig
+from manager.control import Extension
+from manager.core import TaskManager
+from manager.leadership import Leadership
+from manager.stores.postgres import PostgresStore
+
+log = logging.getLogger(__name__)
+
+HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# Announced by health and reflection even while standing by.
+SERVICES = (
+    manager_pb2.DESCRIPTOR.services_by_name["ManagerService"].full_name,
+    jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    schedules_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+    environments_pb2.DESCRIPTOR.services_by_name["EnvironmentService"].full_name,
+)
+# After a failed term, wait this long before standing for election again.
+RETRY_AFTER = 1.0
+
+
+class Recorder:
+    """Stands in for the server when a term's servicers register: keeps their handlers."""
+
+    def __init__(self) -> None:
+        self.generic: list[grpc.GenericRpcHandler] = []
+        self.methods: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self.generic.extend(handlers)
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        for name, handler in handlers.items():
+            self.methods[f"/{service}/{name}"] = handler
+
+
+class Switchboard(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """The server's handler for every service: whatever the current term registered."""
+
+    def __init__(self) -> None:
+        self.current = Recorder()
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        handler = self.current.methods.get(details.method)
+        if handler is not None:
+            return handler
+        for generic in self.current.generic:
+            handler = generic.service(details)
+            if handler is not None:
+                return handler
+        return None
+
+    def add(self, server: grpc.aio.Server) -> str:
+        server.add_generic_rpc_handlers((self,))
+        return SERVICES[0]
+
+
+def _not_serving() -> grpc.RpcMethodHandler:
+    async def check(request: Any, context: Any) -> health_pb2.HealthCheckResponse:
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    return grpc.unary_unary_rpc_method_handler(
+        check,
+        request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+    )
+
+
+def _streaming(method: str) -> tuple[bool, bool]:
+    """(client streaming, server streaming) of ``/pkg.Service/Method``; unary if unknown."""
+    try:
+        found = descriptor_pool.Default().FindMethodByName(method.strip("/").replace("/", "."))
+    except KeyError:
+        return False, False
+    return bool(found.client_streaming), bool(found.server_streaming)
+
+
+class Gate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Only the serving leader's calls pass; see the module docstring."""
+
+    def __init__(self, serving: Callable[[], bool], leader: Callable[[], str]) -> None:
+        self.serving = serving
+        self.leader = leader
+        self._calls: set[asyncio.Task[Any]] = set()
+        self._not_serving = _not_serving()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        service = details.method.split("/")[1] if details.method.count("/") == 2 else ""
+        if service.startswith("grpc.reflection."):
+            return await continuation(details)
+        if service == HEALTH:
+            if details.method.endswith("/Check") and not self.serving():
+                return self._not_serving
+            return await continuation(details)
+        if not self.serving():
+            return self._refusal(details.method)
+        handler = await continuation(details)
+        return None if handler is None else self._tracked(handler)
+
+    def _refusal(self, method: str) -> grpc.RpcMethodHandler:
+        leader = self.leader()
+
+        async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            where = f"the leader is {leader}" if leader else "no leader is elected yet"
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"this manager is a standby; {where}",
+                trailing_metadata=((LEADER_METADATA, leader),),
+            )
+
+        client_streaming, server_streaming = _streaming(method)
+        if client_streaming and server_streaming:
+            return grpc.stream_stream_rpc_method_handler(refuse)
+        if client_streaming:
+            return grpc.stream_unary_rpc_method_handler(refuse)
+        if server_streaming:
+            return grpc.unary_stream_rpc_method_handler(refuse)
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+    def _tracked(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler, its calls cancellable when the term ends."""
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                return handler._replace(**{kind: self._track(behavior)})
+        return handler
+
+    def _track(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        calls = self._calls
+        if inspect.isasyncgenfunction(behavior):
+
+            async def stream(request: Any, context: Any) -> Any:
+                task = asyncio.current_task()
+                assert task is not None
+                calls.add(task)
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                finally:
+                    calls.discard(task)
+
+            return stream
+
+        async def call(request: Any, context: Any) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            calls.add(task)
+            try:
+                return await behavior(request, context)
+            finally:
+                calls.discard(task)
+
+        return call
+
+    def cancel_calls(self) -> None:
+        for task in list(self._calls):
+            task.cancel()
+
+
+class Replica:
+    """One manager of several sharing ``config.store``; see the module docstring."""
+
+    def __init__(self, config: ManagerConfig, *, extension_modules: Sequence[str] | None) -> None:
+        self.config = config
+        self.extension_modules = extension_modules
+        self.leadership = Leadership(
+            config.store,
+            advertise=config.advertise or config.listen,
+            lease=config.lease_duration,
+        )
+        self.board = Switchboard()
+        self.gate = Gate(self.serving, lambda: self.leadership.leader)
+        self.core: TaskManager | None = None
+        self.extensions: list[Extension] = []
+        # Set while this manager leads and serves; tests and `corral up` wait on it.
+        self.led = asyncio.Event()
+        self._ready = False
+        self._server: RunningServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    def serving(self) -> bool:
+        return self._ready and self.leadership.leading()
+
+    async def start(self) -> None:
+        await self.leadership.open()
+        try:
+            register = [self.board.add, *(_announce(name) for name in SERVICES[1:])]
+            interceptors = [self.gate, *tracing.server_interceptors("manager")]
+            self._server = await start_server(
+                self.config.listen, register, interceptors=interceptors
+            )
+        except BaseException:
+            await self.leadership.close()
+            raise
+        self.port = self._server.port
+        if not self.config.advertise and self.config.listen.endswith(":0"):
+            # Port 0 picked a free port: that is the one to advertise.
+            host = self.config.listen.rsplit(":", 1)[0]
+            self.leadership.advertise = f"{host}:{self.port}"
+        await self._health(serving=False)
+        self._task = asyncio.create_task(self._run(), name="corral-replica")
+
+    async def _health(self, *, serving: bool) -> None:
+        assert self._server is not None
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICES):
+            await self._server.health.set(name, status)
+
+    async def _run(self) -> None:
+        while True:
+            await self.leadership.campaign()
+            try:
+                await self._lead()
+            except Exception:
+                log.exception("leading failed; standing by again")
+                with contextlib.suppress(Exception):
+                    await self.leadership.release()
+                await asyncio.sleep(RETRY_AFTER)
+
+    async def _lead(self) -> None:
+        deposed = asyncio.Event()
+        term = self.leadership.term
+        # One cache of spec messages per term: the servicer fills it; sessions, the store read it.
+        specs = encoding.spec_cache()
+        codec = encoding.ProtoCodec(specs)
+        store = await PostgresStore.open(
+            self.config.store,
+            term=term,
+            codec=codec,
+            lease=self.config.lease_duration,
+            on_fenced=deposed.set,
+        )
+        core = await TaskManager.open(
+            self.config, log_source=logs.stream_logs, codec=codec, store=store
+        )
+        installed: list[Extension] = []
+        try:
+            installed = extensions.install_all(core, self.config, self.extension_modules)
+            recorder = Recorder()
+            for add in [servicer.register(core, specs), *(ext.register for ext in installed)]:
+                add(recorder)
+            self.board.current = recorder
+            await core.start()
+            for ext in installed:
+                await ext.start()
+            self.core, self.extensions = core, installed
+            self._ready = True
+            await self._health(serving=True)
+            self.led.set()
+            log.info("manager leading and serving", extra={"term": term})
+            await _first(self.leadership.hold(), deposed.wait())
+        finally:
+            log.info("manager stepping down", extra={"term": term})
+            self._ready = False
+            self.led.clear()
+            self.leadership.step_down()
+            await self._health(serving=False)
+            self.gate.cancel_calls()
+            self.board.current = Recorder()
+            self.core, self.extensions = None, []
+            await _close(core, installed)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Step down (handing the lease over at once), then stop serving."""
+        grace = self.config.stop_grace if grace is None else grace
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.leadership.release()
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.leadership.close()
+
+
+def _announce(name: str) -> Callable[[grpc.aio.Server], str]:
+    return lambda server: name
+
+
+async def _first(*waits: Any) -> None:
+    """Return when the first of ``waits`` does; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _close(core: TaskManager, installed: list[Extension]) -> None:
+    for ext in reversed(installed):
+        try:
+            await ext.close()
+        except Exception:
+            log.exception("closing an extension failed")
+    await core.close()
+
+
+async def serve(
+    config: ManagerConfig, *, extension_modules: Sequence[str] | None = None
+) -> Replica:
+    """Start a replica: it serves (as a standby) at once and leads when it wins the lease."""
+    replica = Replica(config, extension_modules=extension_modules)
+    await replica.start()
+    return replica
