@@ -124,7 +124,7 @@ class Gate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, serving: Callable[[], bool], leader: Callable[[], str]) -> None:
         self.serving = serving
         self.leader = leader
-        self._calls: set[asyncio.Task[Any]] = set()
+        self._over = asyncio.Event()
         self._not_serving = _not_serving()
 
     async def intercept_service(
@@ -165,43 +165,66 @@ class Gate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(refuse)
 
     def _tracked(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """The handler, its calls cancellable when the term ends."""
-        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+        """The handler; if its calls stream replies, they end when the term does."""
+        for kind in ("unary_stream", "stream_stream"):
             behavior = getattr(handler, kind)
             if behavior is not None:
-                return handler._replace(**{kind: self._track(behavior)})
+                return handler._replace(**{kind: self._ending(behavior)})
         return handler
 
-    def _track(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        calls = self._calls
+    def begin_term(self) -> None:
+        self._over = asyncio.Event()
+
+    def end_term(self) -> None:
+        """End every stream of the term with UNAVAILABLE naming the new leader (once known)."""
+        self._over.set()
+
+    async def _abort(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            "this manager stepped down; ask the new leader",
+            trailing_metadata=((LEADER_METADATA, ""),),
+        )
+
+    def _ending(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        over = self._over
         if inspect.isasyncgenfunction(behavior):
 
             async def stream(request: Any, context: Any) -> Any:
-                task = asyncio.current_task()
-                assert task is not None
-                calls.add(task)
+                items = behavior(request, context)
+                ended = asyncio.ensure_future(over.wait())
                 try:
-                    async for item in behavior(request, context):
-                        yield item
+                    while True:
+                        item = asyncio.ensure_future(anext(items))
+                        await asyncio.wait({item, ended}, return_when=asyncio.FIRST_COMPLETED)
+                        if not item.done():
+                            item.cancel()
+                            await asyncio.gather(item, return_exceptions=True)
+                            await self._abort(context)
+                        try:
+                            yield item.result()
+                        except StopAsyncIteration:
+                            return
                 finally:
-                    calls.discard(task)
+                    ended.cancel()
+                    await items.aclose()
 
             return stream
 
         async def call(request: Any, context: Any) -> Any:
-            task = asyncio.current_task()
-            assert task is not None
-            calls.add(task)
+            work = asyncio.ensure_future(behavior(request, context))
+            ended = asyncio.ensure_future(over.wait())
             try:
-                return await behavior(request, context)
+                await asyncio.wait({work, ended}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                calls.discard(task)
+                ended.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                await self._abort(context)
+            return work.result()
 
         return call
-
-    def cancel_calls(self) -> None:
-        for task in list(self._calls):
-            task.cancel()
 
 
 class Replica:
@@ -292,6 +315,7 @@ class Replica:
             for add in [servicer.register(core, specs), *(ext.register for ext in installed)]:
                 add(recorder)
             self.board.current = recorder
+            self.gate.begin_term()
             await core.start()
             for ext in installed:
                 await ext.start()
@@ -307,7 +331,7 @@ class Replica:
             self.led.clear()
             self.leadership.step_down()
             await self._health(serving=False)
-            self.gate.cancel_calls()
+            self.gate.end_term()
             self.board.current = Recorder()
             self.core, self.extensions = None, []
             await _close(core, installed)

@@ -11,26 +11,31 @@ lapses (on the database's clock, so managers with skewed clocks agree).
   takes the row ``FOR UPDATE``, bumps the term and becomes leader. Two
   standbys racing serialise on the row lock; the second sees a live lease.
 - The leader renews every quarter of the lease, so three renewals may fail
-  before it lapses. It believes itself leader only until ``valid_until``: the
-  moment it *sent* its last successful renewal plus the lease, minus a
-  margin, on its own monotonic clock. That moment comes before the database
-  lets anyone else take the lease, so two managers never both think they
-  lead, even when one was paused (SIGSTOP) and wakes up late.
+  before it lapses, from a thread with its own connection, so a busy event
+  loop does not cost a live leader its lease. It believes itself leader
+  only until ``valid_until``: the moment it *sent* its last successful
+  renewal plus the lease, minus a margin, on its own monotonic clock. That
+  moment comes before the database lets anyone else take the lease, so two
+  managers never both think they lead, even when one was paused (SIGSTOP)
+  and wakes up late.
 - Fencing does not rely on that clock: every write transaction of the leader
-  first reads the lease row ``FOR SHARE`` and aborts with ``Fenced`` unless
-  the term is still its own (``check_term``). A standby's term bump needs the
-  row ``FOR UPDATE``, so it waits for the leader's writes in flight, and once
-  the new term is committed no write of the old leader can commit. The
-  sessions set ``idle_in_transaction_session_timeout`` to the lease, so a
-  paused leader holding that share lock mid-transaction cannot block a
+  first reads the lease row ``FOR KEY SHARE`` and aborts with ``Fenced``
+  unless the term is still its own (``check_term``). A standby's term bump
+  takes the row ``FOR UPDATE`` first, so it waits for the leader's writes in
+  flight, and once the new term is committed no write of the old leader can
+  commit. The sessions set ``idle_in_transaction_session_timeout`` to the
+  lease, so a paused leader holding that lock mid-transaction cannot block a
   takeover for longer than one lease.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +75,15 @@ def session_options(lease: float) -> str:
     return f"-c idle_in_transaction_session_timeout={millis} -c lock_timeout={millis}"
 
 
+# KEY SHARE conflicts with a takeover's FOR UPDATE but not with a renewal's UPDATE
+# (which changes no key column): a write transaction that lasts (its event loop was
+# busy) blocks a term change, never the leader's own renewals.
+_FENCE = "SELECT term FROM lease WHERE id = 1 FOR KEY SHARE"
+
+
 async def check_term(conn: psycopg.AsyncConnection[Any], term: int) -> None:
     """Fence a write transaction (call it first inside the transaction)."""
-    cursor = await conn.execute("SELECT term FROM lease WHERE id = 1 FOR SHARE")
+    cursor = await conn.execute(_FENCE)
     row = await cursor.fetchone()
     current = int(row[0]) if row else 0
     if current != term:
@@ -81,7 +92,7 @@ async def check_term(conn: psycopg.AsyncConnection[Any], term: int) -> None:
 
 def check_term_sync(conn: psycopg.Connection[Any], term: int) -> None:
     """``check_term`` for the stores that use a synchronous connection."""
-    row = conn.execute("SELECT term FROM lease WHERE id = 1 FOR SHARE").fetchone()
+    row = conn.execute(_FENCE).fetchone()
     current = int(row[0]) if row else 0
     if current != term:
         raise Fenced(f"term {term} ended: the lease is at term {current}")
@@ -91,6 +102,57 @@ _OBSERVE = """SELECT term, holder,
     expires_at < clock_timestamp() OR holder_pid = 0
     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = lease.holder_pid)
     FROM lease WHERE id = 1"""
+
+
+_RENEW = """UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => %s),
+    holder_pid = pg_backend_pid() WHERE id = 1 AND term = %s RETURNING term"""
+
+
+class _Renewer(threading.Thread):
+    """Renews the lease every quarter of it until deposed or stopped."""
+
+    def __init__(self, leadership: Leadership, term: int, lost: Callable[[], object]) -> None:
+        super().__init__(name="corral-lease", daemon=True)
+        self.leadership = leadership
+        self.term = term
+        self.lost = lost
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        ours = self.leadership
+        period = ours.lease / RENEWALS_PER_LEASE
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            while not self.stopping.wait(period):
+                try:
+                    if conn is None or conn.closed:
+                        conn = psycopg.Connection.connect(
+                            ours.url,
+                            autocommit=True,
+                            options=session_options(ours.lease),
+                            connect_timeout=max(int(ours.lease), 1),
+                        )
+                    started = time.monotonic()
+                    if not ours.renew(conn, self.term):
+                        log.warning(
+                            "deposed: a newer term took the lease", extra={"term": self.term}
+                        )
+                        break
+                    took = time.monotonic() - started
+                    if took > period:
+                        log.warning("lease renewal took %.2fs", took)
+                except psycopg.Error as err:
+                    log.warning("lease renewal failed: %s", err)
+                    if conn is not None:
+                        conn.close()
+                    if not ours.leading():
+                        break
+        finally:
+            if conn is not None:
+                conn.close()
+            if not self.stopping.is_set():
+                with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody to tell
+                    self.lost()
 
 
 class Leadership:
@@ -108,6 +170,8 @@ class Leadership:
         self.leader = ""
         self._valid_until = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._renewer: _Renewer | None = None
+        self._lost = asyncio.Event()
 
     async def open(self) -> None:
         """Connect and migrate the schema (every manager may; one does the work)."""
@@ -159,6 +223,12 @@ class Leadership:
         self.term = int(won[0])
         self.leader = self.advertise
         self._valid_until = sent + self.lease * TRUST
+        # Renewing starts now, not once the state is loaded: loading may take longer
+        # than the lease allows before the first renewal.
+        loop = asyncio.get_running_loop()
+        self._lost = lost = asyncio.Event()
+        self._renewer = _Renewer(self, self.term, lambda: loop.call_soon_threadsafe(lost.set))
+        self._renewer.start()
         log.info("leading", extra={"term": self.term, "advertise": self.advertise})
         return True
 
@@ -174,48 +244,48 @@ class Leadership:
                 await self._reconnect()
             await asyncio.sleep(self.poll)
 
-    async def renew(self) -> bool:
-        """Extend the lease; False when a newer term took it."""
+    def renew(self, conn: psycopg.Connection[Any], term: int) -> bool:
+        """Extend the lease of ``term`` on ``conn`` (the renewing thread's); False when a
+        newer term took it."""
         sent = time.monotonic()
-        cursor = await self.conn.execute(
-            # The pid too: after a reconnect the lease names the live session again.
-            """UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => %s),
-               holder_pid = pg_backend_pid() WHERE id = 1 AND term = %s RETURNING term""",
-            (self.lease, self.term),
-        )
-        if await cursor.fetchone() is None:
+        row = conn.execute(_RENEW, (self.lease, term)).fetchone()
+        if row is None:
             return False
-        self._valid_until = sent + self.lease * TRUST
+        if term == self.term:
+            self._valid_until = sent + self.lease * TRUST
         return True
 
     async def hold(self) -> None:
-        """Renew until the lease is lost (a newer term, or no renewal in time); then return."""
-        period = self.lease / RENEWALS_PER_LEASE
-        while True:
-            await asyncio.sleep(period)
-            try:
-                async with asyncio.timeout(max(self._valid_until - time.monotonic(), 0.01)):
-                    if not await self.renew():
-                        log.warning(
-                            "deposed: a newer term took the lease", extra={"term": self.term}
-                        )
-                        break
-            except (TimeoutError, psycopg.Error) as err:
-                if not self.leading():
-                    log.warning("lease lapsed unrenewed: %s", err or "renewal too slow")
-                    break
-                log.warning("lease renewal failed, retrying: %s", err)
-                await self._reconnect()
-        self.step_down()
+        """Return once the lease is lost (a newer term, or no renewal in time).
+
+        Renewals run on a thread of their own with their own connection (started
+        on winning): a leader whose event loop is busy for a while (a placement
+        pass over many tasks) is alive and keeps its lease; fencing, not the
+        clock, keeps it safe.
+        """
+        lost = self._lost
+        try:
+            while self.leading() and not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.lease / RENEWALS_PER_LEASE):
+                        await lost.wait()
+            if not lost.is_set():
+                log.warning("lease lapsed unrenewed", extra={"term": self.term})
+        finally:
+            self.step_down()
 
     def step_down(self) -> None:
         self._valid_until = 0.0
         self.term = 0
+        if self._renewer is not None:
+            # It stops within one period; a renewal it still sends is for the old term.
+            self._renewer.stopping.set()
+            self._renewer = None
 
     async def release(self) -> None:
         """Give the lease up at once (a graceful stop), so a standby need not wait it out."""
-        term, self.term = self.term, 0
-        self._valid_until = 0.0
+        term = self.term
+        self.step_down()
         if term:
             await self.conn.execute(
                 "UPDATE lease SET expires_at = '-infinity' WHERE id = 1 AND term = %s", (term,)
@@ -230,6 +300,7 @@ class Leadership:
             log.warning("cannot reach the database: %s", err)
 
     async def close(self) -> None:
+        self.step_down()
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

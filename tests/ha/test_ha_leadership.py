@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
+from pg import pg_cluster, pg_url
 
 from manager.leadership import Fenced, Leadership, check_term
 from manager.stores import postgres_schema
 
 LEASE = 1.0
+
+# PostgreSQL fixtures (tests/pg.py); no conftest.py here, which would shadow the root one.
+__all__ = ["pg_cluster", "pg_url"]
 
 
 @pytest.fixture
@@ -68,13 +72,16 @@ async def test_a_lapsed_lease_is_taken_with_a_higher_term(
     a, b = pair
     assert await a.try_acquire()
     assert not await b.try_acquire()
+    old = a.term
     # a stops renewing (as if paused): b gets the lease once it lapses, not before.
+    a.step_down()
     started = time.monotonic()
     term = await b.campaign()
     assert time.monotonic() - started >= LEASE * 0.5
-    assert term == a.term + 1
+    assert term == old + 1
     assert not a.leading()
-    assert not await a.renew()
+    with psycopg.Connection.connect(a.url, autocommit=True) as conn:
+        assert not a.renew(conn, old)
 
 
 async def test_renewals_keep_a_live_leader(pair: tuple[Leadership, Leadership]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pg import pg_cluster, pg_url
 
 from corral.client import Client
 from corral.errors import ValidationError
@@ -21,6 +22,9 @@ from manager.failover import Replica
 from manager.server import serve
 
 LEASE = 1.0
+
+# PostgreSQL fixtures (tests/pg.py); no conftest.py here, which would shadow the root one.
+__all__ = ["pg_cluster", "pg_url"]
 
 
 def config(tmp_path: Path, url: str, name: str) -> ManagerConfig:
