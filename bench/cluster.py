@@ -53,6 +53,9 @@ async def _manager(conn: multiprocessing.connection.Connection, options: dict[st
     try:
         # The core alone: jobs, schedules and environments take no part in these workloads.
         running = await serve(ManagerConfig(listen="127.0.0.1:0", **options), extension_modules=[])
+        led = getattr(running, "led", None)  # on PostgreSQL: serving once it leads
+        if led is not None:
+            await asyncio.wait_for(led.wait(), 60)
     except Exception as err:
         conn.send(("error", f"manager did not start: {type(err).__name__}: {err}"))
         return

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 import psutil
 
-from bench import cluster, figures, floor, harness, spawning
+from bench import cluster, figures, floor, harness, pgcluster, spawning
 from bench.simworkers import Fleet
 
 GOAL = ">= 20,000 placements/s and >= 0.4 of the batched fan-out floor"
@@ -61,6 +61,8 @@ async def measure(
     per_channel: int,
     strategy: str,
     failure_rate: float = 0.0,
+    store: str = "",
+    floor_rate: float | None = None,
 ) -> dict[str, Any]:
     params = {
         "workers": workers,
@@ -74,10 +76,11 @@ async def measure(
         "task_cpu": 0.1,
         "worker_cpu": max(2.0, tasks / workers * 0.1),
     }
-    floor_rate = await fanout_floor(
-        ids=tasks, streams=workers, procs=procs, per_channel=per_channel
-    )
-    async with cluster.manager(strategy=strategy) as m:
+    if floor_rate is None:
+        floor_rate = await fanout_floor(
+            ids=tasks, streams=workers, procs=procs, per_channel=per_channel
+        )
+    async with cluster.manager(strategy=strategy, store=store) as m:
         fleet = await Fleet.start(
             m.target,
             workers=workers,
@@ -138,10 +141,42 @@ QUICK = {"workers": 1000, "tasks": 20_000}
 FULL = {"workers": 1000, "tasks": 100_000}
 
 
+PG_GOAL = ">= 5,000 placements/s with the state in PostgreSQL on the same machine"
+
+
 async def run(quick: bool) -> dict[str, Any]:
-    return await measure(
-        **(QUICK if quick else FULL), batch=2000, procs=2, per_channel=10, strategy="binpack"
-    )
+    shape = {**(QUICK if quick else FULL), "batch": 2000, "procs": 2, "per_channel": 10}
+    result = await measure(**shape, strategy="binpack")
+    if "error" in result or pgcluster.binaries() is None:
+        return result
+    return await with_postgresql(result, shape)
+
+
+async def with_postgresql(sqlite: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
+    """The same workload with ``--store postgresql://``, in the same run; both figures."""
+    with pgcluster.running() as pg:
+        url = pg.create_database("dispatch")
+        floor_rate = float(sqlite["figures"]["fanout_floor_ids_per_s"])
+        pg_result = await measure(**shape, strategy="binpack", store=url, floor_rate=floor_rate)
+    if "error" in pg_result:
+        return {**sqlite, "error": f"on PostgreSQL: {pg_result['error']}"}
+    sqlite_rate = float(sqlite["figures"]["placements_per_s"])
+    pg_rate = float(pg_result["figures"]["placements_per_s"])
+    return {
+        **sqlite,
+        "figures": {
+            **sqlite["figures"],
+            "postgresql_placements_per_s": round(pg_rate),
+            "postgresql_completed_per_s": pg_result["figures"]["completed_per_s"],
+            "postgresql_manager_cpu_share": pg_result["figures"]["manager_cpu_share"],
+        },
+        "ratios": {
+            **sqlite["ratios"],
+            "postgresql_over_sqlite_placements": figures.ratio(pg_rate, sqlite_rate),
+        },
+        "goal": f"{GOAL}; {PG_GOAL}",
+        "met": bool(sqlite["met"]) and pg_rate >= 5_000,
+    }
 
 
 def main() -> None:
@@ -153,6 +188,7 @@ def main() -> None:
     parser.add_argument("--per-channel", type=int, default=10)
     parser.add_argument("--strategy", default="binpack")
     parser.add_argument("--failure-rate", type=float, default=0.0, help="fake tasks that fail")
+    parser.add_argument("--store", default="", help="postgresql://... (default: SQLite)")
     a = parser.parse_args()
     harness.standalone(
         asyncio.run(
@@ -164,6 +200,7 @@ def main() -> None:
                 per_channel=a.per_channel,
                 strategy=a.strategy,
                 failure_rate=a.failure_rate,
+                store=a.store,
             )
         )
     )

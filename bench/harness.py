@@ -45,7 +45,7 @@ class Case:
 # (Typical quick run: about 4 minutes on 2 cores.)
 CASES: tuple[Case, ...] = (
     Case("floor", "bench.floor", 40, 180),
-    Case("dispatch", "bench.dispatch", 60, 300),
+    Case("dispatch", "bench.dispatch", 150, 600),
     Case("latency", "bench.latency", 90, 240),
     Case("process", "bench.process", 40, 120),
     Case("failover", "bench.failover", 60, 300),
@@ -55,6 +55,7 @@ CASES: tuple[Case, ...] = (
     Case("security", "bench.security", 90, 400),
     Case("peers", "bench.peers", 180, 1200),
     Case("docker", "bench.docker_case", 60, 180),
+    Case("ha", "bench.ha", 90, 300),
 )
 QUICK_BUDGET_S = 570.0
 MIN_LIMIT_S = 20.0

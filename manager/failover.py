@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -293,6 +294,7 @@ class Replica:
                 await asyncio.sleep(RETRY_AFTER)
 
     async def _lead(self) -> None:
+        won = time.monotonic()
         deposed = asyncio.Event()
         term = self.leadership.term
         # One cache of spec messages per term: the servicer fills it; sessions, the store read it.
@@ -323,7 +325,11 @@ class Replica:
             self._ready = True
             await self._health(serving=True)
             self.led.set()
-            log.info("manager leading and serving", extra={"term": term})
+            log.info(
+                "manager leading and serving (term %d, state loaded in %.2fs)",
+                term,
+                time.monotonic() - won,
+            )
             await _first(self.leadership.hold(), deposed.wait())
         finally:
             log.info("manager stepping down", extra={"term": term})

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from pg import pg_cluster, pg_url
 from waiting import eventually
 
 from corral.serving import channel, start_server
@@ -20,11 +21,19 @@ from tests.integration.test_manager_dispatch import _is, spec, start, target
 from tests.simworker import COMPLETED, SimWorker
 
 T = types_pb2
+# PostgreSQL fixtures (tests/pg.py) for the second backend.
+__all__ = ["pg_cluster", "pg_url"]
 
 
-@pytest.fixture
-async def manager(tmp_path: Path) -> AsyncIterator[RunningManager]:
-    running = await start(tmp_path / "m")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def manager(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningManager]:
+    """A manager on each backend: SQLite, then PostgreSQL (one replica, once it leads)."""
+    if request.param == "sqlite":
+        running = await start(tmp_path / "m")
+    else:
+        running = await start(tmp_path / "m", store=request.getfixturevalue("pg_url"))
+        async with asyncio.timeout(30):
+            await running.led.wait()
     yield running
     await running.stop(0)
 
