@@ -39,7 +39,6 @@ from grpc_health.v1 import health_pb2
 from corral import tracing
 from corral.leaders import LEADER_METADATA
 from corral.serving import RunningServer, start_server
-from corral.v1 import environments_pb2, jobs_pb2, manager_pb2, schedules_pb2
 from manager import encoding, extensions, logs, servicer
 from manager.config import ManagerConfig
 from manager.control import Extension
@@ -52,10 +51,10 @@ log = logging.getLogger(__name__)
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # Announced by health and reflection even while standing by.
 SERVICES = (
-    manager_pb2.DESCRIPTOR.services_by_name["ManagerService"].full_name,
-    jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
-    schedules_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
-    environments_pb2.DESCRIPTOR.services_by_name["EnvironmentService"].full_name,
+    "corral.v1.ManagerService",
+    "corral.v1.JobService",
+    "corral.v1.ScheduleService",
+    "corral.v1.EnvironmentService",
 )
 # After a failed term, wait this long before standing for election again.
 RETRY_AFTER = 1.0

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from conftest import eventually, free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from waiting import eventually, free_port
 
 from corral.client import Client
 from corral.errors import AlreadyExists, CorralError

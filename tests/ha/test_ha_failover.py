@@ -23,9 +23,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import eventually
 from ha_cluster import NOWHERE, SERVING, Managers, Sampler, Submitter
 from pg import pg_cluster, pg_url
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import NodeStatus, TaskSpec, TaskState
