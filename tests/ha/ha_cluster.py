@@ -54,7 +54,9 @@ class Managers:
         address = self.addresses[i]
         args = ["manager", "--listen", address, "--advertise", address, "--store", self.url]
         args += ["--lease-duration", str(self.lease), "--data-dir", str(self.root / f"m{i}")]
-        args += ["--heartbeat-interval", "0.2", "--ttl", "2.0"]
+        # Workers stop their tasks after two thirds of the TTL without a manager (their
+        # lease, Nomad's disconnect): the TTL must outlast a failover, as in production.
+        args += ["--heartbeat-interval", "0.2", "--ttl", "10"]
         proc = Proc(f"manager{i}", args, self.root / f"manager{i}.log")
         self.procs[i] = proc
         self._all.append(proc)
