@@ -56,7 +56,7 @@ class Managers:
         args += ["--lease-duration", str(self.lease), "--data-dir", str(self.root / f"m{i}")]
         # Workers stop their tasks after two thirds of the TTL without a manager (their
         # lease, Nomad's disconnect): the TTL must outlast a failover, as in production.
-        args += ["--heartbeat-interval", "0.2", "--ttl", "10"]
+        args += ["--heartbeat-interval", "0.2", "--ttl", "30"]
         proc = Proc(f"manager{i}", args, self.root / f"manager{i}.log")
         self.procs[i] = proc
         self._all.append(proc)
