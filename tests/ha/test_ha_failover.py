@@ -33,7 +33,8 @@ from tests.integration.cluster import Proc
 
 __all__ = ["pg_cluster", "pg_url"]
 
-pytestmark = pytest.mark.slow
+# Ten failovers over 10,000 stored tasks take a while on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 STORED = 10_000
 REPETITIONS = 10
 
