@@ -125,9 +125,8 @@ async def test_release_hands_over_without_waiting(pair: tuple[Leadership, Leader
 async def test_hold_returns_when_deposed(pair: tuple[Leadership, Leadership]) -> None:
     a, b = pair
     assert await a.try_acquire()
-    # Depose a behind its back: b bumps the term as if a's lease had lapsed.
-    await b.conn.execute("UPDATE lease SET expires_at = '-infinity'")
-    assert await b.try_acquire()
+    # Depose a behind its back: a newer term, as if a's lease had lapsed and b took it.
+    await b.conn.execute("UPDATE lease SET term = term + 1")
     async with asyncio.timeout(5 * LEASE):
         await a.hold()
     assert not a.leading() and a.term == 0
@@ -137,6 +136,7 @@ async def test_a_write_under_an_old_term_is_fenced(pair: tuple[Leadership, Leade
     a, b = pair
     assert await a.try_acquire()
     old = a.term
+    a.step_down()  # a is paused: it renews no more, but still holds term `old` in its writes
     async with await psycopg.AsyncConnection.connect(a.url) as conn:
         async with conn.transaction():
             await check_term(conn, old)
@@ -157,16 +157,18 @@ async def test_a_takeover_waits_for_the_old_leaders_write_in_flight(
 ) -> None:
     a, b = pair
     assert await a.try_acquire()
+    old = a.term
+    a.step_down()  # a is paused: it renews no more, but its write is in flight
     async with await psycopg.AsyncConnection.connect(a.url) as conn:
         await conn.execute("CREATE TABLE probe (term BIGINT)")
         await conn.commit()
         await b.conn.execute("UPDATE lease SET expires_at = '-infinity'")
         async with conn.transaction():
-            await check_term(conn, a.term)
+            await check_term(conn, old)
             taking = asyncio.create_task(b.try_acquire())
             await asyncio.sleep(0.2)
             # The term bump waits for the share lock this transaction holds.
             assert not taking.done()
-            await conn.execute("INSERT INTO probe VALUES (%s)", (a.term,))
+            await conn.execute("INSERT INTO probe VALUES (%s)", (old,))
         assert await taking
-    assert b.term == a.term + 1
+    assert b.term == old + 1
