@@ -10,7 +10,7 @@ BUF_VERSION := 1.75.0
 BUF := .build/buf/node_modules/.bin/buf
 PROTO_SRC := $(wildcard protos/corral/v1/*.proto)
 
-.PHONY: up test test-faults check proto proto-gen proto-drift bench bench-full venv clean lint typecheck image manifests coverage
+.PHONY: up test test-faults check proto proto-gen proto-drift bench bench-full venv clean lint typecheck image image-postgres manifests coverage
 
 venv: $(STAMP)
 
@@ -119,6 +119,13 @@ image: $(STAMP)
 	  -t corral:$(VERSION) -t corral:dev .build/image
 	@docker image inspect -f '{{.Size}}' corral:dev \
 	  | awk '{printf "image corral:$(VERSION) (corral:dev): %.0f MB\n", $$1/1e6}'
+
+# PostgreSQL for the compose stack's `ha` profile, on the same local base (apt runs in the
+# build, so this one needs the package mirror).
+image-postgres:
+	case "$(BASE)" in corral-base:*) bash deploy/image/base.sh $(BASE);; esac
+	docker build -q --network host -f deploy/image/postgres.Dockerfile --build-arg BASE=$(BASE) \
+	  -t corral-postgres:dev deploy/image
 
 clean:
 	rm -rf .build .corral .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.*
