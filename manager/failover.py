@@ -39,12 +39,16 @@ from grpc_health.v1 import health_pb2
 from corral import tracing
 from corral.leaders import LEADER_METADATA
 from corral.serving import RunningServer, start_server
-from manager import encoding, extensions, logs, servicer
+from manager import encoding, extensions, logs, sealing, servicer
+from manager.acl import Tokens
+from manager.acl import servicer as acl_servicer
+from manager.acl.authorizing import Authorizer
 from manager.config import ManagerConfig
 from manager.control import Extension
 from manager.core import TaskManager
 from manager.leadership import Leadership
 from manager.stores.postgres import PostgresStore
+from manager.switchboard import Recorder, Switchboard
 
 log = logging.getLogger(__name__)
 
@@ -58,44 +62,6 @@ SERVICES = (
 )
 # After a failed term, wait this long before standing for election again.
 RETRY_AFTER = 1.0
-
-
-class Recorder:
-    """Stands in for the server when a term's servicers register: keeps their handlers."""
-
-    def __init__(self) -> None:
-        self.generic: list[grpc.GenericRpcHandler] = []
-        self.methods: dict[str, grpc.RpcMethodHandler] = {}
-
-    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self.generic.extend(handlers)
-
-    def add_registered_method_handlers(
-        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
-    ) -> None:
-        for name, handler in handlers.items():
-            self.methods[f"/{service}/{name}"] = handler
-
-
-class Switchboard(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """The server's handler for every service: whatever the current term registered."""
-
-    def __init__(self) -> None:
-        self.current = Recorder()
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        handler = self.current.methods.get(details.method)
-        if handler is not None:
-            return handler
-        for generic in self.current.generic:
-            handler = generic.service(details)
-            if handler is not None:
-                return handler
-        return None
-
-    def add(self, server: grpc.aio.Server) -> str:
-        server.add_generic_rpc_handlers((self,))
-        return SERVICES[0]
 
 
 def _not_serving() -> grpc.RpcMethodHandler:
@@ -240,6 +206,9 @@ class Replica:
         )
         self.board = Switchboard()
         self.gate = Gate(self.serving, lambda: self.leadership.leader)
+        # Per manager, as on one: replicas share --secret-key-file so a failover keeps secrets.
+        self.tokens = Tokens.open(config.data_dir)
+        self.sealer = sealing.Sealer(sealing.load_key(config.data_dir, config.secret_key_file))
         self.core: TaskManager | None = None
         self.extensions: list[Extension] = []
         # Set while this manager leads and serves; tests and `corral up` wait on it.
@@ -255,10 +224,18 @@ class Replica:
     async def start(self) -> None:
         await self.leadership.open()
         try:
-            register = [self.board.add, *(_announce(name) for name in SERVICES[1:])]
+            register = [
+                self.board.add,
+                *(_announce(name) for name in SERVICES[1:]),
+                acl_servicer.register(self.tokens, enabled=self.config.acl),
+            ]
             interceptors = [self.gate, *tracing.server_interceptors("manager")]
             self._server = await start_server(
-                self.config.listen, register, interceptors=interceptors
+                self.config.listen,
+                register,
+                tls=self.config.tls,
+                interceptors=interceptors,
+                authenticate=[Authorizer(self.tokens)] if self.config.acl else [],
             )
         except BaseException:
             await self.leadership.close()
@@ -298,7 +275,7 @@ class Replica:
         term = self.leadership.term
         # One cache of spec messages per term: the servicer fills it; sessions, the store read it.
         specs = encoding.spec_cache()
-        codec = encoding.ProtoCodec(specs)
+        codec = encoding.ProtoCodec(specs, self.sealer)
         store = await PostgresStore.open(
             self.config.store,
             term=term,
@@ -307,13 +284,16 @@ class Replica:
             on_fenced=deposed.set,
         )
         core = await TaskManager.open(
-            self.config, log_source=logs.stream_logs, codec=codec, store=store
+            self.config, log_source=logs.source(self.config.tls), codec=codec, store=store
         )
         installed: list[Extension] = []
         try:
             installed = extensions.install_all(core, self.config, self.extension_modules)
             recorder = Recorder()
-            for add in [servicer.register(core, specs), *(ext.register for ext in installed)]:
+            for add in [
+                servicer.register(core, specs, self.tokens),
+                *(e.register for e in installed),
+            ]:
                 add(recorder)
             self.board.current = recorder
             self.gate.begin_term()

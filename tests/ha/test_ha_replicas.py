@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pg import pg_cluster, pg_url
@@ -132,3 +134,31 @@ async def test_a_bad_store_url_names_the_flag() -> None:
     with pytest.raises(ValidationError) as caught:
         ManagerConfig(store="postgresql://x@y/z", advertise="nohost")
     assert caught.value.field == "advertise"
+
+
+async def test_a_replica_with_acls_refuses_strangers_and_seals_secrets(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # The HA path serves the same ACLs and secret sealing as a single manager.
+    settings = dataclasses.replace(config(tmp_path, pg_url, "acl"), acl=True)
+    replica = await serve(settings, extension_modules=[])
+    assert isinstance(replica, Replica)
+    try:
+        async with asyncio.timeout(10):
+            await replica.led.wait()
+        async with channel(address(replica)) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await manager_pb2_grpc.ManagerServiceStub(ch).ListTasks(
+                    manager_pb2.ListTasksRequest(), timeout=5
+                )
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        async with Client(address(replica), timeout=5) as anonymous:
+            admin_secret = (await anonymous.acl_bootstrap()).secret
+        async with Client(address(replica), timeout=5, token=admin_secret) as admin:
+            spec = TaskSpec(name="sealed", command=("true",), secret_env={"API_KEY": "sk-marker"})
+            await admin.submit(spec)
+        async with await psycopg.AsyncConnection.connect(pg_url) as db:
+            rows = await (await db.execute("SELECT spec FROM specs")).fetchall()
+        assert rows and all(b"sk-marker" not in bytes(row[0]) for row in rows)
+    finally:
+        await replica.stop(0)
