@@ -142,6 +142,9 @@ class ScheduleSpec:
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.FORBID
     starting_deadline: float = DEFAULT_DEADLINE
     history_limit: int = DEFAULT_HISTORY
+    # Set by the manager from the creator's token (``default`` unless scoped); not on the
+    # wire. The tasks of its runs go there, and only callers of it see the schedule.
+    namespace: str = ""
 
     @property
     def time_zone(self) -> str:

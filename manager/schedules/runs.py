@@ -2,8 +2,9 @@
 
 A run never calls an endpoint itself: each endpoint becomes an ``http`` task
 submitted through ``TaskControl``, placed on a worker like any other task, and
-its ``HttpResult`` comes back as the task's result. A run's tasks are labelled
-with the schedule and the run, so ``corral task ls`` shows where they went.
+its ``HttpResult`` comes back as the task's result. A run's tasks belong to
+the schedule's namespace and are labelled with the schedule and the run, so
+``corral task ls`` shows where they went.
 Cancelling the coroutine (stop, or the replace policy) stops the tasks still
 going and ends the run CANCELLED with what was collected so far.
 """
@@ -59,6 +60,7 @@ def planned_tasks(spec: ScheduleSpec, run_id: str) -> list[tuple[str, NewTask, f
                         runtime="http",
                         http=call_of(e),
                         labels=labels,
+                        namespace=spec.namespace,
                     )
                 ),
                 e.timeout + PLACEMENT_SLACK,
@@ -70,6 +72,7 @@ def planned_tasks(spec: ScheduleSpec, run_id: str) -> list[tuple[str, NewTask, f
         template,
         name=task_name(spec.name, template.name, run_id),
         labels={**template.labels, **labels},
+        namespace=spec.namespace,
     )
     wait = template.deadline + PLACEMENT_SLACK if template.deadline else None
     return [(template.name, NewTask(task), wait)]

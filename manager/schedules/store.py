@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from corral.convert import schedules as convert
@@ -27,7 +28,7 @@ from corral.schedules import (
     ScheduleStatus,
     Timing,
 )
-from manager import sqlitefiles
+from manager import namespaces, sqlitefiles
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -42,6 +43,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             results TEXT NOT NULL)""",
         "CREATE INDEX runs_schedule ON runs (schedule, seq)",
     ),
+    # The namespace a schedule belongs to (issue 11); those made before were default's.
+    ("ALTER TABLE schedules ADD COLUMN namespace TEXT NOT NULL DEFAULT 'default'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -85,12 +88,14 @@ class ScheduleStore:
         try:
             with self._tx() as db:
                 db.execute(
-                    "INSERT INTO schedules (name, spec, state, created_at) VALUES (?, ?, ?, ?)",
+                    """INSERT INTO schedules (name, spec, state, created_at, namespace)
+                       VALUES (?, ?, ?, ?, ?)""",
                     (
                         schedule.name,
                         convert.spec_json(schedule.spec),
                         schedule.status.state.value,
                         schedule.created_at,
+                        schedule.spec.namespace or namespaces.DEFAULT,
                     ),
                 )
         except sqlite3.IntegrityError as err:
@@ -114,7 +119,7 @@ class ScheduleStore:
     def get(self, name: str) -> Schedule:
         row = self._db.execute(
             """SELECT spec, state, started_at, run_until, last_scheduled_at, last_run_at,
-               last_outcome, created_at FROM schedules WHERE name = ?""",
+               last_outcome, created_at, namespace FROM schedules WHERE name = ?""",
             (name,),
         ).fetchone()
         if row is None:
@@ -187,10 +192,11 @@ _RUN_COLUMNS = "id, schedule, trigger, scheduled_at, started_at, finished_at, ou
 
 
 def _schedule(row: tuple[object, ...]) -> Schedule:
-    spec, state, started, until, last, last_run, outcome, created = row
-    assert isinstance(spec, str) and isinstance(state, str)
+    spec, state, started, until, last, last_run, outcome, created, namespace = row
+    assert isinstance(spec, str) and isinstance(state, str) and isinstance(namespace, str)
     return Schedule(
-        spec=convert.spec_from_json(spec),
+        # The column, not the JSON (the wire form has no namespace), says where it lives.
+        spec=replace(convert.spec_from_json(spec), namespace=namespace),
         status=ScheduleStatus(
             state=ScheduleState(state),
             last_run_at=_float(last_run),
