@@ -38,6 +38,7 @@ from grpc_health.v1 import health_pb2
 
 from corral import tracing
 from corral.leaders import LEADER_METADATA
+from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import RunningServer, start_server
 from manager import encoding, extensions, logs, sealing, servicer
 from manager.acl import Tokens
@@ -47,6 +48,7 @@ from manager.config import ManagerConfig
 from manager.control import Extension
 from manager.core import TaskManager
 from manager.leadership import Leadership
+from manager.metrics import ManagerMetrics
 from manager.stores.postgres import PostgresStore
 from manager.switchboard import Recorder, Switchboard
 
@@ -217,6 +219,8 @@ class Replica:
         self._server: RunningServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
+        # Where this term's /metrics listens while leading (None when off or standing by).
+        self.metrics_port: int | None = None
 
     def serving(self) -> bool:
         return self._ready and self.leadership.leading()
@@ -287,7 +291,13 @@ class Replica:
             self.config, log_source=logs.source(self.config.tls), codec=codec, store=store
         )
         installed: list[Extension] = []
+        # /metrics is the leader's: each term serves its own core's registry.
+        metrics = ManagerMetrics(core)
+        metrics.follow(core)
+        exposed: MetricsServer | None = None
         try:
+            exposed = await maybe_serve(self.config.metrics_listen, metrics.registry)
+            self.metrics_port = exposed.port if exposed is not None else None
             installed = extensions.install_all(core, self.config, self.extension_modules)
             recorder = Recorder()
             for add in [
@@ -319,6 +329,9 @@ class Replica:
             self.gate.end_term()
             self.board.current = Recorder()
             self.core, self.extensions = None, []
+            if exposed is not None:
+                self.metrics_port = None
+                await exposed.stop()
             await _close(core, installed)
 
     async def stop(self, grace: float | None = None) -> None:

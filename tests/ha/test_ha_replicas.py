@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import httpx
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -136,11 +137,13 @@ async def test_a_bad_store_url_names_the_flag() -> None:
     assert caught.value.field == "advertise"
 
 
-async def test_a_replica_with_acls_refuses_strangers_and_seals_secrets(
+async def test_a_replica_with_acls_refuses_strangers_seals_secrets_and_has_metrics(
     tmp_path: Path, pg_url: str
 ) -> None:
     # The HA path serves the same ACLs and secret sealing as a single manager.
-    settings = dataclasses.replace(config(tmp_path, pg_url, "acl"), acl=True)
+    settings = dataclasses.replace(
+        config(tmp_path, pg_url, "acl"), acl=True, metrics_listen="127.0.0.1:0"
+    )
     replica = await serve(settings, extension_modules=[])
     assert isinstance(replica, Replica)
     try:
@@ -160,5 +163,10 @@ async def test_a_replica_with_acls_refuses_strangers_and_seals_secrets(
         async with await psycopg.AsyncConnection.connect(pg_url) as db:
             rows = await (await db.execute("SELECT spec FROM specs")).fetchall()
         assert rows and all(b"sk-marker" not in bytes(row[0]) for row in rows)
+        # The leader serves /metrics for its term.
+        assert replica.metrics_port is not None
+        async with httpx.AsyncClient(timeout=5) as http:
+            scraped = await http.get(f"http://127.0.0.1:{replica.metrics_port}/metrics")
+        assert "corral_tasks_submitted_total 1.0" in scraped.text, scraped.text[:2000]
     finally:
         await replica.stop(0)
