@@ -38,6 +38,7 @@ class SimWorker:
         heartbeat: float | None = 0.1,
         auto_ack: bool = True,
         auto_run: bool = True,
+        token: str = "",
     ) -> None:
         self.target, self.node_id = target, node_id
         self.capacity, self.runtimes = capacity, tuple(runtimes)
@@ -45,6 +46,8 @@ class SimWorker:
         self.address = address
         self.heartbeat_period = heartbeat
         self.auto_ack, self.auto_run = auto_ack, auto_run
+        # A node token (manager with ACLs), sent as a worker sends it.
+        self.token = token
         self.received: asyncio.Queue[manager_pb2.ManagerMessage] = asyncio.Queue()
         self.messages: list[manager_pb2.ManagerMessage] = []
         # task_id -> generation of what this worker "runs".
@@ -60,7 +63,8 @@ class SimWorker:
     async def connect(self, attempts: Iterable[manager_pb2.TaskUpdate] = ()) -> None:
         self._channel = channel(self.target)
         stub = manager_pb2_grpc.ManagerServiceStub(self._channel)
-        self._call = stub.Connect()
+        bearer = (("authorization", f"Bearer {self.token}"),) if self.token else None
+        self._call = stub.Connect(metadata=bearer)
         hello = manager_pb2.Hello(
             node_id=self.node_id,
             name=self.node_id,
