@@ -9,7 +9,7 @@ between two samples (never with a blocking interval).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -20,6 +20,10 @@ import psutil
 
 from corral.model import NodeStats, Resources
 from worker.runtimes.base import Runtime
+
+log = logging.getLogger(__name__)
+# Runtimes whose usage() failed at the last heartbeat.
+_failing: set[str] = set()
 
 HOST_SAMPLE_TTL = 0.5
 
@@ -73,11 +77,22 @@ async def node_stats(data_dir: Path, runtimes: Iterable[Runtime], task_count: in
         host = await asyncio.to_thread(host_stats, data_dir)
     cpu, memory = 0.0, 0
     for runtime in runtimes:
-        with contextlib.suppress(Exception):  # a slow or broken backend must not stop heartbeats
+        # A slow or broken backend must not stop heartbeats: its share is left out, and said
+        # so once when it starts failing and once when it answers again (not every beat).
+        name = type(runtime).__name__
+        try:
             async with asyncio.timeout(2.0):
                 used_cpu, used_memory = await runtime.usage()
-            cpu += used_cpu
-            memory += used_memory
+        except Exception as err:
+            if name not in _failing:
+                _failing.add(name)
+                log.warning("%s usage left out of heartbeats: %s", name, err or type(err).__name__)
+            continue
+        if name in _failing:
+            _failing.discard(name)
+            log.info("%s usage reported again", name)
+        cpu += used_cpu
+        memory += used_memory
     return replace(host, task_count=task_count, container_cpu=cpu, container_memory_bytes=memory)
 
 

@@ -7,6 +7,7 @@ refused with FAILED_PRECONDITION naming the flag that turns them on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -68,7 +69,7 @@ class AclServicer(acl_pb2_grpc.AclServiceServicer):
         return acl_pb2.RevokeTokenResponse()
 
 
-def register(tokens: Tokens, *, enabled: bool) -> Any:
+def register(tokens: Tokens, *, enabled: bool) -> Callable[[grpc.aio.Server], str]:
     def add(server: grpc.aio.Server) -> str:
         acl_pb2_grpc.add_AclServiceServicer_to_server(AclServicer(tokens, enabled=enabled), server)
         return str(acl_pb2.DESCRIPTOR.services_by_name["AclService"].full_name)
