@@ -9,11 +9,11 @@ with CORRAL_TEST_WHEEL=1) and skips elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 import venv
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from deploy_support import IN_CI, ROOT, free_port
+from waiting import eventually
 
 
 def run(*args: str | Path, cwd: Path, timeout: float = 600) -> str:
@@ -64,11 +65,13 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
             cwd=elsewhere, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while "Corral is up" not in out.read_text():
+
+        def announced() -> bool:
+            # `up` announces readiness only in its output.
             assert up.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)  # polls the log: `up` announces readiness only there
+            return "Corral is up" in out.read_text()
+
+        asyncio.run(eventually(announced, timeout=120, interval=0.2, what=out.read_text))
         # The environments extension loaded the templates shipped inside the package.
         health = httpx.get(f"http://{gateway}/health", timeout=10)
         assert health.status_code == 200, health.text

@@ -13,7 +13,6 @@ depend on the event loop of the test.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -26,6 +25,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from waiting import eventually
 
 from corral.client import Client, wait_healthy
 from corral.model import Node, NodeStatus, RestartMode, RestartPolicy, TaskSpec
@@ -119,13 +120,15 @@ class Fleet:
             raise AssertionError(f"manager not healthy:\n{proc.output()}")
 
     async def node(self, client: Client, name: str, status: NodeStatus = NodeStatus.READY) -> Node:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        async def found() -> Node | None:
             for node in await client.list_nodes():
                 if node.name == name and node.status is status:
                     return node
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"node {name} never {status.value}")
+            return None
+
+        return await eventually(
+            found, timeout=60, interval=0.05, what=f"node {name} {status.value}"
+        )
 
     def sleeper(self, name: str) -> TaskSpec:
         """A long task whose argv is its own: ``sleep 86400.<unique>``."""

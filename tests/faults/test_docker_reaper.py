@@ -8,13 +8,13 @@ within TTL + 1 s.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import Any
 
 from docker_engine import IMAGE
 from fleet import TTL, Figures, Fleet
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import RestartMode, RestartPolicy, TaskSpec, TaskState
@@ -97,19 +97,17 @@ async def test_a_dead_workers_containers_stop_before_their_replacement(
 
 
 async def _until(client: Client, task_id: str, ok: Any) -> Any:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def matching() -> Any:
         task = await client.get_task(task_id)
-        if ok(task):
-            return task
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"gave up waiting on {task_id}: {task}")
+        return task if ok(task) else None
+
+    return await eventually(matching, timeout=30, interval=0.05, what=f"task {task_id}")
 
 
 async def _until_seen(containers: Containers, ok: Any) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if containers.seen and ok(containers.seen[-1][1]):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"containers never as expected: {containers.seen}")
+    await eventually(
+        lambda: bool(containers.seen) and ok(containers.seen[-1][1]),
+        timeout=30,
+        interval=0.05,
+        what=lambda: f"containers as expected: {containers.seen}",
+    )

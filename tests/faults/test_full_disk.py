@@ -3,17 +3,17 @@ tasks keep running, their logs are cut with a marker, nothing crashes."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fleet import Figures, Fleet, free_port
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import NodeStatus, TaskSpec, TaskState
@@ -96,11 +96,5 @@ def _marked(logs: Path, task_id: str) -> Path | None:
     return None
 
 
-async def _eventually(check: object, timeout: float = 60.0) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()  # type: ignore[operator]
-        if found:
-            return found  # type: ignore[no-any-return]
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+async def _eventually(check: Callable[[], Path | None], timeout: float = 60.0) -> Path:
+    return await eventually(check, timeout=timeout, interval=0.1)

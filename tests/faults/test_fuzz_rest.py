@@ -10,7 +10,6 @@ Findings are collected, not raised, so one run reports them all.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -18,21 +17,20 @@ import pytest
 import schemathesis
 from fleet import Figures, Fleet, free_port
 from hypothesis import HealthCheck, Phase, given, settings
+from waiting import eventually
 
 CASES = 3000
 PER_OPERATION = 120
 
 
 def wait_serving(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never answered")
+    async def answered() -> bool:
+        async with httpx.AsyncClient(timeout=2) as http:
+            return (await http.get(url)).status_code == 200
+
+    asyncio.run(
+        eventually(answered, timeout=60, interval=0.1, what=url, ignoring=(httpx.HTTPError,))
+    )
 
 
 def invalid_argument(response: Any) -> bool:

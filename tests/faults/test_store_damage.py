@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fleet import Figures, Fleet, Proc, free_port
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import TaskSpec
@@ -110,10 +111,18 @@ def test_a_damaged_store_is_refused_by_name_or_recovered_whole(
 async def _tasks_served(fleet: Fleet, manager: Proc) -> int | None:
     """How many tasks the manager serves, or None when it exited instead."""
     async with Client(fleet.manager_address) as client:
-        for _ in range(600):
+
+        async def served_or_exited() -> tuple[int | None] | None:
             if manager.popen.poll() is not None:
-                return None
+                return (None,)
             if await client.healthy(timeout=0.5):
-                return len(await client.list_tasks())
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"the manager neither served nor exited:\n{manager.output()}")
+                return (len(await client.list_tasks()),)
+            return None
+
+        (count,) = await eventually(
+            served_or_exited,
+            timeout=60,
+            interval=0.1,
+            what=lambda: f"the manager serving or exiting:\n{manager.output()}",
+        )
+        return count
