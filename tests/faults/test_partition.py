@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from fleet import TTL, Copies, Figures, Fleet, free_port
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import NodeStatus, Task, TaskState
@@ -111,6 +112,14 @@ async def _run(fleet: Fleet, netns: Netns, figures: Figures) -> None:
                 ),
                 timeout=4 * TTL,
             )
+            # The manager may say RUNNING a moment before the next /proc sample sees the
+            # replacement: wait for the samples, then read them.
+            await _until(
+                lambda: all(
+                    copies.running_again_after(m, cut_at, old[m]) is not None for m in markers
+                ),
+                timeout=4 * TTL,
+            )
             moved = [copies.running_again_after(m, cut_at, old[m]) for m in markers]
             stopped = [_gone_after(copies, m, cut_at, old[m]) for m in markers]
             await asyncio.sleep(max(0.0, cut_at + PARTITION - time.monotonic()))
@@ -141,16 +150,8 @@ async def _all(client: Client, tasks: list[Task], ok: Callable[[Task], bool]) ->
     return all([ok(await client.get_task(t.id)) for t in tasks])
 
 
-async def _until(check: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+async def _until(check: Callable[[], object], timeout: float = 60.0) -> None:
+    await eventually(check, timeout=timeout, interval=0.1)
 
 
 def _gone_after(copies: Copies, marker: str, since: float, old: tuple[int, ...]) -> float | None:

@@ -9,10 +9,10 @@ workers; its orphans are gone by then (their launchers stopped them).
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from fleet import TTL, Copies, Figures, Fleet, percentile, pids_by_argv
+from waiting import eventually
 
 from corral.client import Client
 from corral.model import TaskState
@@ -67,20 +67,18 @@ async def test_killed_workers_never_leave_two_copies_and_their_tasks_return_with
 
 
 async def _all_running(client: Client, ids: list[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    async def running() -> bool:
         states = [(await client.get_task(i)).status.state for i in ids]
-        if all(s is TaskState.RUNNING for s in states):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"tasks not all running: {states}")
+        return all(s is TaskState.RUNNING for s in states)
+
+    await eventually(running, timeout=60, interval=0.1, what="every task RUNNING")
 
 
 async def _running_again(copies: Copies, marker: str, since: float, old: list[int]) -> float:
-    deadline = since + 4 * TTL
-    while time.monotonic() < deadline:
-        took = copies.running_again_after(marker, since, old)
-        if took is not None:
-            return took
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{marker} not running again {4 * TTL:g}s after its worker was killed")
+    took: float = await eventually(
+        lambda: copies.running_again_after(marker, since, old),
+        timeout=max(0.0, since + 4 * TTL - time.monotonic()),
+        interval=0.05,
+        what=f"{marker} running again {4 * TTL:g}s after its worker was killed",
+    )
+    return took
