@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from pg import pg_cluster, pg_url
+from waiting import eventually
 
 from manager.leadership import Fenced, Leadership, check_term
 from manager.stores import postgres_schema
@@ -166,8 +167,16 @@ async def test_a_takeover_waits_for_the_old_leaders_write_in_flight(
         async with conn.transaction():
             await check_term(conn, old)
             taking = asyncio.create_task(b.try_acquire())
-            await asyncio.sleep(0.2)
+
+            async def blocked_on_a_lock() -> bool:
+                cursor = await conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )
+                row = await cursor.fetchone()
+                return bool(row and row[0])
+
             # The term bump waits for the share lock this transaction holds.
+            await eventually(blocked_on_a_lock, what="the takeover waiting on the lock")
             assert not taking.done()
             await conn.execute("INSERT INTO probe VALUES (%s)", (old,))
         assert await taking
