@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 API_TIMEOUT = 30.0
+# A local socket answers a connect at once or not at all.
+API_PROBE_TIMEOUT = 2.0
 # A pull that cannot finish in this time ends the attempt; big images on slow links need minutes.
 PULL_TIMEOUT = 300.0
 # A failed pull is not retried for this long: restarts by policy fail at once with the same reason.
@@ -112,6 +115,10 @@ class Engine:
             # refused connection, which it never closes.)
             log.info("docker engine unavailable: no socket at %s", host)
             return False
+        if socket_path and not await asyncio.to_thread(_listening, socket_path):
+            # A socket file left by an engine that died: refused for the same reason.
+            log.info("docker engine unavailable: nothing listens on %s", host)
+            return False
         try:
             client, _ = await self.clients()
             return bool(await self.run(client.ping))
@@ -151,3 +158,14 @@ def _pull(client: Any, image: str) -> None:
     for line in client.api.pull(repository, tag=tag, stream=True, decode=True):
         if isinstance(line, dict) and line.get("error"):
             raise PullFailed(str(line["error"]))
+
+
+def _listening(path: str) -> bool:
+    """Whether something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(API_PROBE_TIMEOUT)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
