@@ -37,7 +37,9 @@ ACTIVE = [
 
 
 def _manager_main(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
-    asyncio.run(_manager(conn, options))
+    from corral import loops
+
+    loops.run(_manager(conn, options))  # the loop `corral manager` runs on
 
 
 async def _manager(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:

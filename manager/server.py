@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from corral import tracing
+from corral import loops, tracing
 from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import start_server, until_signalled, write_port_file
 from corral.tls import check_exposure
@@ -151,6 +151,6 @@ def run(config: ManagerConfig) -> None:
 
     tracing.setup("manager")
     try:
-        asyncio.run(main())
+        loops.run(main())
     finally:
         tracing.shutdown()
