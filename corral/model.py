@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, NewType
+
+from corral.values import value
 
 TaskId = NewType("TaskId", str)
 NodeId = NewType("NodeId", str)
@@ -47,8 +49,8 @@ class TaskState(enum.Enum):
 
     @classmethod
     def from_cube(cls, number: int) -> TaskState:
-        for state, value in _CUBE_NUMBER.items():
-            if value == number and state in _CUBE_CANONICAL:
+        for state, cube in _CUBE_NUMBER.items():
+            if cube == number and state in _CUBE_CANONICAL:
                 return state
         raise ValueError(f"Cube state must be 0-4, got {number}")
 
@@ -76,7 +78,7 @@ class DependencyCondition(enum.Enum):
     FINISHED = "finished"  # the dependency ended, however
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Dependency:
     """A task this one waits for; only the dependency's final state counts."""
 
@@ -102,7 +104,7 @@ class NodeStatus(enum.Enum):
     DOWN = "down"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Resources:
     """CPU in cores, memory and disk in bytes."""
 
@@ -133,7 +135,7 @@ class Resources:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PortMapping:
     container_port: int
     host_port: int = 0
@@ -141,7 +143,7 @@ class PortMapping:
     host_ip: str = ""  # where a container's port is published; empty: every address
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RestartPolicy:
     mode: RestartMode = RestartMode.NEVER
     max_attempts: int = 0  # attempts in all, the first included; 0 = unlimited
@@ -159,7 +161,7 @@ def lease_stop_after(ttl: float) -> float:
     return ttl * 2 / 3
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Disconnect:
     """Nomad's ``disconnect`` block: a task's fate while its node is out of touch.
 
@@ -182,18 +184,18 @@ class Disconnect:
         return Disconnect(stop_after=stop_after, replace=replace)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HttpProbe:
     path: str = "/"
     port: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TcpProbe:
     port: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ExecProbe:
     command: tuple[str, ...] = ()
 
@@ -201,7 +203,7 @@ class ExecProbe:
 Probe = HttpProbe | TcpProbe | ExecProbe
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HealthCheck:
     probe: Probe
     interval: float = 10.0
@@ -210,7 +212,7 @@ class HealthCheck:
     initial_delay: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HttpCall:
     url: str
     method: str = "GET"
@@ -225,7 +227,7 @@ class HttpCall:
         return 200 <= status_code < 300
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HttpResult:
     status_code: int = 0
     latency_ms: float = 0.0
@@ -234,20 +236,20 @@ class HttpResult:
     error: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class FakeSpec:
     duration: float = 0.0
     exit_code: int = 0
     failure_rate: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class KubernetesSpec:
     namespace: str = ""
     manifests: tuple[Mapping[str, Any], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TaskSpec:
     """What a user asks for; never changes after submission."""
 
@@ -276,7 +278,7 @@ class TaskSpec:
     namespace: str = ""  # "default" when empty
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TaskStatus:
     state: TaskState = TaskState.PENDING
     node_id: str = ""
@@ -296,14 +298,14 @@ class TaskStatus:
     next_attempt_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Task:
     id: TaskId
     spec: TaskSpec
     status: TaskStatus = TaskStatus()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Attempt:
     """One placement of a task on a node; the generation fences stale workers."""
 
@@ -317,7 +319,7 @@ class Attempt:
     finished_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TaskUpdate:
     """A change of one attempt as a worker saw it."""
 
@@ -332,7 +334,7 @@ class TaskUpdate:
     result: HttpResult | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NodeStats:
     cpu_percent: float = 0.0
     memory_used_bytes: int = 0
@@ -347,7 +349,7 @@ class NodeStats:
     container_cpu: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Node:
     id: NodeId
     name: str
@@ -367,7 +369,7 @@ class Node:
         return self.capacity - self.allocated
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Event:
     index: int
     time: float
@@ -379,7 +381,7 @@ class Event:
     actor: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AclToken:
     """An ACL token; ``secret`` is set only right after it was made (it is stored hashed)."""
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from corral.model import NodeId, NodeStatus, Task, TaskId, TaskState
+from corral.values import value
 from manager import states
 from manager.nodes import NodeRecord
 from manager.scheduling import NodeSlot
@@ -68,7 +69,7 @@ class View(Protocol):
 # -- steps -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Place:
     """A new attempt (``generation``) of a PENDING task on a node: SCHEDULED, assigned."""
 
@@ -78,7 +79,7 @@ class Place:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Unplaced:
     """Why the task still waits; ``durable`` when it becomes unplaceable (an event), else
     a refinement of the counts kept in memory only."""
@@ -88,7 +89,7 @@ class Unplaced:
     durable: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EndAttempt:
     """The task's live attempt ended (``state``, ``reason``); ``tell_worker`` sends a Stop."""
 
@@ -99,7 +100,7 @@ class EndAttempt:
     exit_code: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Change:
     """New values for the task's status (a new ``state`` among them, or not)."""
 
@@ -108,14 +109,14 @@ class Change:
     kind: str = "task.state"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Acked:
     """The worker holds the attempt: an assignment it acknowledged or reported on."""
 
     task_id: TaskId
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StopStale:
     """An attempt the node runs but no longer owns (an older generation): stop it."""
 
@@ -125,14 +126,14 @@ class StopStale:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Resend:
     """Deliver the live attempt's assignment again (at least once; the worker dedups)."""
 
     task_id: TaskId
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SetNodeStatus:
     """The node's new status; ``close`` ends its session with that reason."""
 
@@ -141,7 +142,7 @@ class SetNodeStatus:
     close: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NodeEvent:
     node_id: NodeId
     kind: str
