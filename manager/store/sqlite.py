@@ -271,29 +271,35 @@ class SqliteStore:
                 blob = blobs[id(status)] = codec.encode_status(status)
             return blob
 
+        # A statement with no rows still costs a prepare and a step: most commits are
+        # small (one submit, one worker's update) and touch two or three tables only.
+        def many(sql: str, rows: list[Any]) -> None:
+            if rows:
+                db.executemany(sql, rows)
+
         db.execute("BEGIN")
         try:
             # A task submitted and changed in the same batch is inserted in its latest form.
             latest = dict(batch.statuses)
-            db.executemany("INSERT INTO specs (seq, spec) VALUES (?, ?)", specs)
+            many("INSERT INTO specs (seq, spec) VALUES (?, ?)", specs)
             rows = []
             for seq, task in batch.new_tasks:
                 status = latest.pop(seq, task).status
                 columns = _status_columns(status, encode_status(status))
                 rows.append((seq, task.id, task.spec.name, *columns))
-            db.executemany(
+            many(
                 "INSERT INTO tasks (seq, id, name, state, node_id, generation, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            db.executemany(
+            many(
                 "UPDATE tasks SET state = ?, node_id = ?, generation = ?, status = ? WHERE seq = ?",
                 [
                     (*_status_columns(t.status, encode_status(t.status)), seq)
                     for seq, t in latest.items()
                 ],
             )
-            db.executemany(
+            many(
                 "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
@@ -309,11 +315,11 @@ class SqliteStore:
                     for a in batch.attempts.values()
                 ],
             )
-            db.executemany(
+            many(
                 "INSERT OR REPLACE INTO nodes VALUES (?, ?)",
                 [(n.id, codec.encode_node(n)) for n in batch.nodes.values()],
             )
-            db.executemany(
+            many(
                 "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 list(event_rows(batch.events, encode_status, codec.encode_node)),
             )
