@@ -8,6 +8,7 @@ unset timestamp ``None``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from google.protobuf.duration_pb2 import Duration
@@ -22,6 +23,16 @@ E = TypeVar("E", bound=enum.Enum)
 
 
 # -- scalars -----------------------------------------------------------------
+
+
+def map_from(m: Mapping[str, str]) -> dict[str, str]:
+    """A protobuf map field as a dict.
+
+    ``dict(m)`` walks a protobuf map through the Python-level ``Mapping`` methods:
+    0.76 µs even when it is empty, five times per spec on the submit path. The
+    emptiness test and the comprehension stay in C.
+    """
+    return {k: m[k] for k in m} if m else {}
 
 
 def seconds(d: Duration) -> float:

@@ -15,6 +15,7 @@ from corral.convert.scalars import (
     duration,
     enum_from,
     enum_to,
+    map_from,
     seconds,
 )
 from corral.model import (
@@ -126,7 +127,7 @@ def http_call_from(m: types_pb2.HttpCall) -> HttpCall:
     return HttpCall(
         url=m.url,
         method=(m.method or "GET").upper(),
-        headers=dict(m.headers),
+        headers=map_from(m.headers),
         body=m.body,
         timeout=seconds(m.timeout) if m.HasField("timeout") else 10.0,
         expected_status=tuple(m.expected_status),
@@ -186,14 +187,14 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
         runtime=m.runtime or "process",
         image=m.image,
         command=tuple(m.command),
-        env=dict(m.env),
+        env=map_from(m.env),
         working_dir=m.working_dir,
         resources=resources_from(m.resources),
         ports=ports_from(m.ports),
         restart_policy=restart_from(m.restart_policy),
         health_check=health_check_from(m.health_check) if m.HasField("health_check") else None,
-        labels=dict(m.labels),
-        constraints=dict(m.constraints),
+        labels=map_from(m.labels),
+        constraints=map_from(m.constraints),
         network=m.network,
         http=http_call_from(m.http) if m.HasField("http") else None,
         kubernetes=(
@@ -228,7 +229,7 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
             )
             for d in m.depends_on
         ),
-        secret_env=dict(m.secret_env),
+        secret_env=map_from(m.secret_env),
         namespace=m.namespace,
     )
 
