@@ -84,6 +84,16 @@ class Outbox:
         self.ready.set()
 
 
+def unreported(acks: list[AttemptRef], updates: Sequence[TaskUpdate]) -> list[AttemptRef]:
+    """The acks still worth a message: the manager takes an update on an attempt as its
+    ack, so an assignment that started at once (RUNNING rides in the same write, the
+    common case) costs one message up the stream instead of two."""
+    if not acks or not updates:
+        return acks
+    reported = {(u.task_id, u.generation) for u in updates}
+    return [r for r in acks if (r.task_id, r.generation) not in reported]
+
+
 @dataclass(frozen=True)
 class Identity:
     """What the Hello says about the node."""
@@ -273,11 +283,12 @@ class ManagerSession:
             beat, outbox.heartbeat = outbox.heartbeat, None
             try:
                 # Updates first: they are what a user waits for (RUNNING, exit codes).
+                sent = updates
                 if updates:
                     batch = manager_pb2.TaskUpdates(updates=[convert.update_to(u) for u in updates])
                     await call.write(manager_pb2.WorkerMessage(updates=batch))
                     updates = []
-                if acks:
+                if acks := unreported(acks, sent):
                     refs = [
                         manager_pb2.AttemptRef(task_id=r.task_id, generation=r.generation)
                         for r in acks

@@ -130,10 +130,12 @@ class ProcessRuntime:
         run.spawned_at = asyncio.get_running_loop().time()
         run.exited, run.unwatch = launching.watch_exit(proc.pid)
         self._attempts[ref.key] = run
-        # Written right after RUNNING is reported rather than before: reading the
-        # new process's create time is a third of the start's cost. A worker that
-        # dies in between (microseconds) leaves a process it cannot adopt.
-        asyncio.get_running_loop().call_soon(write_record, run)
+        # Written beside the loop, not on it: the new process's create time is in
+        # /proc/<pid>/stat, and the kernel holds that read until the launcher's exec
+        # has finished (up to a millisecond after vfork returns), which would hold
+        # RUNNING back. A worker that dies before the record is written (about a
+        # millisecond) leaves a process it cannot adopt; its launcher's fence stops it.
+        run.recorded = asyncio.ensure_future(asyncio.to_thread(write_record, run))
         self._ensure_enforcer()
         return self._started(spec)
 
@@ -162,6 +164,9 @@ class ProcessRuntime:
     async def _watch(self, run: ProcessAttempt) -> Exit:
         if run.ended is None:
             run.ended = await (self._wait_adopted(run) if run.adopted else self._wait_child(run))
+            if run.recorded is not None:
+                # A record written after the files were forgotten would outlive its attempt.
+                await asyncio.shield(run.recorded)
             self._forget_files(run)
             self._retire(run.ref.key)
         return run.ended
@@ -354,6 +359,10 @@ class ProcessRuntime:
             self._enforcer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._enforcer
+        # A restarted worker adopts by these records: let the ones being written land.
+        writing = [r.recorded for r in self._attempts.values() if r.recorded is not None]
+        if writing:
+            await asyncio.wait(writing)
         for run in self._attempts.values():
             if run.ending is not None and not run.ending.done():
                 run.ending.cancel()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import psutil
 
 from corral.model import TaskSpec
 from worker.runtimes.base import AttemptRef, Exit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +41,8 @@ class ProcessAttempt:
     ending: asyncio.Future[Exit] | None = None
     # Loop time of the spawn (0 for adopted attempts: long past their start).
     spawned_at: float = 0.0
+    # The adoption record being written (a thread); None for adopted attempts.
+    recorded: asyncio.Future[None] | None = None
 
 
 def same_process(pid: int, create_time: float) -> psutil.Process | None:
@@ -75,8 +80,11 @@ def write_record(run: ProcessAttempt) -> None:
         "written_at": time.time(),
     }
     tmp = run.meta_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(run.meta_path)
+    try:
+        tmp.write_text(json.dumps(record))
+        tmp.replace(run.meta_path)
+    except OSError as err:
+        log.error("cannot write %s (a restarted worker will not adopt it): %s", tmp, err)
 
 
 def memory_limit(spec: TaskSpec | None) -> int:
