@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -228,3 +229,57 @@ def _launchers(ref: AttemptRef, root: Path) -> list[int]:
         if ours and Path(cmd[3]).name == f"{ref.key}.status":
             out.append(p.pid)
     return out
+
+
+async def test_the_adoption_record_is_written_beside_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reading a new process's create time waits in the kernel until its exec is done;
+    # here it waits for the loop itself, which must stay free to report RUNNING.
+    from worker.runtimes import processes
+
+    release = threading.Event()
+    waited: list[bool] = []
+    real = psutil.Process
+
+    def held(pid: int) -> psutil.Process:
+        waited.append(release.wait(5))
+        return real(pid)
+
+    monkeypatch.setattr(processes.psutil, "Process", held)
+    rt = runtime(tmp_path)
+    a = assign("held", "sh", "-c", "read x < /dev/null; sleep 30")
+    await rt.start(a)
+    await asyncio.sleep(0)  # a turn of the loop with the record still being written
+    release.set()
+    await eventually((tmp_path / "process" / f"{a.ref.key}.json").exists)
+    assert waited == [True]
+    await rt.stop(a.ref, grace=5)
+    await rt.wait(a.ref)
+    assert list((tmp_path / "process").glob("*.json")) == []
+    await rt.close()
+
+
+async def test_an_attempt_that_ends_before_its_record_is_written_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.runtimes import processes
+
+    release = threading.Event()
+    real = psutil.Process
+
+    def held(pid: int) -> psutil.Process:
+        found = real(pid)  # its create time read while it still runs
+        release.wait(5)
+        return found
+
+    monkeypatch.setattr(processes.psutil, "Process", held)
+    rt = runtime(tmp_path)
+    a = assign("quick", "sh", "-c", "exit 4")
+    await rt.start(a)
+    ending = asyncio.ensure_future(rt.wait(a.ref))
+    await eventually((tmp_path / "process" / f"{a.ref.key}.status").exists)
+    release.set()
+    assert (await ending).exit_code == 4
+    assert list((tmp_path / "process").glob("*.json")) == []
+    await rt.close()
