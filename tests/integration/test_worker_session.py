@@ -400,7 +400,7 @@ async def test_tasks_keep_running_while_the_manager_is_away(
     )
     names = ("keep", "drop", "quick")
     await eventually(lambda: all(fm.states(t) == [TaskState.RUNNING] for t in names))
-    pids = _task_pids("keep", tmp_path)
+    pids = await started_pids("keep", tmp_path)
     assert len(pids) == 1
     await manager.stop()
     await eventually(lambda: not worker.session.connected.is_set())
@@ -455,7 +455,7 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
     )
     await eventually(lambda: all(fm.states(t) for t in ("adopt", "ends", "sick")))
     await eventually(lambda: fm.states("said")[-1:] == [TaskState.COMPLETED])
-    pids = _task_pids("adopt", tmp_path)
+    pids = await started_pids("adopt", tmp_path)
     await first.stop()  # the worker goes; its tasks stay
 
     # "ends" ends while no worker runs (its launcher records the status).
@@ -493,6 +493,12 @@ async def test_a_restarted_worker_adopts_instead_of_duplicating(
         await eventually(lambda: not _task_pids("adopt", tmp_path))
     finally:
         await shutdown(second)
+
+
+async def started_pids(task_id: str, root: Path) -> list[int]:
+    """The task's own processes once its launcher has started them: RUNNING is reported
+    as soon as the launcher runs, a moment before argv's process exists."""
+    return await eventually(lambda: _task_pids(task_id, root), what=f"{task_id}'s process")
 
 
 def _task_pids(task_id: str, root: Path) -> list[int]:
@@ -551,7 +557,7 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_its_attempts(
             ("waits", 1, process("sleep", "60", disconnect=Disconnect(replace=False))),
         )
         await eventually(lambda: TaskState.RUNNING in fm.states("fenced"))
-        pids = _task_pids("fenced", tmp_path)
+        pids = await started_pids("fenced", tmp_path)
         await eventually(lambda: fm.states("fenced") == [TaskState.RUNNING, TaskState.LOST])
         lost = fm.updates("fenced")[-1]
         assert "no lease from the manager" in lost.message and "stop_after 0.4s" in lost.message
@@ -571,7 +577,7 @@ async def test_a_launcher_stops_its_task_when_its_worker_is_gone_past_the_grace(
     await eventually(lambda: fm.hellos)
     fm.assign(("orphan", 1, process("sleep", "60")))
     await eventually(lambda: fm.states("orphan") == [TaskState.RUNNING])
-    pids = _task_pids("orphan", tmp_path)
+    pids = await started_pids("orphan", tmp_path)
     assert len(pids) == 1
     await running.stop()  # releases the beacon, as the kernel does for a killed worker
     status = tmp_path / "worker" / "process" / "orphan.1.status"
