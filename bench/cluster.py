@@ -237,7 +237,9 @@ async def count_states(client: manager_pb2_grpc.ManagerServiceStub) -> dict[str,
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
-    asyncio.run(_worker(conn, options))
+    from corral import loops
+
+    loops.run(_worker(conn, options))  # the loop `corral worker` runs on
 
 
 async def _worker(conn: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:

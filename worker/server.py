@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from corral import tracing
+from corral import loops, tracing
 from corral.metrics import MetricsServer, maybe_serve
 from corral.model import NodeId, NodeStats, Resources
 from corral.serving import RunningServer, start_server, until_signalled, write_port_file
@@ -231,6 +231,7 @@ def run(config: WorkerConfig) -> None:
 
     tracing.setup("worker")
     try:
-        asyncio.run(main())
+        # uvloop, as the manager (corral.loops): a start is mostly loop machinery.
+        loops.run(main())
     finally:
         tracing.shutdown()

@@ -32,3 +32,29 @@ def test_an_unknown_loop_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
         loops.run(_loop_type())
     assert err.value.field == "CORRAL_EVENT_LOOP"
     assert "uvloop, asyncio" in str(err.value)
+
+
+def test_the_worker_runs_on_it_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import server
+    from worker.config import WorkerConfig
+
+    ran_on: list[type] = []
+
+    class Serving:
+        port = 0
+
+        async def stop(self) -> None:
+            return None
+
+    async def serve(config: WorkerConfig) -> Serving:
+        ran_on.append(type(asyncio.get_running_loop()))
+        return Serving()
+
+    async def signalled() -> None:
+        return None
+
+    monkeypatch.delenv("CORRAL_EVENT_LOOP", raising=False)
+    monkeypatch.setattr(server, "serve", serve)
+    monkeypatch.setattr(server, "until_signalled", signalled)
+    server.run(WorkerConfig())
+    assert ran_on == [uvloop.Loop]
