@@ -29,11 +29,17 @@ class AttemptRecords:
         self.node_id = node_id
 
     def save(self, assignment: Assignment) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         ref = assignment.ref
         path = self.directory / f"{ref.key}.{assignment.spec.runtime}.spec"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(convert.spec_bytes(assignment.spec))
+        data = convert.spec_bytes(assignment.spec)
+        try:
+            tmp.write_bytes(data)
+        except FileNotFoundError:
+            # The first record (or the directory was removed): make it then, not on
+            # every start, which runs this before the task's process exists.
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
         tmp.replace(path)
 
     def remove(self, ref: AttemptRef, runtime: str) -> None:

@@ -176,6 +176,16 @@ async def test_adoption_uses_saved_specs_and_reports_vanished_ones(tmp_path: Pat
     await sup.close()
 
 
+def test_attempt_records_make_their_directory_when_it_is_missing(tmp_path: Path) -> None:
+    import shutil
+
+    records = AttemptRecords(tmp_path / "attempts", NODE)
+    records.save(assign("first"))
+    shutil.rmtree(tmp_path / "attempts")  # e.g. an operator cleaned the data dir
+    records.save(assign("second"))
+    assert records.load().keys() == {"second.1"}
+
+
 def test_node_id_is_made_once(tmp_path: Path) -> None:
     first = node_id(tmp_path / "data")
     assert first.startswith("node-") and node_id(tmp_path / "data") == first
