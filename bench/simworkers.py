@@ -2,12 +2,13 @@
 
 Each simulated worker holds its own ``ManagerService.Connect`` stream, says
 ``Hello`` (runtimes ``["fake"]``), heartbeats at the interval the ``Welcome``
-gives, acks each ``Assign`` with ONE ``Ack`` and reports ``RUNNING`` (then
-``COMPLETED`` or ``FAILED`` after the ``FakeSpec`` duration) in ``TaskUpdates``
-batched per stream: whatever is ready when the stream's writer wakes goes out
-as one message. Many workers share a process (asyncio) and a gRPC channel
-carries ``per_channel`` of them, each channel its own TCP connection, so
-thousands fit on a 2-core machine; a fleet spreads over several processes.
+gives, reports ``RUNNING`` (then ``COMPLETED`` or ``FAILED`` after the
+``FakeSpec`` duration) in ``TaskUpdates`` batched per stream: whatever is ready
+when the stream's writer wakes goes out as one message. As a real worker, it
+sends an ``Ack`` only for assignments no update in the same write reports.
+Many workers share a process (asyncio) and a gRPC channel carries
+``per_channel`` of them, each channel its own TCP connection, so thousands fit
+on a 2-core machine; a fleet spreads over several processes.
 
 Every worker records wall-clock times (``time.time()``, comparable across the
 processes of one machine): when each assignment arrived, when its RUNNING and
@@ -219,9 +220,9 @@ class SimWorker:
                         )
                     )
                 )
+            # As the real worker (worker.session): updates first, and no ack for an
+            # attempt an update in the same write reports (the manager takes it as one).
             acks, self._acks = self._acks, []
-            if acks:
-                await call.write(manager_pb2.WorkerMessage(ack=manager_pb2.Ack(attempts=acks)))
             updates, self._updates = self._updates, []
             if updates:
                 await call.write(
@@ -234,6 +235,10 @@ class SimWorker:
                     times = self.record.tasks.get(update.task_id)
                     if times is not None:
                         times[slot] = now
+                reported = {(u.task_id, u.generation) for u, _ in updates}
+                acks = [a for a in acks if (a.task_id, a.generation) not in reported]
+            if acks:
+                await call.write(manager_pb2.WorkerMessage(ack=manager_pb2.Ack(attempts=acks)))
 
 
 # --- one fleet process ---
