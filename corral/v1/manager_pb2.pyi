@@ -1050,7 +1050,10 @@ Global___TaskUpdates: _TypeAlias = TaskUpdates  # noqa: Y015
 
 @_typing.final
 class Ack(_message.Message):
-    """Ack confirms that assignments arrived."""
+    """Ack confirms that assignments arrived. An update on an attempt (TaskUpdates)
+    confirms it as well, so a worker need only ack the assignments that no update
+    in the same write reports (an attempt that started at once needs no Ack).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
