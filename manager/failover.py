@@ -20,6 +20,14 @@ A ``Replica`` serves gRPC for its whole life on one port, leader or not:
   closes the gate, cancels the calls in flight (workers' streams among them:
   they redial, are refused with the leader's address and say Hello there),
   and throws that core away. Nothing of a lost term is kept.
+- The ACL tokens live in the database too (``manager.stores.postgres_tokens``),
+  so every manager knows the same ones. Each term opens a token store fenced
+  by its term and fills the replica's ``Tokens`` cache from it (importing the
+  data dir's old ``acl.json`` first); stepping down empties the cache. The
+  gate runs before the ``Authorizer``: a standby holds no tokens, so it
+  answers every call UNAVAILABLE with the leader's address (which its
+  public health check and the lease row tell anyone anyway) rather than
+  refusing a token the leader accepts.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from corral.leaders import LEADER_METADATA
 from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import RunningServer, start_server
 from manager import encoding, extensions, logs, sealing, servicer
-from manager.acl import Tokens
+from manager.acl import StoredTokens, Tokens, import_file
 from manager.acl import servicer as acl_servicer
 from manager.acl.authorizing import Authorizer
 from manager.config import ManagerConfig
@@ -50,6 +58,7 @@ from manager.core import TaskManager
 from manager.leadership import Leadership
 from manager.metrics import ManagerMetrics
 from manager.stores.postgres import PostgresStore
+from manager.stores.postgres_tokens import PostgresTokenStore
 from manager.switchboard import Recorder, Switchboard
 
 log = logging.getLogger(__name__)
@@ -208,8 +217,9 @@ class Replica:
         )
         self.board = Switchboard()
         self.gate = Gate(self.serving, lambda: self.leadership.leader)
+        # Filled from the database while this manager leads (see the module docstring).
+        self.tokens = Tokens()
         # Per manager, as on one: replicas share --secret-key-file so a failover keeps secrets.
-        self.tokens = Tokens.open(config.data_dir)
         self.sealer = sealing.Sealer(sealing.load_key(config.data_dir, config.secret_key_file))
         self.core: TaskManager | None = None
         self.extensions: list[Extension] = []
@@ -233,13 +243,14 @@ class Replica:
                 *(_announce(name) for name in SERVICES[1:]),
                 acl_servicer.register(self.tokens, enabled=self.config.acl),
             ]
-            interceptors = [self.gate, *tracing.server_interceptors("manager")]
+            # The gate first: a standby refuses with the leader's address before any token check.
+            authorizing = [Authorizer(self.tokens)] if self.config.acl else []
             self._server = await start_server(
                 self.config.listen,
                 register,
                 tls=self.config.tls,
-                interceptors=interceptors,
-                authenticate=[Authorizer(self.tokens)] if self.config.acl else [],
+                interceptors=tracing.server_interceptors("manager"),
+                authenticate=[self.gate, *authorizing],
             )
         except BaseException:
             await self.leadership.close()
@@ -296,6 +307,12 @@ class Replica:
         metrics.follow(core)
         exposed: MetricsServer | None = None
         try:
+            loop = asyncio.get_running_loop()
+
+            def fenced() -> None:  # a token write was fenced (from any thread)
+                loop.call_soon_threadsafe(deposed.set)
+
+            self.tokens.attach(*await asyncio.to_thread(self._tokens_of, term, fenced))
             exposed = await maybe_serve(self.config.metrics_listen, metrics.registry)
             self.metrics_port = exposed.port if exposed is not None else None
             installed = extensions.install_all(core, self.config, self.extension_modules)
@@ -328,11 +345,27 @@ class Replica:
             await self._health(serving=False)
             self.gate.end_term()
             self.board.current = Recorder()
+            self.tokens.detach()
             self.core, self.extensions = None, []
             if exposed is not None:
                 self.metrics_port = None
                 await exposed.stop()
             await _close(core, installed)
+
+    def _tokens_of(
+        self, term: int, on_fenced: Callable[[], None]
+    ) -> tuple[PostgresTokenStore, StoredTokens]:
+        """The term's token store (the data dir's ``acl.json`` imported into it) and its
+        tokens, read on a thread: connecting and reading never hold up the event loop."""
+        store = PostgresTokenStore(
+            self.config.store, term=term, lease=self.config.lease_duration, on_fenced=on_fenced
+        )
+        try:
+            import_file(self.config.data_dir, store)
+            return store, store.load()
+        except BaseException:
+            store.close()
+            raise
 
     async def stop(self, grace: float | None = None) -> None:
         """Step down (handing the lease over at once), then stop serving."""

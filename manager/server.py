@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
@@ -16,7 +17,7 @@ from corral.metrics import MetricsServer, maybe_serve
 from corral.serving import start_server, until_signalled, write_port_file
 from corral.tls import check_exposure
 from manager import encoding, extensions, failover, logs, sealing, servicer
-from manager.acl import Tokens
+from manager.acl import Tokens, import_file
 from manager.acl import servicer as acl_servicer
 from manager.acl.authorizing import Authorizer
 from manager.config import ManagerConfig
@@ -25,6 +26,7 @@ from manager.core import TaskManager
 from manager.failover import Replica
 from manager.metrics import ManagerMetrics
 from manager.scheduling import STRATEGIES
+from manager.store.sqlite_tokens import SqliteTokenStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class RunningManager:
                 log.exception("closing an extension failed")
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.tokens is not None:
+            self.tokens.close()
         await self.core.close()
 
 
@@ -77,6 +81,18 @@ def tune_process() -> None:
     """
     gc.set_threshold(*GC_THRESHOLDS)
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def open_tokens(data_dir: Path) -> Tokens:
+    """The tokens in the store under ``data_dir`` (open the store first: it migrates the
+    file), with the previous release's ``acl.json`` imported once."""
+    store = SqliteTokenStore.open(data_dir)
+    try:
+        import_file(data_dir, store)
+        return Tokens(store)
+    except BaseException:
+        store.close()
+        raise
 
 
 async def serve(
@@ -98,7 +114,6 @@ async def serve(
     )
     if config.store:
         return await failover.serve(config, extension_modules=extension_modules)
-    tokens = Tokens.open(config.data_dir)
     sealer = sealing.Sealer(sealing.load_key(config.data_dir, config.secret_key_file))
     # One cache of spec messages per manager: the servicer fills it, sessions and the store read it.
     specs = encoding.spec_cache()
@@ -108,7 +123,9 @@ async def serve(
     metrics.follow(core)
     installed: list[Extension] = []
     exposed: MetricsServer | None = None
+    tokens: Tokens | None = None
     try:
+        tokens = open_tokens(config.data_dir)
         installed = extensions.install_all(core, config, extension_modules)
         register = [
             servicer.register(core, specs, tokens),
@@ -129,6 +146,8 @@ async def serve(
     except BaseException:
         if exposed is not None:
             await exposed.stop()
+        if tokens is not None:
+            tokens.close()
         await core.close()
         raise
     log.info("manager serving", extra={"port": running.port, "data_dir": str(config.data_dir)})

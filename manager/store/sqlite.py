@@ -38,6 +38,8 @@ from manager.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
+# The store's file under the data dir (the ACL tokens keep their tables in it too).
+DB_FILE = "manager.db"
 CHECKPOINT_PERIOD = 1.0
 # Batches up to this many rows commit on the event loop's thread, larger ones on the store's.
 INLINE_ROWS = 64
@@ -73,7 +75,7 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, data_dir: Path, codec: Codec) -> SqliteStore:
-        store = cls(data_dir / "manager.db", codec)
+        store = cls(data_dir / DB_FILE, codec)
         try:
             await store._run(store._connect)
         except BaseException:

@@ -30,5 +30,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # Who caused each event (a token or a node; empty for the manager's own work).
     ("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''",),
+    # ACL tokens (manager.acl.tokens, manager.store.sqlite_tokens), which were acl.json.
+    (
+        # Only the secret's SHA-256 is stored, never the secret.
+        """CREATE TABLE acl_tokens (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, namespace TEXT NOT NULL,
+            sha256 TEXT NOT NULL UNIQUE, created_at REAL NOT NULL)""",
+        "CREATE TABLE acl_nodes (node_id TEXT PRIMARY KEY, credential TEXT NOT NULL)",
+        # One row: whether `corral acl bootstrap` was answered (it answers once).
+        """CREATE TABLE acl_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1), bootstrapped INTEGER NOT NULL)""",
+        "INSERT INTO acl_state VALUES (1, 0)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

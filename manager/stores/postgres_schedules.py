@@ -12,36 +12,13 @@ few writes per schedule run, each a short round trip to the database.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
 from corral.errors import AlreadyExists
 from corral.schedules import Schedule
-from manager.leadership import check_term_sync, session_options
+from manager.leadership import session_options
 from manager.schedules.store import ScheduleStore
-
-
-class _Connection:
-    """The part of ``sqlite3.Connection`` that ``ScheduleStore`` uses, over psycopg."""
-
-    def __init__(self, conn: psycopg.Connection[Any], term: int) -> None:
-        self.conn = conn
-        self.term = term
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        if sql == "BEGIN IMMEDIATE":
-            self.conn.execute("BEGIN")
-            try:
-                check_term_sync(self.conn, self.term)
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            return None
-        return self.conn.execute(sql.replace("?", "%s"), params)
-
-    def close(self) -> None:
-        self.conn.close()
+from manager.stores.fencing import FencedConnection
 
 
 class PostgresScheduleStore(ScheduleStore):
@@ -50,7 +27,7 @@ class PostgresScheduleStore(ScheduleStore):
     def __init__(self, url: str, *, term: int, lease: float) -> None:
         conn = psycopg.Connection.connect(url, autocommit=True, options=session_options(lease))
         # ScheduleStore's methods only ever call execute() on it (and close()).
-        self._db = _Connection(conn, term)  # type: ignore[assignment]
+        self._db = FencedConnection(conn, term)  # type: ignore[assignment]
 
     def create(self, schedule: Schedule) -> None:
         try:

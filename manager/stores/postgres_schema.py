@@ -54,6 +54,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # Who caused each event (a token or a node; empty for the manager's own work).
     ("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''",),
+    # ACL tokens, shared by every manager on the database (manager.stores.postgres_tokens).
+    (
+        # Only the secret's SHA-256 is stored, never the secret.
+        """CREATE TABLE acl_tokens (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, namespace TEXT NOT NULL,
+            sha256 TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE TABLE acl_nodes (node_id TEXT PRIMARY KEY, credential TEXT NOT NULL)",
+        # One row: whether `corral acl bootstrap` was answered (once per cluster).
+        """CREATE TABLE acl_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1), bootstrapped INTEGER NOT NULL)""",
+        "INSERT INTO acl_state VALUES (1, 0)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # Any constant shared by every Corral manager: the advisory lock that serialises migrations.

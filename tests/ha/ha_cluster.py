@@ -38,10 +38,14 @@ NOWHERE = {"zone": "nowhere"}
 
 
 class Managers:
-    def __init__(self, root: Path, url: str, *, lease: float, count: int = 3) -> None:
+    def __init__(
+        self, root: Path, url: str, *, lease: float, count: int = 3, flags: tuple[str, ...] = ()
+    ) -> None:
         self.root = root
         self.url = url
         self.lease = lease
+        # More `corral manager` flags for every manager (e.g. --acl).
+        self.flags = flags
         self.addresses = [f"127.0.0.1:{free_port()}" for _ in range(count)]
         self.procs: list[Proc | None] = [None] * count
         self._all: list[Proc] = []
@@ -57,6 +61,7 @@ class Managers:
         # Workers stop their tasks after two thirds of the TTL without a manager (their
         # lease, Nomad's disconnect): the TTL must outlast a failover, as in production.
         args += ["--heartbeat-interval", "0.2", "--ttl", "30"]
+        args += self.flags
         proc = Proc(f"manager{i}", args, self.root / f"manager{i}.log")
         self.procs[i] = proc
         self._all.append(proc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +13,15 @@ from acl_stack import AclStack, acl_stack
 from typer.testing import CliRunner
 
 from corral.cli.main import build
-from corral.errors import Unauthenticated
+from corral.client import Client
+from corral.errors import FailedPrecondition, Unauthenticated
 from corral.model import Resources, TaskSpec
 from corral.serving import channel
 from corral.v1 import manager_pb2, manager_pb2_grpc
-from manager.acl import ACL_FILE, Role
+from manager.acl import ACL_FILE, IMPORTED_SUFFIX, Role
+from manager.acl.tokens import hash_secret
+from manager.config import ManagerConfig
+from manager.server import open_tokens, serve
 from worker import server as worker_server
 from worker.config import WorkerConfig
 
@@ -144,18 +147,52 @@ async def test_a_node_id_belongs_to_the_credential_of_its_first_hello(stack: Acl
 async def test_secrets_are_stored_hashed_and_tokens_outlive_a_restart(tmp_path: Path) -> None:
     async with acl_stack(tmp_path / "m") as stack:
         secrets = dict(stack.secrets)
-        stored = (tmp_path / "m" / ACL_FILE).read_text()
-        mode = stat.S_IMODE((tmp_path / "m" / ACL_FILE).stat().st_mode)
-    assert mode == 0o600
+    # Kept in the store's file (and its write-ahead log), by hash only.
+    stored = b"".join(path.read_bytes() for path in (tmp_path / "m").glob("manager.db*"))
+    assert hash_secret(secrets["operator"]).encode() in stored
     for secret in secrets.values():
-        assert secret not in stored and secret.removeprefix("corral_") not in stored
+        assert secret.encode() not in stored
+        assert secret.removeprefix("corral_").encode() not in stored
     async with acl_stack(tmp_path / "m2") as fresh:
         assert fresh.tokens.authenticate(secrets["reader"]) is None  # another cluster
-    from manager.acl import Tokens
+    reopened = open_tokens(tmp_path / "m")
+    try:
+        principal = reopened.authenticate(secrets["operator"])
+        assert principal is not None and principal.role is Role.OPERATOR
+    finally:
+        reopened.close()
 
-    reopened = Tokens.open(tmp_path / "m")
-    principal = reopened.authenticate(secrets["operator"])
-    assert principal is not None and principal.role is Role.OPERATOR
+
+async def test_an_upgrade_imports_the_old_acl_file_once(tmp_path: Path) -> None:
+    # The previous release kept each manager's tokens in <data-dir>/acl.json.
+    data_dir = tmp_path / "m"
+    data_dir.mkdir()
+    old = {
+        "bootstrapped": True,
+        "tokens": [
+            {"name": "old-admin", "role": "admin", "namespace": "",
+             "sha256": hash_secret("corral_old-admin"), "created_at": 1.0},
+        ],
+        "nodes": {"n-old": "token:old-node"},
+    }  # fmt: skip
+    (data_dir / ACL_FILE).write_text(json.dumps(old))
+    for _ in range(2):  # the second start finds the file imported and the tokens stored
+        config = ManagerConfig(listen="127.0.0.1:0", data_dir=data_dir, acl=True)
+        manager = await serve(config)
+        try:
+            target = f"127.0.0.1:{manager.port}"
+            async with Client(target, token="corral_old-admin", retries=0) as admin:
+                assert [t.name for t in await admin.list_tokens()] == ["old-admin"]
+            async with Client(target, retries=0) as anonymous:
+                with pytest.raises(FailedPrecondition, match="already"):
+                    await anonymous.acl_bootstrap()
+            assert manager.tokens is not None and manager.tokens.nodes == {
+                "n-old": "token:old-node"
+            }
+        finally:
+            await manager.stop(0)
+        assert not (data_dir / ACL_FILE).exists()
+        assert (data_dir / (ACL_FILE + IMPORTED_SUFFIX)).exists()
 
 
 async def test_rest_answers_401_without_a_token_and_403_without_the_role(stack: AclStack) -> None:
