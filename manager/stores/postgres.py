@@ -34,30 +34,30 @@ from manager.stores import postgres_schema
 log = logging.getLogger(__name__)
 POOL_SIZE = 4
 
-_INSERT_SPECS = "INSERT INTO specs (seq, spec) SELECT * FROM unnest(%s::bigint[], %b::bytea[])"
+_INSERT_SPECS = "INSERT INTO specs (seq, spec) SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
 _INSERT_TASKS = """INSERT INTO tasks (seq, id, name, state, node_id, generation, status, term)
-    SELECT u.*, %s FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::int[], %b::bytea[]) AS u"""
+    SELECT u.*, %s FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
+    %b::int[], %b::bytea[]) AS u"""
 _UPDATE_TASKS = """UPDATE tasks t SET state = u.state, node_id = u.node_id,
     generation = u.generation, status = u.status, term = %s
-    FROM unnest(%s::text[], %s::text[], %s::int[], %b::bytea[], %s::bigint[])
+    FROM unnest(%b::text[], %b::text[], %b::int[], %b::bytea[], %b::bigint[])
     AS u(state, node_id, generation, status, seq) WHERE t.seq = u.seq"""
-_UPSERT_ATTEMPTS = """INSERT INTO attempts SELECT * FROM unnest(%s::text[], %s::int[],
-    %s::text[], %s::text[], %s::int[], %s::text[], %s::float8[], %s::float8[])
+_UPSERT_ATTEMPTS = """INSERT INTO attempts SELECT * FROM unnest(%b::text[], %b::int[],
+    %b::text[], %b::text[], %b::int[], %b::text[], %b::float8[], %b::float8[])
     ON CONFLICT (task_id, generation) DO UPDATE SET node_id = excluded.node_id,
     state = excluded.state, exit_code = excluded.exit_code, message = excluded.message,
     created_at = excluded.created_at, finished_at = excluded.finished_at"""
-_UPSERT_NODES = """INSERT INTO nodes SELECT * FROM unnest(%s::text[], %b::bytea[])
+_UPSERT_NODES = """INSERT INTO nodes SELECT * FROM unnest(%b::text[], %b::bytea[])
     ON CONFLICT (id) DO UPDATE SET record = excluded.record"""
 _INSERT_EVENTS = """INSERT INTO events
     (term, idx, time, kind, task_id, node_id, message, payload, actor)
-    SELECT %s, u.* FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %b::bytea[], %s::text[]) AS u"""
+    SELECT %s, u.* FROM unnest(%b::bigint[], %b::float8[], %b::text[], %b::text[], %b::text[],
+    %b::text[], %b::bytea[], %b::text[]) AS u"""
 
 # Retention (manager.retention): finished tasks with their specs and attempts.
-_FORGET_TASKS = "DELETE FROM tasks WHERE seq = ANY(%s::bigint[])"
-_FORGET_SPECS = "DELETE FROM specs WHERE seq = ANY(%s::bigint[])"
-_FORGET_ATTEMPTS = "DELETE FROM attempts WHERE task_id = ANY(%s::text[])"
+_FORGET_TASKS = "DELETE FROM tasks WHERE seq = ANY(%b::bigint[])"
+_FORGET_SPECS = "DELETE FROM specs WHERE seq = ANY(%b::bigint[])"
+_FORGET_ATTEMPTS = "DELETE FROM attempts WHERE task_id = ANY(%b::text[])"
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -171,7 +171,7 @@ class PostgresStore:
         args: list[Any] = [from_index, until]
         if kinds:
             # A prefix match, without LIKE's wildcards.
-            sql += " AND EXISTS (SELECT 1 FROM unnest(%s::text[]) k WHERE starts_with(e.kind, k))"
+            sql += " AND EXISTS (SELECT 1 FROM unnest(%b::text[]) k WHERE starts_with(e.kind, k))"
             args.append(list(kinds))
         sql += " ORDER BY e.idx LIMIT %s"
         args.append(limit)
