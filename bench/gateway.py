@@ -4,7 +4,15 @@ The manager and the gateway each run in their own process. GetTask and
 SubmitTask are timed directly over gRPC and as ``GET /v1/tasks/{id}`` and
 ``POST /v1/tasks`` through the gateway (aiohttp, keep-alive connections),
 sequentially for latency, then with 32 requests in flight for req/s. Calls
-alternate between the two paths so a slow moment lands on both.
+alternate between the paths, and their order turns by one each round: a
+submit leaves the manager placing and the workers reporting for a moment
+after it answers, so a fixed order made one path always pay for the other's
+submit (REST POST always followed the gRPC submit, and took its work).
+
+The second hop has a floor: the ``floor`` paths go through a forwarder in a
+process of its own (the same uvicorn, no Starlette, no JSON) that sends a
+pre-built request and answers fixed bytes. What REST costs above the floor is
+the gateway's own work; what the floor costs above gRPC is the hop itself.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import argparse
 import asyncio
 import multiprocessing.connection
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +56,51 @@ async def _gateway(conn: multiprocessing.connection.Connection, manager: str) ->
     await running.stop()
 
 
+def _floor_main(conn: multiprocessing.connection.Connection, manager: str) -> None:
+    asyncio.run(_floor(conn, manager))
+
+
+async def _floor(conn: multiprocessing.connection.Connection, manager: str) -> None:
+    """A forwarder with no conversion: GET /v1/tasks/{id} and POST /v1/tasks, pre-built."""
+    import uvicorn
+
+    names = iter(range(10**9))
+    submit = cluster.fake_task("")
+    answer = b'{"task":{}}'
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"11")],
+    }
+    async with grpc.aio.insecure_channel(manager) as channel:
+        client = cluster.stub(channel)
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return
+            await receive()
+            if scope["method"] == "GET":
+                task_id = scope["path"].rsplit("/", 1)[1]
+                await client.GetTask(manager_pb2.GetTaskRequest(id=task_id), timeout=10)
+            else:
+                submit.spec.name = f"f-{next(names)}"
+                await client.SubmitTask(submit, timeout=10)
+            await send(start)
+            await send({"type": "http.response.body", "body": answer})
+
+        # Listening (queueing connections) from now on. IPPROTO_TCP, not 0: asyncio sets
+        # TCP_NODELAY only on sockets that say so, and Nagle held every body for 40 ms.
+        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(128)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        task = asyncio.create_task(server.serve(sockets=[listening]))
+        conn.send(("ok", listening.getsockname()[1]))
+        await spawning.serve_commands(conn, {"stop": lambda _: None})
+        server.should_exit = True
+        await task
+
+
 def cpu_seconds(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
@@ -68,6 +122,20 @@ async def rate(call: Callable[[], Awaitable[Any]], count: int, in_flight: int = 
     return (count // in_flight) * in_flight / (time.perf_counter() - t0)
 
 
+def rotated(names: list[str], turn: int) -> list[str]:
+    """``names`` starting at ``turn`` (mod len): each path follows each other one as often."""
+    k = turn % len(names)
+    return names[k:] + names[:k]
+
+
+async def cpu_per_call(pid: int, call: Callable[[], Awaitable[Any]], count: int) -> float:
+    """CPU seconds process ``pid`` spends per call, over ``count`` sequential calls."""
+    before = cpu_seconds(pid)
+    for _ in range(count):
+        await call()
+    return (cpu_seconds(pid) - before) / count
+
+
 async def measure(*, samples: int, load: int) -> dict[str, Any]:
     params = {
         "samples": samples,
@@ -75,10 +143,12 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
         "in_flight": 32,
         "http_client": "aiohttp, HTTP/1.1 keep-alive",
     }
-    lat: dict[str, list[float]] = {"grpc_get": [], "rest_get": [], "grpc_post": [], "rest_post": []}
+    names = ["grpc_get", "rest_get", "floor_get", "grpc_post", "rest_post", "floor_post"]
+    lat: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="corral-bench-gateway-") as tmp:
         m = await cluster.start_manager(Path(tmp))
         gw = spawning.spawn(_gateway_main, m.target)
+        floor = spawning.spawn(_floor_main, m.target)
         profiler = None
         fleet = None
         try:
@@ -86,6 +156,7 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
             # queue makes every submit pay a placement pass and would blur both paths.
             fleet = await Fleet.start(m.target, workers=2, procs=1, cpu=512.0)
             port = await gw.answer(60)
+            floor_port = await floor.answer(60)
             profiler = cluster.profile(gw.pid, "gateway")
             async with (
                 grpc.aio.insecure_channel(m.target) as channel,
@@ -94,6 +165,10 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                     timeout=aiohttp.ClientTimeout(total=30),
                     connector=aiohttp.TCPConnector(limit=64),
                 ) as http,
+                aiohttp.ClientSession(
+                    base_url=f"http://127.0.0.1:{floor_port}",
+                    timeout=aiohttp.ClientTimeout(total=30),
+                ) as bare,
             ):
                 client = cluster.stub(channel)
                 first = await client.SubmitTask(cluster.fake_task("g-first"), timeout=10)
@@ -113,29 +188,48 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                     await client.SubmitTask(request, timeout=10)
 
                 async def rest_post() -> None:
+                    # The very task fake_task submits over gRPC.
                     body = {
                         "spec": {
                             "name": f"g-{next(counter)}",
                             "runtime": "fake",
                             "resources": {"cpu": 0.1},
+                            "fake": {"duration": "0s"},
                         }
                     }
                     async with http.post("/v1/tasks", json=body) as response:
                         response.raise_for_status()
                         await response.read()
 
+                async def floor_get() -> None:
+                    async with bare.get(f"/v1/tasks/{task_id}") as response:
+                        response.raise_for_status()
+                        await response.read()
+
+                async def floor_post() -> None:
+                    async with bare.post("/v1/tasks", data=b"{}") as response:
+                        response.raise_for_status()
+                        await response.read()
+
                 calls = {
                     "grpc_get": grpc_get,
                     "rest_get": rest_get,
+                    "floor_get": floor_get,
                     "grpc_post": grpc_post,
                     "rest_post": rest_post,
+                    "floor_post": floor_post,
                 }
                 for call in calls.values():  # warm-up: connections, first-call paths
                     for _ in range(20):
                         await call()
-                for _ in range(samples):
-                    for name, call in calls.items():
-                        lat[name].append(await timed(call))
+                for turn in range(samples):
+                    for name in rotated(names, turn):
+                        lat[name].append(await timed(calls[name]))
+                cpu_count = max(samples // 2, 50)
+                per_call = {
+                    "gateway_cpu_us_per_post": await cpu_per_call(gw.pid, rest_post, cpu_count),
+                    "floor_cpu_us_per_post": await cpu_per_call(floor.pid, floor_post, cpu_count),
+                }
                 manager_cpu0 = m.cpu_seconds()
                 grpc_rate = await rate(grpc_get, load)
                 manager_cpu1, gateway_cpu1 = m.cpu_seconds(), cpu_seconds(gw.pid)
@@ -143,6 +237,7 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                 gateway_cpu2 = cpu_seconds(gw.pid)
                 done = (load // 32) * 32
                 rates = {
+                    **{k: v * 1e6 for k, v in per_call.items()},
                     "grpc_get_per_s": grpc_rate,
                     "rest_get_per_s": rest_rate,
                     "manager_cpu_us_per_get": (manager_cpu1 - manager_cpu0) / done * 1e6,
@@ -153,6 +248,7 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                 profiler.send_signal(signal.SIGINT)
                 await asyncio.get_running_loop().run_in_executor(None, profiler.wait, 30)
             await gw.close()
+            await floor.close()
             if fleet is not None:
                 await fleet.close()
             await m.stop()
@@ -166,6 +262,10 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
         "rest_over_grpc_post_p50": figures.ratio(out["rest_post_p50_ms"], out["grpc_post_p50_ms"]),
         "rest_over_grpc_get_p99": figures.ratio(out["rest_get_p99_ms"], out["grpc_get_p99_ms"]),
         "rest_over_grpc_get_rate": figures.ratio(out["rest_get_per_s"], out["grpc_get_per_s"]),
+        "floor_over_grpc_get_p50": figures.ratio(out["floor_get_p50_ms"], out["grpc_get_p50_ms"]),
+        "floor_over_grpc_post_p50": figures.ratio(
+            out["floor_post_p50_ms"], out["grpc_post_p50_ms"]
+        ),
     }
     return {
         "name": "gateway",
