@@ -10,9 +10,9 @@ after it answers, so a fixed order made one path always pay for the other's
 submit (REST POST always followed the gRPC submit, and took its work).
 
 The second hop has a floor: the ``floor`` paths go through a forwarder in a
-process of its own (the same uvicorn, no Starlette, no JSON) that sends a
-pre-built request and answers fixed bytes. What REST costs above the floor is
-the gateway's own work; what the floor costs above gRPC is the hop itself.
+process of its own (the same uvicorn protocol, no Starlette, no JSON) that
+sends a pre-built request and answers fixed bytes. What REST costs above the
+floor is the gateway's own work; what the floor costs above gRPC is the hop.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ async def _floor(conn: multiprocessing.connection.Connection, manager: str) -> N
     """A forwarder with no conversion: GET /v1/tasks/{id} and POST /v1/tasks, pre-built."""
     import uvicorn
 
+    from gateway.gathering import GatheringHttpToolsProtocol
+
     names = iter(range(10**9))
     submit = cluster.fake_task("")
     answer = b'{"task":{}}'
@@ -93,7 +95,10 @@ async def _floor(conn: multiprocessing.connection.Connection, manager: str) -> N
         listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listening.bind(("127.0.0.1", 0))
         listening.listen(128)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        config = uvicorn.Config(
+            app, http=GatheringHttpToolsProtocol, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[listening]))
         conn.send(("ok", listening.getsockname()[1]))
         await spawning.serve_commands(conn, {"stop": lambda _: None})
@@ -225,7 +230,7 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                 for turn in range(samples):
                     for name in rotated(names, turn):
                         lat[name].append(await timed(calls[name]))
-                cpu_count = max(samples // 2, 50)
+                cpu_count = max(samples * 2, 100)  # psutil counts in 10 ms ticks
                 per_call = {
                     "gateway_cpu_us_per_post": await cpu_per_call(gw.pid, rest_post, cpu_count),
                     "floor_cpu_us_per_post": await cpu_per_call(floor.pid, floor_post, cpu_count),

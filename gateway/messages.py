@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from corral import jsontext
 from corral.errors import ValidationError
+from gateway import printing
 from gateway.errors import UpstreamError, bad_request
 
 # The stubs type upb and pure-Python descriptors apart; both behave the same here.
@@ -94,12 +95,19 @@ def _owner(descriptor: AnyDescriptor, unknown: str, field: str) -> str:
 
 
 def _field(descriptor: AnyDescriptor, name: str) -> AnyField | None:
-    found = descriptor.fields_by_name.get(name)
-    if found is None:
-        for candidate in descriptor.fields:
-            if candidate.json_name == name:
-                return candidate
-    return found
+    """The field called ``name`` by its proto name or, failing that, its JSON name."""
+    names = _names.get(descriptor.full_name)
+    if names is None:
+        names = {}
+        for f in descriptor.fields:
+            names.setdefault(f.json_name, f)
+        names.update(descriptor.fields_by_name)
+        _names[descriptor.full_name] = names
+    return names.get(name)
+
+
+# Per message type: its fields by JSON and proto names (the two walks below ask per key).
+_names: dict[str, dict[str, AnyField]] = {}
 
 
 def _unknown_field(data: Any, descriptor: AnyDescriptor, prefix: str) -> str:
@@ -281,7 +289,7 @@ def _enum(enum: Any, value: str, dotted: str) -> int:
 
 def to_json(message: Message) -> Any:
     """Proto3 JSON with every field present, so curl users see zero values too."""
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return printing.to_dict(message)
 
 
 def response_json(message: Message, response_body: str) -> Any:

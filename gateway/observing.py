@@ -55,6 +55,16 @@ class GatewayMetrics:
             "Streaming responses (events, followed logs) currently open.",
             registry=self.registry,
         )
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The duration and request-count children of one (method, route, status)."""
+        found = self._series.get((method, route, status))
+        if found is None:
+            labels = (method, route, str(status))
+            found = (self.duration.labels(*labels), self.requests.labels(*labels))
+            self._series[(method, route, status)] = found
+        return found
 
 
 def route_of(scope: Scope) -> str:
@@ -66,10 +76,15 @@ def route_of(scope: Scope) -> str:
     path = getattr(route, "path", None)
     if not isinstance(path, str) or not path:
         return "unmatched"
-    return _CONVERTOR.sub(r"{\1}", path)
+    template = _templates.get(path)
+    if template is None:
+        template = _templates[path] = _CONVERTOR.sub(r"{\1}", path)
+    return template
 
 
 _CONVERTOR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[^}]*\}")
+# Route paths are the app's own (a few dozen), so this stays small.
+_templates: dict[str, str] = {}
 
 
 class Observing:
@@ -84,7 +99,8 @@ class Observing:
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # The caller's trace context, read only when there is a tracer to continue it.
+        headers = _headers(scope) if tracing.enabled("gateway") else None
         started = time.perf_counter()
         status = 500
         streaming = False
@@ -94,9 +110,9 @@ class Observing:
             nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                labels = (method, route_of(scope), str(status))
-                m.duration.labels(*labels).observe(time.perf_counter() - started)
-                m.requests.labels(*labels).inc()
+                duration, requests = m.series(method, route_of(scope), status)
+                duration.observe(time.perf_counter() - started)
+                requests.inc()
                 kind = dict(message.get("headers", ())).get(b"content-type", b"")
                 if kind.startswith(STREAM_TYPES):
                     streaming = True
@@ -113,6 +129,10 @@ class Observing:
                     m.open_streams.dec()
                 if span is not None:
                     _finish_span(span, method, scope, status)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 def _finish_span(span: Any, method: str, scope: Scope, status: int) -> None:

@@ -21,6 +21,7 @@ from corral.errors import ValidationError
 from corral.serving import write_port_file
 from corral.tls import TlsFiles, check_exposure
 from gateway.app import create_app
+from gateway.gathering import GatheringHttpToolsProtocol
 
 STOP_GRACE = 5.0
 
@@ -74,6 +75,7 @@ def _config(app: Starlette, listen: str, https: Https | None = None) -> uvicorn.
         app,
         host=host.strip("[]") or "127.0.0.1",
         port=int(port),
+        http=GatheringHttpToolsProtocol,  # one send per response (gateway.gathering)
         log_level="warning",
         log_config=None,  # uvicorn's lines go through the root logger: --log-format applies
         lifespan="on",
