@@ -1,11 +1,12 @@
 """Proto3 JSON in and out, and path and query parameters bound to fields.
 
-JSON bodies are parsed with ``json_format`` with unknown fields refused; the
-unknown field is found first by walking the JSON against the descriptor, so
-the 400 names it by its dotted path (``spec.foo``) rather than quoting the
-parser. Path and query parameters bind to (nested, dotted) fields by proto
-or JSON name; repeated fields take repeated parameters, and enums take their
-full name (``TASK_STATE_RUNNING``), their short name (``running``) or number.
+JSON bodies are parsed as ``json_format`` parses them (``gateway.parsing``)
+with unknown fields refused; the unknown field is found first by walking the
+JSON against the descriptor, so the 400 names it by its dotted path
+(``spec.foo``) rather than quoting the parser. Path and query parameters
+bind to (nested, dotted) fields by proto or JSON name; repeated fields take
+repeated parameters, and enums take their full name (``TASK_STATE_RUNNING``),
+their short name (``running``) or number.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from starlette.requests import Request
 
 from corral import jsontext
 from corral.errors import ValidationError
-from gateway import printing
+from gateway import parsing, printing
 from gateway.errors import UpstreamError, bad_request
 
 # The stubs type upb and pure-Python descriptors apart; both behave the same here.
@@ -70,7 +71,7 @@ def parse_into(data: Any, message: Message, field: str = "") -> None:
     if wrong is not None:
         raise bad_request(*wrong)
     try:
-        json_format.ParseDict(data, message, ignore_unknown_fields=False)
+        parsing.fill(data, message)
     except json_format.ParseError as err:
         raise _parse_error(str(err), field) from None
 
