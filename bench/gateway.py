@@ -40,7 +40,9 @@ GOAL = "REST latency <= 1.5x the same call over gRPC"
 
 
 def _gateway_main(conn: multiprocessing.connection.Connection, manager: str) -> None:
-    asyncio.run(_gateway(conn, manager))
+    from corral import loops
+
+    loops.run(_gateway(conn, manager))  # the loop `corral gateway` runs on
 
 
 async def _gateway(conn: multiprocessing.connection.Connection, manager: str) -> None:
@@ -57,7 +59,9 @@ async def _gateway(conn: multiprocessing.connection.Connection, manager: str) ->
 
 
 def _floor_main(conn: multiprocessing.connection.Connection, manager: str) -> None:
-    asyncio.run(_floor(conn, manager))
+    from corral import loops
+
+    loops.run(_floor(conn, manager))
 
 
 async def _floor(conn: multiprocessing.connection.Connection, manager: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from corral import tracing
+from corral import loops, tracing
 from corral.errors import ValidationError
 from corral.serving import write_port_file
 from corral.tls import TlsFiles, check_exposure
@@ -119,9 +119,11 @@ def run(
 ) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn handles both); report the port to ``port_file``.
 
-    Traces when the environment asks for it (``corral.tracing``). A
-    non-loopback address needs HTTPS and a TLS link to the manager (whose
-    ACLs then judge every forwarded token), or ``insecure``.
+    Runs on the servers' event loop (``corral.loops``: uvloop unless
+    ``CORRAL_EVENT_LOOP`` says otherwise). Traces when the environment asks
+    for it (``corral.tracing``). A non-loopback address needs HTTPS and a TLS
+    link to the manager (whose ACLs then judge every forwarded token), or
+    ``insecure``.
     """
     check_exposure(
         listen,
@@ -142,6 +144,6 @@ def run(
 
     tracing.setup("gateway")
     try:
-        asyncio.run(main())
+        loops.run(main())
     finally:
         tracing.shutdown()

@@ -1,16 +1,19 @@
-"""The gateway's HTTP protocol: one write per response, streams still leave at once."""
+"""The gateway's HTTP serving: one write per response, streams still leave at once, uvloop."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.server import ServerState
 
+from corral import loops
 from gateway.gathering import GatheringHttpToolsProtocol
-from gateway.server import _config
+from gateway.server import _config, run
 
 GET = b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -109,3 +112,20 @@ async def test_a_streams_headers_and_events_leave_while_it_waits() -> None:
 def test_the_gateway_serves_with_the_gathering_protocol() -> None:
     config = _config(Starlette(), "127.0.0.1:0")
     assert config.http is GatheringHttpToolsProtocol
+
+
+def test_the_gateway_runs_on_the_servers_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+
+    def on_chosen_loop(main: Coroutine[Any, Any, None]) -> None:
+        ran.append(main.__qualname__)
+        main.close()
+
+    def on_plain_asyncio(main: Coroutine[Any, Any, None]) -> None:
+        main.close()
+        raise AssertionError("the gateway ran on asyncio.run, not corral.loops.run")
+
+    monkeypatch.setattr(loops, "run", on_chosen_loop)
+    monkeypatch.setattr(asyncio, "run", on_plain_asyncio)
+    run("127.0.0.1:1", "127.0.0.1:0")
+    assert ran == ["run.<locals>.main"]
