@@ -4,10 +4,10 @@ The manager and the gateway each run in their own process. GetTask and
 SubmitTask are timed directly over gRPC and as ``GET /v1/tasks/{id}`` and
 ``POST /v1/tasks`` through the gateway (aiohttp, keep-alive connections),
 sequentially for latency, then with 32 requests in flight for req/s. Calls
-alternate between the paths, and their order turns by one each round: a
-submit leaves the manager placing and the workers reporting for a moment
-after it answers, so a fixed order made one path always pay for the other's
-submit (REST POST always followed the gRPC submit, and took its work).
+alternate between the paths in a new (seeded) order each round: a submit
+leaves the manager placing and the workers reporting for a moment after it
+answers (about 2 ms of manager CPU), so a fixed order made one path always
+pay for the other's submit (REST POST always followed the gRPC submit).
 
 The second hop has a floor: the ``floor`` paths go through a forwarder in a
 process of its own (the same uvicorn protocol, no Starlette, no JSON) that
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing.connection
+import random
 import signal
 import socket
 import tempfile
@@ -131,10 +132,12 @@ async def rate(call: Callable[[], Awaitable[Any]], count: int, in_flight: int = 
     return (count // in_flight) * in_flight / (time.perf_counter() - t0)
 
 
-def rotated(names: list[str], turn: int) -> list[str]:
-    """``names`` starting at ``turn`` (mod len): each path follows each other one as often."""
-    k = turn % len(names)
-    return names[k:] + names[:k]
+def shuffled(names: list[str], turn: int) -> list[str]:
+    """``names`` in the order of round ``turn``: over the rounds, each path follows each
+    other one about as often (turning a fixed order would keep who follows whom)."""
+    order = list(names)
+    random.Random(turn).shuffle(order)
+    return order
 
 
 async def cpu_per_call(pid: int, call: Callable[[], Awaitable[Any]], count: int) -> float:
@@ -232,7 +235,7 @@ async def measure(*, samples: int, load: int) -> dict[str, Any]:
                     for _ in range(20):
                         await call()
                 for turn in range(samples):
-                    for name in rotated(names, turn):
+                    for name in shuffled(names, turn):
                         lat[name].append(await timed(calls[name]))
                 cpu_count = max(samples * 2, 100)  # psutil counts in 10 ms ticks
                 per_call = {
