@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from corral import tracing
 from corral.errors import ValidationError
@@ -84,10 +84,28 @@ class TextFormatter(logging.Formatter):
         return f"{head} {tail}{newline}{rest}"
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, as
+    ``logging.lastResort`` does: a handler that kept the stream it was built with
+    kept writing to a closed one once a caller (a test's ``CliRunner``, an embedding
+    program) swapped stderr back, and every record became a "Logging error"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass  # StreamHandler.__init__ sets it; the property always answers sys.stderr
+
+
 def configure(fmt: str, *, level: int = logging.INFO) -> None:
     """Send the root logger to stderr in ``fmt`` (``json``/``text``; empty = the default)."""
     chosen = check_format(fmt)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

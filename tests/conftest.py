@@ -10,6 +10,7 @@ are the same everywhere.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +22,23 @@ import pytest
 from waiting import INTERVAL, eventually, free_port, reported_port
 
 __all__ = ["INTERVAL", "eventually", "free_port", "reported_port"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A server command run in-process (``corral manager`` through CliRunner) points the
+    root logger at stderr at INFO; left so, every later test's library chatter (aiohttp's
+    access log) lands in whatever stderr a CliRunner captures, and its JSON no longer
+    parses. Take back what ``corral.logformat.configure`` installed."""
+    from corral.logformat import StderrHandler
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if isinstance(handler, StderrHandler):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

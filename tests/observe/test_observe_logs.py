@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,26 @@ def test_the_default_is_text_on_a_terminal_only(monkeypatch) -> None:
     with pytest.raises(ValidationError) as err:
         logformat.check_format("xml")
     assert err.value.field == "log_format"
+
+
+def test_logs_follow_stderr_when_a_caller_swaps_it(monkeypatch, capsys) -> None:
+    """A CLI run inside CliRunner configures logging on the runner's stream, which is
+    closed afterwards; later records must reach the stderr of the moment."""
+    root = logging.getLogger()
+    kept = list(root.handlers), root.level
+    try:
+        swapped = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", swapped)
+        logformat.configure("text")
+        logging.getLogger("corral.test").info("while swapped")
+        swapped.close()
+        monkeypatch.undo()
+        logging.getLogger("corral.test").info("after the swap")
+    finally:
+        root.handlers[:], root.level = kept[0], kept[1]
+    err = capsys.readouterr().err
+    assert "after the swap" in err
+    assert "Logging error" not in err
 
 
 @pytest.mark.parametrize("program", ["manager", "worker", "gateway"])
