@@ -66,9 +66,15 @@ class PlacementPasses:
         self._failures = 0
 
     def kick(self) -> None:
-        """A pass over the whole queue soon (capacity may have changed)."""
+        """A pass over the whole queue soon (capacity may have changed).
+
+        With nothing pending there is nothing a pass could place: every task that
+        ends would otherwise start an empty pass, which sessions then wait on
+        (``settled``) before they send, a round trip's worth of loop turns.
+        """
         self._rescan = True
-        self._kick.set()
+        if self.ledger.pending_count():
+            self._kick.set()
 
     def kick_new(self, task_ids: Iterable[TaskId]) -> None:
         """A pass over only these new tasks: no capacity changed, so nothing

@@ -158,6 +158,24 @@ async def test_only_an_update_that_frees_capacity_asks_for_a_pass(
     assert kicks == [True]
 
 
+async def test_a_freed_slot_starts_a_pass_only_when_something_waits(core: TaskManager) -> None:
+    session = await core.workers.hello(hello(), Outbox())
+    (task,) = await core.submit([NewTask(spec("t", resources=Resources(1)))])
+    await core.place_pending()
+    running = TaskUpdate(task.id, 1, TaskState.RUNNING)
+    await core.workers.apply_updates(session.record, [running])
+    core.passes._kick.clear()  # the submit's request (this core runs no placement loop)
+    ended = TaskUpdate(task.id, 1, TaskState.COMPLETED, exit_code=0)
+    await core.workers.apply_updates(session.record, [ended])
+    assert not core.passes._kick.is_set()  # nothing pending: no pass to run
+    (big,) = await core.submit([NewTask(spec("big", resources=Resources(99)))])
+    await core.place_pending()
+    assert (await core.get(big.id)).status.state is TaskState.PENDING
+    core.passes._kick.clear()
+    core.kick()
+    assert core.passes._kick.is_set()
+
+
 async def test_wait_times_out(core: TaskManager) -> None:
     (task,) = await core.submit([NewTask(spec("slow"))])
     with pytest.raises(DeadlineExceeded):
