@@ -52,6 +52,10 @@ class ProtoCodec:
             spec = dataclasses.replace(spec, secret_env=opened)
         return spec
 
+    def spec_has_dependencies(self, blob: bytes) -> bool:
+        # The parse is upb's, in C: a tenth of a full ``decode_spec``.
+        return len(types_pb2.TaskSpec.FromString(blob).depends_on) > 0
+
     def _sealer(self) -> Sealer:
         if self.sealer is None:
             raise FailedPrecondition("secret_env needs a manager with a secret key")

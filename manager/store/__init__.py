@@ -47,6 +47,8 @@ class Codec(Protocol):
 
     def decode_spec(self, blob: bytes) -> TaskSpec: ...
 
+    def spec_has_dependencies(self, blob: bytes) -> bool: ...
+
     def encode_status(self, status: TaskStatus) -> bytes: ...
 
     def decode_status(self, blob: bytes) -> TaskStatus: ...
@@ -116,6 +118,10 @@ class TaskRow:
     spec: bytes
     status: bytes
     codec: Codec
+
+    def has_dependencies(self) -> bool:
+        """Without decoding the spec: a restart asks this of every pending task."""
+        return self.codec.spec_has_dependencies(self.spec)
 
     def decode(self) -> Task:
         return Task(

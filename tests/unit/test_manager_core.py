@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from corral.errors import AlreadyExists, DeadlineExceeded, NotFound, ValidationError
-from corral.model import NodeStats, Resources, TaskId, TaskSpec, TaskState, TaskUpdate
+from corral.model import Dependency, NodeStats, Resources, TaskId, TaskSpec, TaskState, TaskUpdate
 from manager import placing
 from manager.config import ManagerConfig
 from manager.control import NewTask, TaskQuery
@@ -223,6 +223,37 @@ async def test_restart_restores_tasks_nodes_and_events(tmp_path: Path) -> None:
         assert waiting.status.message == "no node fits: 1 not ready"
         events = [e async for e in _take(core, 1, last)]
         assert [e.index for e in events] == list(range(1, last + 1))
+    finally:
+        await core.close()
+
+
+class CountingCodec(ProtoCodec):
+    def __init__(self) -> None:
+        super().__init__(spec_cache())
+        self.decoded: list[str] = []
+
+    def decode_spec(self, blob: bytes) -> TaskSpec:
+        spec = super().decode_spec(blob)
+        self.decoded.append(spec.name)
+        return spec
+
+
+async def test_a_restart_decodes_only_the_pending_tasks_with_dependencies(tmp_path: Path) -> None:
+    core = await open_core(tmp_path)
+    first, *_ = await core.submit([NewTask(spec(f"t{i}")) for i in range(50)])
+    after = spec("after", depends_on=(Dependency(first.id),))
+    await core.submit([NewTask(after)])
+    await core.close()
+
+    codec = CountingCodec()
+    config = ManagerConfig(data_dir=tmp_path, heartbeat_interval=0.05, ttl=10)
+    core = await TaskManager.open(config, log_source=no_logs, codec=codec)
+    try:
+        # "after" and the task it waits for; the other 49 stay bytes until read.
+        assert sorted(codec.decoded) == ["after", "t0"]
+        assert len(core.ledger.catalog) == 51
+        assert len(core.dependencies.gate) == 1  # and "after" still waits for t0
+        assert (await core.get(first.id)).spec.name == "t0"
     finally:
         await core.close()
 
