@@ -18,7 +18,10 @@ loses nothing. The error names the file and says what to do.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from corral.errors import FailedPrecondition
 
@@ -48,3 +51,17 @@ def connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection
         db.close()
         raise DamagedStore(path, "damaged: " + "; ".join(verdict)[:300])
     return db
+
+
+@contextmanager
+def write_transaction(db: Any) -> Iterator[Any]:
+    """``BEGIN IMMEDIATE`` (the write lock at once, so two writers never deadlock on an
+    upgrade) ... ``COMMIT``, rolled back on any error. ``db`` is a ``sqlite3`` connection,
+    or the ``FencedConnection`` that runs the same stores on PostgreSQL."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

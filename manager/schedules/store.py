@@ -71,13 +71,8 @@ class ScheduleStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with sqlitefiles.write_transaction(self._db) as db:
+            yield db
 
     def close(self) -> None:
         self._db.close()

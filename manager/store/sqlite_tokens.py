@@ -23,6 +23,7 @@ from typing import Any
 
 from corral.errors import AlreadyExists, FailedPrecondition, NotFound
 from manager.acl.tokens import ALREADY_BOOTSTRAPPED, Role, StoredTokens, TokenRecord
+from manager.sqlitefiles import write_transaction
 from manager.store.sqlite import DB_FILE
 
 _INSERT = """INSERT INTO acl_tokens (name, role, namespace, sha256, created_at)
@@ -53,13 +54,8 @@ class SqliteTokenStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with write_transaction(self._db) as db:
+            yield db
 
     def load(self) -> StoredTokens:
         db = self._db
