@@ -118,7 +118,8 @@ class WorkerSession:
             raise ValidationError("hello", "the first message of a session must be hello")
         info = hello_from(first.hello)
         if self._admit is not None:
-            self._admit(info)
+            # A node's first Hello writes its binding to the database: off the loop.
+            await asyncio.to_thread(self._admit, info)
         actors.act_as(f"node:{info.node_id}")
         granted = await self.core.workers.hello(info, self)
         record = granted.record

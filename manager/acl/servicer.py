@@ -7,6 +7,7 @@ refused with FAILED_PRECONDITION naming the flag that turns them on.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
@@ -44,7 +45,8 @@ class AclServicer(acl_pb2_grpc.AclServiceServicer):
     async def Bootstrap(
         self, request: acl_pb2.BootstrapRequest, context: Context
     ) -> acl_pb2.BootstrapResponse:
-        record, secret = self._on().bootstrap()
+        # Writes reach the database: on a thread, never holding up the event loop.
+        record, secret = await asyncio.to_thread(self._on().bootstrap)
         return acl_pb2.BootstrapResponse(token=token_to(record, secret))
 
     @translate_errors
@@ -52,7 +54,10 @@ class AclServicer(acl_pb2_grpc.AclServiceServicer):
         self, request: acl_pb2.CreateTokenRequest, context: Context
     ) -> acl_pb2.CreateTokenResponse:
         role = role_of(request.role)
-        record, secret = self._on().create(request.name, role, request.namespace)
+        tokens = self._on()
+        record, secret = await asyncio.to_thread(
+            tokens.create, request.name, role, request.namespace
+        )
         return acl_pb2.CreateTokenResponse(token=token_to(record, secret))
 
     @translate_errors
@@ -65,7 +70,9 @@ class AclServicer(acl_pb2_grpc.AclServiceServicer):
     async def RevokeToken(
         self, request: acl_pb2.RevokeTokenRequest, context: Context
     ) -> acl_pb2.RevokeTokenResponse:
-        self._on().revoke(request.name)
+        tokens = self._on()
+        await asyncio.to_thread(tokens.revoke_stored, request.name)
+        tokens.forget(request.name)  # on the loop: it wakes the token's streams to end them
         return acl_pb2.RevokeTokenResponse()
 
 

@@ -258,11 +258,20 @@ class Tokens:
         return sorted(self._records.values(), key=lambda r: r.name)
 
     def revoke(self, name: str) -> None:
-        record = self._records.get(name)
-        if record is None:
+        self.revoke_stored(name)
+        self.forget(name)
+
+    def revoke_stored(self, name: str) -> None:
+        """The database half of ``revoke``: callable from a thread."""
+        if name not in self._records:
             raise NotFound(f"no token named {name!r}")
         self._writable().remove(name)
-        del self._records[name]
+
+    def forget(self, name: str) -> None:
+        """The cache half of ``revoke``, on the event loop: it ends the token's streams."""
+        record = self._records.pop(name, None)
+        if record is None:
+            return
         principal = self._by_hash.pop(record.sha256)
         del self._principals[name]
         principal.revoked.set()

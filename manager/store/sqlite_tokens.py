@@ -6,16 +6,20 @@ first. The SQL is plain enough to run on PostgreSQL too, where
 ``manager.stores.postgres_tokens`` runs this same class over a connection
 fenced by the leader's term, as the schedules do.
 
-The calls are synchronous, on the caller's thread: tokens are written a few
-times in a cluster's life (bootstrap, an admin's create or revoke, a node's
-first Hello), each write is one short transaction, and reads happen once
-when the cache is filled. The connection is the tokens' own; WAL lets it
-write between the store's group commits (``busy_timeout`` waits out one).
+The calls are synchronous; the manager makes them on a thread (``asyncio.to_thread``
+in the AclService and the worker session's Hello), never on its event loop, since
+a write may wait out a group commit (SQLite) or a round trip to the database
+(PostgreSQL). A lock keeps one transaction at a time on the connection. Tokens
+are written a few times in a cluster's life (bootstrap, an admin's create or
+revoke, a node's first Hello), and read once when the cache is filled. The
+connection is the tokens' own; WAL lets it write between the store's group
+commits (``busy_timeout`` waits out one).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,8 +48,10 @@ class SqliteTokenStore:
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     def __init__(self, path: Path) -> None:
-        self._db: Any = sqlite3.connect(path, isolation_level=None)
+        # Used from the threads the manager hands token writes to, one at a time.
+        self._db: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, data_dir: Path) -> SqliteTokenStore:
@@ -54,11 +60,14 @@ class SqliteTokenStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with write_transaction(self._db) as db:
+        with self._lock, write_transaction(self._db) as db:
             yield db
 
     def load(self) -> StoredTokens:
-        db = self._db
+        with self._lock:
+            return self._load(self._db)
+
+    def _load(self, db: Any) -> StoredTokens:
         (bootstrapped,) = db.execute("SELECT bootstrapped FROM acl_state").fetchone()
         rows = db.execute("SELECT name, role, namespace, sha256, created_at FROM acl_tokens")
         tokens = [

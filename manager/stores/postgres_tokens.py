@@ -12,6 +12,7 @@ of these per term it leads and fills its cache from it
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,7 @@ class PostgresTokenStore(SqliteTokenStore):
     ) -> None:
         conn = psycopg.Connection.connect(url, autocommit=True, options=session_options(lease))
         self._db = FencedConnection(conn, term)
+        self._lock = threading.Lock()
         self._on_fenced = on_fenced
 
     @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -193,6 +194,33 @@ async def test_an_upgrade_imports_the_old_acl_file_once(tmp_path: Path) -> None:
             await manager.stop(0)
         assert not (data_dir / ACL_FILE).exists()
         assert (data_dir / (ACL_FILE + IMPORTED_SUFFIX)).exists()
+
+
+async def test_a_token_write_waiting_on_the_database_holds_up_nothing_else(
+    stack: AclStack, tmp_path: Path
+) -> None:
+    """Token writes run on a thread: while one waits for the database, calls still answer."""
+    blocker = sqlite3.connect(tmp_path / "m" / "manager.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    async with stack.client("admin") as admin:
+        try:
+            creating = asyncio.create_task(admin.create_token("later", "reader"))
+            # Served from the cache on the event loop: it answers although the write waits.
+            names = [t.name for t in await asyncio.wait_for(admin.list_tokens(), 3)]
+            assert "later" not in names and not creating.done()
+            revoking = asyncio.create_task(admin.revoke_token("reader"))
+            await asyncio.wait_for(admin.list_tokens(), 3)
+            assert not revoking.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert (await creating).name == "later"
+        await revoking
+        names = [t.name for t in await admin.list_tokens()]
+    assert "later" in names and "reader" not in names
+    with pytest.raises(Unauthenticated):
+        async with stack.client("reader") as gone:
+            await gone.list_nodes()
 
 
 async def test_rest_answers_401_without_a_token_and_403_without_the_role(stack: AclStack) -> None:
