@@ -37,6 +37,8 @@ CHUNK = 2_000
 # A failed placement pass is tried again after this, doubling up to RETRY_MAX.
 RETRY_FIRST = 0.05
 RETRY_MAX = 5.0
+# Past a wake-up instant: one timer tick of uvloop (libuv counts milliseconds).
+TIMER_SLACK = 0.002
 
 
 class PlacementPasses:
@@ -89,12 +91,19 @@ class PlacementPasses:
     def wake_at(self, when: float) -> None:
         """A pass at ``when`` (a delayed restart becomes placeable); the earliest asked wins."""
         loop = asyncio.get_running_loop()
-        delay = max(0.0, when - time.time())
+        # uvloop's timers count whole milliseconds and may fire a little early: a pass
+        # that then found the task not yet due asked again, and (with the fired timer
+        # still remembered) nothing ever woke it.
+        delay = max(0.0, when - time.time()) + TIMER_SLACK
         if self._timer is not None and self._timer.when() <= loop.time() + delay:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = loop.call_later(delay, self.kick)
+        self._timer = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None  # a fired timer no longer stands for a pass to come
+        self.kick()
 
     async def loop(self) -> None:
         """Run passes as they are asked for, until cancelled."""

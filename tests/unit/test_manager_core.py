@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import eventually
 
 from corral.errors import AlreadyExists, DeadlineExceeded, NotFound, ValidationError
 from corral.model import Dependency, NodeStats, Resources, TaskId, TaskSpec, TaskState, TaskUpdate
@@ -174,6 +176,18 @@ async def test_a_freed_slot_starts_a_pass_only_when_something_waits(core: TaskMa
     core.passes._kick.clear()
     core.kick()
     assert core.passes._kick.is_set()
+
+
+async def test_a_wake_up_is_kept_after_an_earlier_one_fired(core: TaskManager) -> None:
+    """A restart backoff's timer: once one fired, the next asked must still come (a
+    timer kept after firing swallowed every later one: a task stayed PENDING)."""
+    (big,) = await core.submit([NewTask(spec("big", resources=Resources(99)))])
+    await core.place_pending()  # no node: it waits
+    for _ in range(2):
+        core.passes._kick.clear()
+        core.passes.wake_at(time.time() + 0.01)
+        await eventually(core.passes._kick.is_set, timeout=5)
+    assert (await core.get(big.id)).status.state is TaskState.PENDING
 
 
 async def test_wait_times_out(core: TaskManager) -> None:
