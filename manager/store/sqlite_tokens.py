@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from corral.errors import AlreadyExists, FailedPrecondition, NotFound
+from corral.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 from manager.acl.tokens import ALREADY_BOOTSTRAPPED, Role, StoredTokens, TokenRecord
 from manager.sqlitefiles import write_transaction
 from manager.store.sqlite import DB_FILE
@@ -44,13 +44,15 @@ def _row(record: TokenRecord) -> tuple[Any, ...]:
 class SqliteTokenStore:
     """Tokens, node bindings and the bootstrap mark, in ``manager.db``."""
 
+    # How long a write waits for another writer (a large group commit) to finish.
+    BUSY_TIMEOUT_MS = 5000
     # What the driver raises when a row breaks a unique key.
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     def __init__(self, path: Path) -> None:
         # Used from the threads the manager hands token writes to, one at a time.
         self._db: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={self.BUSY_TIMEOUT_MS}")
         self._lock = threading.Lock()
 
     @classmethod
@@ -60,8 +62,14 @@ class SqliteTokenStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self._lock, write_transaction(self._db) as db:
-            yield db
+        try:
+            with self._lock, write_transaction(self._db) as db:
+                yield db
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err):
+                raise
+            # Another writer held the file past busy_timeout: nothing was written.
+            raise Unavailable("the token store is busy; nothing was changed, try again") from err
 
     def load(self) -> StoredTokens:
         with self._lock:

@@ -4,6 +4,7 @@ fenced on PostgreSQL, and the previous release's acl.json imported once."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import psycopg
 import pytest
 from pg import pg_cluster, pg_url
 
-from corral.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from corral.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from manager.acl import ACL_FILE, IMPORTED_SUFFIX, Role, Tokens, TokenStore, import_file
 from manager.acl.tokens import hash_secret
 from manager.encoding import ProtoCodec, spec_cache
@@ -200,3 +207,24 @@ async def test_a_deposed_leaders_token_writes_are_fenced(pg_url: str) -> None:
             tokens.close()
         finally:
             await leadership.close()
+
+
+async def test_a_locked_sqlite_file_is_a_clear_unavailable_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await (await SqliteStore.open(tmp_path, ProtoCodec(spec_cache()))).close()
+    monkeypatch.setattr(SqliteTokenStore, "BUSY_TIMEOUT_MS", 50)
+    store = SqliteTokenStore.open(tmp_path)
+    tokens = Tokens(store)
+    blocker = sqlite3.connect(tmp_path / "manager.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(Unavailable, match="busy; nothing was changed"):
+            tokens.create("ci", Role.SUBMITTER, "")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert [r.name for r in tokens.list()] == []
+    tokens.create("ci", Role.SUBMITTER, "")  # once free, the same write goes through
+    assert [r.name for r in tokens.list()] == ["ci"]
+    store.close()
