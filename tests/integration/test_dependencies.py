@@ -15,7 +15,9 @@ from pathlib import Path
 
 import grpc
 import httpx
+import inprocess
 import pytest
+from inprocess import manager_and_worker
 from typer.testing import CliRunner
 from waiting import eventually
 
@@ -33,10 +35,6 @@ from corral.model import (
 from corral.serving import channel
 from corral.v1 import manager_pb2, manager_pb2_grpc
 from gateway.server import serve as serve_gateway
-from manager.config import ManagerConfig
-from manager.server import serve as serve_manager
-from worker.config import WorkerConfig
-from worker.server import serve as serve_worker
 
 FINISHED = DependencyCondition.FINISHED
 
@@ -49,27 +47,10 @@ def request(task_id: str, spec: TaskSpec) -> manager_pb2.SubmitTaskRequest:
     return manager_pb2.SubmitTaskRequest(id=task_id, spec=spec_to(spec))
 
 
-async def _start(tmp_path: Path) -> tuple[object, str]:
-    config = ManagerConfig(
-        listen="127.0.0.1:0", data_dir=tmp_path / "manager", heartbeat_interval=0.2, ttl=2.0
-    )
-    manager = await serve_manager(config, extension_modules=())
-    return manager, f"127.0.0.1:{manager.port}"  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 async def target(tmp_path: Path) -> AsyncIterator[str]:
-    manager, address = await _start(tmp_path)
-    worker = await serve_worker(
-        WorkerConfig(manager=address, listen="127.0.0.1:0", data_dir=tmp_path / "worker")
-    )
-    try:
-        async with Client(address) as client:
-            await eventually(client.list_nodes)
+    async with manager_and_worker(tmp_path) as address:
         yield address
-    finally:
-        await worker.stop()
-        await manager.stop()  # type: ignore[attr-defined]
 
 
 async def _state(client: Client, task_id: str) -> TaskState:
@@ -196,24 +177,14 @@ async def _rest_state(http: httpx.AsyncClient, task_id: str, state: str) -> bool
 
 
 async def test_held_tasks_stay_held_across_a_manager_restart(tmp_path: Path) -> None:
-    manager, address = await _start(tmp_path)
-    async with Client(address) as client:
+    async with inprocess.manager(tmp_path) as address, Client(address) as client:
         # No worker: "first" stays PENDING, so "second" waits on it.
         await client.submit_many(
             [(sh("first", "true"), "first"), (sh("second", "true", Dependency("first")), "second")]
         )
-    await manager.stop()  # type: ignore[attr-defined]
-    manager, address = await _start(tmp_path)
-    worker = await serve_worker(
-        WorkerConfig(manager=address, listen="127.0.0.1:0", data_dir=tmp_path / "worker")
-    )
-    try:
-        async with Client(address) as client:
-            await eventually(lambda: _is(client, "second", TaskState.COMPLETED), timeout=30)
-            first = await client.get_task("first")
-            second = await client.get_task("second")
-            assert first.status.finished_at is not None and second.status.started_at is not None
-            assert second.status.started_at >= first.status.finished_at
-    finally:
-        await worker.stop()
-        await manager.stop()  # type: ignore[attr-defined]
+    async with manager_and_worker(tmp_path) as address, Client(address) as client:
+        await eventually(lambda: _is(client, "second", TaskState.COMPLETED), timeout=30)
+        first = await client.get_task("first")
+        second = await client.get_task("second")
+        assert first.status.finished_at is not None and second.status.started_at is not None
+        assert second.status.started_at >= first.status.finished_at

@@ -7,34 +7,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from inprocess import manager_and_worker
 from typer.testing import CliRunner
-from waiting import eventually
 
 from corral.cli import main
-from corral.client import Client
-from manager.config import ManagerConfig
-from manager.server import serve as serve_manager
-from worker.config import WorkerConfig
-from worker.server import serve as serve_worker
 
 
 @pytest.fixture
 async def target(tmp_path: Path) -> AsyncIterator[str]:
-    config = ManagerConfig(
-        listen="127.0.0.1:0", data_dir=tmp_path / "manager", heartbeat_interval=0.2, ttl=2.0
-    )
-    manager = await serve_manager(config, extension_modules=())
-    address = f"127.0.0.1:{manager.port}"
-    worker = await serve_worker(
-        WorkerConfig(manager=address, listen="127.0.0.1:0", data_dir=tmp_path / "worker")
-    )
-    try:
-        async with Client(address) as client:
-            await eventually(client.list_nodes)
+    async with manager_and_worker(tmp_path) as address:
         yield address
-    finally:
-        await worker.stop()
-        await manager.stop()
 
 
 def _run(target: str, *args: str) -> tuple[int, str]:
