@@ -23,7 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from corral.errors import FailedPrecondition
+from corral.errors import FailedPrecondition, Unavailable
+
+# How long a write waits for another writer (a large group commit) before giving up.
+BUSY_TIMEOUT_MS = 5000
 
 
 class DamagedStore(FailedPrecondition):
@@ -58,7 +61,13 @@ def write_transaction(db: Any) -> Iterator[Any]:
     """``BEGIN IMMEDIATE`` (the write lock at once, so two writers never deadlock on an
     upgrade) ... ``COMMIT``, rolled back on any error. ``db`` is a ``sqlite3`` connection,
     or the ``FencedConnection`` that runs the same stores on PostgreSQL."""
-    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as err:
+        if "locked" not in str(err) and "busy" not in str(err):
+            raise
+        # Another writer held the file past BUSY_TIMEOUT_MS: nothing was written.
+        raise Unavailable("the store is busy; nothing was changed, try again") from err
     try:
         yield db
     except BaseException:

@@ -54,7 +54,7 @@ class ScheduleStore:
         # Opened here, then used only from the store's thread (see storing.py).
         self._db = sqlitefiles.connect(path, check_same_thread=False)
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={sqlitefiles.BUSY_TIMEOUT_MS}")
         self._migrate()
 
     def _migrate(self) -> None:

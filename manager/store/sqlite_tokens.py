@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from corral.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from corral.errors import AlreadyExists, FailedPrecondition, NotFound
 from manager.acl.tokens import ALREADY_BOOTSTRAPPED, Role, StoredTokens, TokenRecord
-from manager.sqlitefiles import write_transaction
+from manager.sqlitefiles import BUSY_TIMEOUT_MS, write_transaction
 from manager.store.sqlite import DB_FILE
 
 _INSERT = """INSERT INTO acl_tokens (name, role, namespace, sha256, created_at)
@@ -44,8 +44,7 @@ def _row(record: TokenRecord) -> tuple[Any, ...]:
 class SqliteTokenStore:
     """Tokens, node bindings and the bootstrap mark, in ``manager.db``."""
 
-    # How long a write waits for another writer (a large group commit) to finish.
-    BUSY_TIMEOUT_MS = 5000
+    BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS
     # What the driver raises when a row breaks a unique key.
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
@@ -62,14 +61,8 @@ class SqliteTokenStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        try:
-            with self._lock, write_transaction(self._db) as db:
-                yield db
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) and "busy" not in str(err):
-                raise
-            # Another writer held the file past busy_timeout: nothing was written.
-            raise Unavailable("the token store is busy; nothing was changed, try again") from err
+        with self._lock, write_transaction(self._db) as db:
+            yield db
 
     def load(self) -> StoredTokens:
         with self._lock:
