@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from corral import convert
+from corral.convert.statuswire import status_bytes
 from corral.errors import FailedPrecondition
 from corral.model import Node, TaskSpec, TaskStatus
 from corral.v1 import types_pb2
@@ -62,7 +63,7 @@ class ProtoCodec:
         return self.sealer
 
     def encode_status(self, status: TaskStatus) -> bytes:
-        return convert.status_to(status).SerializeToString()
+        return status_bytes(status)
 
     def decode_status(self, blob: bytes) -> TaskStatus:
         return convert.status_from(types_pb2.TaskStatus.FromString(blob))

@@ -13,6 +13,7 @@ import grpc
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from corral import convert
+from corral.convert.statuswire import status_bytes
 from corral.errors import ValidationError
 from corral.model import Event, Task, TaskId, TaskState
 from corral.serving import translate_errors
@@ -56,7 +57,8 @@ def fill_task(out: types_pb2.Task, task: Task, specs: Specs) -> None:
     out.id = task.id
     # The spec's message comes from the cache: usually the very one the client sent.
     out.spec.CopyFrom(specs.message(task.spec))
-    out.status.CopyFrom(convert.status_to(task.status))
+    # Parsing the status's wire bytes is a quarter of building and copying the message.
+    out.status.ParseFromString(status_bytes(task.status))
 
 
 def add_tasks(
