@@ -4,8 +4,9 @@ The same contract as the SQLite backend, ``manager.store.Store`` (the core
 cannot tell them apart): ``commit`` returns once the batch is durable, ``load`` gives the
 raw rows to decode lazily, ``events`` replays the index. One writer loop
 merges every batch queued meanwhile and writes them in ONE transaction of a
-few statements, one per table, each taking its rows as arrays
-(``unnest``): a thousand placements cost six round trips, not two thousand.
+few statements, one per table: new rows by binary ``COPY``, changed rows by a
+``COPY`` into a staging table and one ``UPDATE``. A thousand placements cost
+a handful of round trips, not two thousand.
 
 The writes run on a thread of their own over a synchronous connection, as the
 SQLite store's large commits do: encoding the rows and psycopg's dumping still
@@ -25,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
@@ -41,25 +43,38 @@ from manager.stores import postgres_schema
 log = logging.getLogger(__name__)
 POOL_SIZE = 4
 
-_INSERT_SPECS = "INSERT INTO specs (seq, spec) SELECT * FROM unnest(%b::bigint[], %b::bytea[])"
-_INSERT_TASKS = """INSERT INTO tasks (seq, id, name, state, node_id, generation, status, term)
-    SELECT u.*, %s FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[],
-    %b::int[], %b::bytea[]) AS u"""
+# New rows arrive by binary COPY: psycopg formats a row in C, where an ``unnest`` of
+# array parameters dumped every element in Python (half the writer's time), and the
+# server parses it faster too. Changed rows are COPYed into a temporary table first.
+_COPY_SPECS = "COPY specs (seq, spec) FROM STDIN (FORMAT BINARY)"
+_SPEC_TYPES = ("int8", "bytea")
+_COPY_TASKS = """COPY tasks (seq, id, name, state, node_id, generation, status, term)
+    FROM STDIN (FORMAT BINARY)"""
+_TASK_TYPES = ("int8", "text", "text", "text", "text", "int4", "bytea", "int8")
+_COPY_EVENTS = """COPY events (idx, time, kind, task_id, node_id, message, payload, actor, term)
+    FROM STDIN (FORMAT BINARY)"""
+_EVENT_TYPES = ("int8", "float8", "text", "text", "text", "text", "bytea", "text", "int8")
+
+# The writer connection's own staging tables, emptied by every commit.
+_STAGING = (
+    """CREATE TEMP TABLE IF NOT EXISTS staged_statuses (state TEXT, node_id TEXT,
+    generation INTEGER, status BYTEA, seq BIGINT) ON COMMIT DELETE ROWS""",
+    "CREATE TEMP TABLE IF NOT EXISTS staged_attempts (LIKE attempts) ON COMMIT DELETE ROWS",
+)
+_COPY_STATUSES = """COPY staged_statuses (state, node_id, generation, status, seq)
+    FROM STDIN (FORMAT BINARY)"""
+_STATUS_TYPES = ("text", "text", "int4", "bytea", "int8")
 _UPDATE_TASKS = """UPDATE tasks t SET state = u.state, node_id = u.node_id,
     generation = u.generation, status = u.status, term = %s
-    FROM unnest(%b::text[], %b::text[], %b::int[], %b::bytea[], %b::bigint[])
-    AS u(state, node_id, generation, status, seq) WHERE t.seq = u.seq"""
-_UPSERT_ATTEMPTS = """INSERT INTO attempts SELECT * FROM unnest(%b::text[], %b::int[],
-    %b::text[], %b::text[], %b::int[], %b::text[], %b::float8[], %b::float8[])
+    FROM staged_statuses u WHERE t.seq = u.seq"""
+_COPY_ATTEMPTS = "COPY staged_attempts FROM STDIN (FORMAT BINARY)"
+_ATTEMPT_TYPES = ("text", "int4", "text", "text", "int4", "text", "float8", "float8")
+_UPSERT_ATTEMPTS = """INSERT INTO attempts SELECT * FROM staged_attempts
     ON CONFLICT (task_id, generation) DO UPDATE SET node_id = excluded.node_id,
     state = excluded.state, exit_code = excluded.exit_code, message = excluded.message,
     created_at = excluded.created_at, finished_at = excluded.finished_at"""
 _UPSERT_NODES = """INSERT INTO nodes SELECT * FROM unnest(%b::text[], %b::bytea[])
     ON CONFLICT (id) DO UPDATE SET record = excluded.record"""
-_INSERT_EVENTS = """INSERT INTO events
-    (term, idx, time, kind, task_id, node_id, message, payload, actor)
-    SELECT %s, u.* FROM unnest(%b::bigint[], %b::float8[], %b::text[], %b::text[], %b::text[],
-    %b::text[], %b::bytea[], %b::text[]) AS u"""
 
 # Retention (manager.retention): finished tasks with their specs and attempts.
 _FORGET_TASKS = "DELETE FROM tasks WHERE seq = ANY(%b::bigint[])"
@@ -70,6 +85,21 @@ _FORGET_ATTEMPTS = "DELETE FROM attempts WHERE task_id = ANY(%b::text[])"
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Rows as one list per column: what ``unnest`` takes."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _copy(
+    conn: psycopg.Connection[Any], sql: str, types: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    with conn.cursor().copy(sql) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+def _stage(conn: psycopg.Connection[Any]) -> None:
+    """The writer pool's ``configure``: each new connection gets its staging tables."""
+    for sql in _STAGING:
+        conn.execute(sql)
 
 
 class PostgresStore:
@@ -128,6 +158,7 @@ class PostgresStore:
             min_size=1,
             max_size=1,
             kwargs={"autocommit": True, "options": session_options(lease)},
+            configure=_stage,
             open=False,
             name="corral-store-writer",
         )
@@ -279,13 +310,14 @@ class PostgresStore:
                 blob = blobs[id(status)] = codec.encode_status(status)
             return blob
 
+        term = self.term
         latest = dict(batch.statuses)
         new_tasks = []
         for seq, task in batch.new_tasks:
             status = latest.pop(seq, task).status
             new_tasks.append(
                 (seq, task.id, task.spec.name, status.state.value, status.node_id,
-                 status.generation, encode_status(status))
+                 status.generation, encode_status(status), term)
             )  # fmt: skip
         updates = [
             (t.status.state.value, t.status.node_id, t.status.generation,
@@ -298,22 +330,26 @@ class PostgresStore:
             for a in batch.attempts.values()
         ]  # fmt: skip
         nodes = [(n.id, codec.encode_node(n)) for n in batch.nodes.values()]
-        events = list(event_rows(batch.events, encode_status, codec.encode_node))
+        events = [
+            (*row, term) for row in event_rows(batch.events, encode_status, codec.encode_node)
+        ]
         specs = [(seq, codec.encode_spec(task.spec)) for seq, task in batch.new_tasks]
         with self.writer.connection() as conn, conn.transaction():
-            check_term_sync(conn, self.term)
+            check_term_sync(conn, term)
             if specs:
-                conn.execute(_INSERT_SPECS, _columns(specs, 2))
+                _copy(conn, _COPY_SPECS, _SPEC_TYPES, specs)
             if new_tasks:
-                conn.execute(_INSERT_TASKS, [self.term, *_columns(new_tasks, 7)])
+                _copy(conn, _COPY_TASKS, _TASK_TYPES, new_tasks)
             if updates:
-                conn.execute(_UPDATE_TASKS, [self.term, *_columns(updates, 5)])
+                _copy(conn, _COPY_STATUSES, _STATUS_TYPES, updates)
+                conn.execute(_UPDATE_TASKS, [term])
             if attempts:
-                conn.execute(_UPSERT_ATTEMPTS, _columns(attempts, 8))
+                _copy(conn, _COPY_ATTEMPTS, _ATTEMPT_TYPES, attempts)
+                conn.execute(_UPSERT_ATTEMPTS)
             if nodes:
                 conn.execute(_UPSERT_NODES, _columns(nodes, 2))
             if events:
-                conn.execute(_INSERT_EVENTS, [self.term, *_columns(events, 8)])
+                _copy(conn, _COPY_EVENTS, _EVENT_TYPES, events)
             if batch.forgotten:
                 seqs = [seq for seq, _ in batch.forgotten]
                 conn.execute(_FORGET_TASKS, [seqs])
