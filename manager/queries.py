@@ -78,9 +78,12 @@ def page(catalog: Catalog, query: TaskQuery) -> tuple[list[Task], str]:
             raise ValidationError("page_token", "is not a token this server issued")
         below = int(query.page_token)
     found: list[TaskEntry] = []
-    entries = (
-        catalog.newest_in(query.states, below) if query.states else catalog.newest_first(below)
-    )
+    if query.states:
+        # One more than the page tells whether there is a next page.
+        limit = 0 if (query.node_id or query.labels) else size + 1
+        entries = catalog.newest_in(query.states, below, limit=limit)
+    else:
+        entries = catalog.newest_first(below)
     for entry in entries:
         task = entry.task if (query.node_id or query.labels) else None
         if task is not None and query.node_id and task.status.node_id != query.node_id:

@@ -257,7 +257,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self, request_iterator: AsyncIterator[manager_pb2.WorkerMessage], context: Context
     ) -> None:
         session = WorkerSession(self.core, context, self.specs, admit=self._admit(context))
-        await session.run(_reads(context))
+        await session.run()
 
     def _admit(self, context: Context) -> Callable[[HelloInfo], None] | None:
         """Node identity: a node id belongs to the credential of its first Hello."""
@@ -265,12 +265,6 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         if tokens is None or not credential:
             return None
         return lambda hello: tokens.bind_node(hello.node_id, credential)
-
-
-async def _reads(context: Context) -> AsyncIterator[manager_pb2.WorkerMessage]:
-    # grpc.aio refuses mixing the request iterator with context.write, so read explicitly.
-    while (message := await context.read()) is not grpc.aio.EOF:
-        yield message
 
 
 def register(
