@@ -179,6 +179,10 @@ def http_result_to(r: HttpResult) -> types_pb2.HttpResult:
 
 
 _CONDITION = "DEPENDENCY_CONDITION_"
+# What ``resources_from``, ``restart_from`` and ``disconnect_from`` make of an empty message.
+_NO_RESOURCES = Resources()
+_NEVER_RESTART = RestartPolicy()
+_NO_POLICY = Disconnect()
 
 
 def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
@@ -189,9 +193,13 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
         command=tuple(m.command),
         env=map_from(m.env),
         working_dir=m.working_dir,
-        resources=resources_from(m.resources),
-        ports=ports_from(m.ports),
-        restart_policy=restart_from(m.restart_policy),
+        # An absent message field takes the model's default without a conversion: a
+        # submit converts every spec, and most leave these out.
+        resources=resources_from(m.resources) if m.HasField("resources") else _NO_RESOURCES,
+        ports=ports_from(m.ports) if m.ports else (),
+        restart_policy=(
+            restart_from(m.restart_policy) if m.HasField("restart_policy") else _NEVER_RESTART
+        ),
         health_check=health_check_from(m.health_check) if m.HasField("health_check") else None,
         labels=map_from(m.labels),
         constraints=map_from(m.constraints),
@@ -214,9 +222,11 @@ def spec_from(m: types_pb2.TaskSpec) -> TaskSpec:
             else None
         ),
         stop_grace=seconds(m.stop_grace) if m.HasField("stop_grace") else 10.0,
-        deadline=seconds(m.deadline),
-        disconnect=disconnect_from(m.disconnect),
-        depends_on=tuple(
+        deadline=seconds(m.deadline) if m.HasField("deadline") else 0.0,
+        disconnect=disconnect_from(m.disconnect) if m.HasField("disconnect") else _NO_POLICY,
+        depends_on=()
+        if not m.depends_on
+        else tuple(
             Dependency(
                 d.task_id,
                 enum_from(

@@ -131,16 +131,17 @@ def attempt_to(a: Attempt) -> types_pb2.Attempt:
 
 
 def update_from(m: manager_pb2.TaskUpdate) -> TaskUpdate:
+    # Positional, and absent fields skipped: every task's RUNNING and exit pass here.
     return TaskUpdate(
-        task_id=TaskId(m.task_id),
-        generation=m.generation,
-        state=state_from(m.state),
-        exit_code=m.exit_code if m.HasField("exit_code") else None,
-        message=m.message,
-        time=time_from(m.time),
-        ports=ports_from(m.ports),
-        health=health_from(m.health),
-        result=http_result_from(m.result) if m.HasField("result") else None,
+        TaskId(m.task_id),
+        m.generation,
+        state_from(m.state),
+        m.exit_code if m.HasField("exit_code") else None,
+        m.message,
+        time_from(m.time) if m.HasField("time") else None,
+        ports_from(m.ports) if m.ports else (),
+        health_from(m.health) if m.health else Health.UNKNOWN,
+        http_result_from(m.result) if m.HasField("result") else None,
     )
 
 

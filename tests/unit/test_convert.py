@@ -9,6 +9,7 @@ from corral.model import (
     TaskState,
     TaskStatus,
 )
+from corral.v1 import types_pb2
 
 
 def test_spec_round_trip_keeps_integers_in_manifests() -> None:
@@ -95,3 +96,12 @@ def test_jobs_environments_and_schedules_round_trip_through_the_wire() -> None:
         pb.Schedule(),
     )
     assert schedules.schedule_to(schedules.schedule_from(schedule)) == schedule
+
+
+def test_an_absent_message_field_converts_as_an_empty_one() -> None:
+    # spec_from skips converting absent fields; the result must not tell.
+    absent = types_pb2.TaskSpec(name="a")
+    empty = types_pb2.TaskSpec(name="a")
+    for field in ("resources", "restart_policy", "disconnect", "deadline"):
+        getattr(empty, field).SetInParent()
+    assert convert.spec_from(absent) == convert.spec_from(empty)
