@@ -11,12 +11,11 @@ store in SQLite and to compare in the scheduler.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, NewType
 
-from corral.values import value
+from corral.values import Symbol, value
 
 TaskId = NewType("TaskId", str)
 NodeId = NewType("NodeId", str)
@@ -24,7 +23,7 @@ NodeId = NewType("NodeId", str)
 RUNTIMES = ("process", "docker", "kubernetes", "http", "fake")
 
 
-class TaskState(enum.Enum):
+class TaskState(Symbol):
     """Lifecycle of a task; legal moves are the table in ``manager.states``."""
 
     PENDING = "pending"
@@ -73,7 +72,7 @@ _CUBE_NUMBER = {
 _CUBE_CANONICAL = frozenset(set(TaskState) - {TaskState.STOPPED, TaskState.LOST, TaskState.SKIPPED})
 
 
-class DependencyCondition(enum.Enum):
+class DependencyCondition(Symbol):
     SUCCEEDED = "succeeded"  # the dependency ended COMPLETED
     FINISHED = "finished"  # the dependency ended, however
 
@@ -86,19 +85,19 @@ class Dependency:
     condition: DependencyCondition = DependencyCondition.SUCCEEDED
 
 
-class RestartMode(enum.Enum):
+class RestartMode(Symbol):
     NEVER = "never"
     ON_FAILURE = "on-failure"
     ALWAYS = "always"
 
 
-class Health(enum.Enum):
+class Health(Symbol):
     UNKNOWN = "unknown"
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
 
 
-class NodeStatus(enum.Enum):
+class NodeStatus(Symbol):
     READY = "ready"
     DRAINING = "draining"
     DOWN = "down"

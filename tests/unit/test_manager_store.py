@@ -125,3 +125,37 @@ async def test_wal_mode(tmp_path: Path) -> None:
     store = await Store.open(tmp_path)
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     await store.close()
+
+
+async def test_postgresql_status_updates_probe_the_primary_key(pg_url: str) -> None:
+    """A commit's status changes join the tasks by their key, never by a scan of all of
+    them (which the planner chose, and which grew with the table)."""
+    from manager.leadership import Leadership
+    from manager.stores import postgres
+
+    leadership = Leadership(pg_url, advertise="test:1")
+    await leadership.open()
+    assert await leadership.try_acquire()
+    store = await postgres.PostgresStore.open(
+        pg_url, term=leadership.term, codec=ProtoCodec(spec_cache())
+    )
+    try:
+        batch = Batch()
+        for i in range(5000):
+            batch.new_tasks.append((i + 1, make(i)))
+        await store.commit(batch)
+
+        def explain() -> str:
+            with store.writer.connection() as conn, conn.transaction():
+                conn.execute("ANALYZE tasks")
+                rows = [("running", "n1", 1, b"", seq) for seq in range(1, 2001)]
+                postgres._copy(conn, postgres._COPY_STATUSES, postgres._STATUS_TYPES, rows)
+                plan = conn.execute("EXPLAIN " + postgres._UPDATE_TASKS, [leadership.term])
+                return "\n".join(row[0] for row in plan.fetchall())
+
+        plan = await asyncio.to_thread(explain)
+        assert "Index Scan using tasks_pkey" in plan, plan
+        assert "Seq Scan on tasks" not in plan, plan
+    finally:
+        await store.close()
+        await leadership.close()
