@@ -159,3 +159,23 @@ async def test_postgresql_status_updates_probe_the_primary_key(pg_url: str) -> N
     finally:
         await store.close()
         await leadership.close()
+
+
+async def test_postgresql_tasks_leave_room_for_updates_in_place(pg_url: str) -> None:
+    from manager.leadership import Leadership
+    from manager.stores import postgres
+
+    leadership = Leadership(pg_url, advertise="test:1")
+    await leadership.open()
+    assert await leadership.try_acquire()
+    store = await postgres.PostgresStore.open(
+        pg_url, term=leadership.term, codec=ProtoCodec(spec_cache())
+    )
+    try:
+        async with store.pool.connection() as conn:
+            cursor = await conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'tasks'")
+            row = await cursor.fetchone()
+        assert row is not None and "fillfactor=50" in (row[0] or [])
+    finally:
+        await store.close()
+        await leadership.close()
