@@ -98,6 +98,21 @@ def check_term_sync(conn: psycopg.Connection[Any], term: int) -> None:
         raise Fenced(f"term {term} ended: the lease is at term {current}")
 
 
+def begin_fenced_sync(conn: psycopg.Connection[Any], term: int) -> None:
+    """Open a transaction on ``conn`` (in autocommit mode) and fence it, in one round trip.
+
+    The group commits' writer pays a round trip per statement, each one a wait for the
+    GIL on a busy manager; ``BEGIN`` and the fence go as one simple query. The caller
+    commits or rolls back (``conn.commit()``, ``conn.rollback()``).
+    """
+    cursor = conn.execute("BEGIN; " + _FENCE)
+    cursor.nextset()
+    row = cursor.fetchone()
+    current = int(row[0]) if row else 0
+    if current != term:
+        raise Fenced(f"term {term} ended: the lease is at term {current}")
+
+
 _OBSERVE = """SELECT term, holder,
     expires_at < clock_timestamp() OR holder_pid = 0
     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = lease.holder_pid)

@@ -33,7 +33,7 @@ from typing import Any
 from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
 from manager import sqlitefiles
 from manager.store import Batch, Codec, Snapshot, TaskRow
-from manager.store.rows import attempt_from, event_rows
+from manager.store.rows import STATE_TEXT, attempt_from, event_rows
 from manager.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ class SqliteStore:
                         a.task_id,
                         a.generation,
                         a.node_id,
-                        a.state.value,
+                        STATE_TEXT[a.state],
                         a.exit_code,
                         a.message,
                         a.created_at,
@@ -384,4 +384,4 @@ class SqliteStore:
 
 
 def _status_columns(status: TaskStatus, blob: bytes) -> tuple[str, str, int, bytes]:
-    return (status.state.value, status.node_id, status.generation, blob)
+    return (STATE_TEXT[status.state], status.node_id, status.generation, blob)

@@ -35,9 +35,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
-from manager.leadership import Fenced, check_term_sync, session_options
+from manager.leadership import Fenced, begin_fenced_sync, session_options
 from manager.store import Batch, Codec, Snapshot, TaskRow
-from manager.store.rows import attempt_from, event_rows
+from manager.store.rows import STATE_TEXT, attempt_from, event_rows
 from manager.stores import postgres_schema
 
 log = logging.getLogger(__name__)
@@ -323,16 +323,16 @@ class PostgresStore:
         for seq, task in batch.new_tasks:
             status = latest.pop(seq, task).status
             new_tasks.append(
-                (seq, task.id, task.spec.name, status.state.value, status.node_id,
+                (seq, task.id, task.spec.name, STATE_TEXT[status.state], status.node_id,
                  status.generation, encode_status(status), term)
             )  # fmt: skip
         updates = [
-            (t.status.state.value, t.status.node_id, t.status.generation,
+            (STATE_TEXT[t.status.state], t.status.node_id, t.status.generation,
              encode_status(t.status), seq)
             for seq, t in latest.items()
         ]  # fmt: skip
         attempts = [
-            (a.task_id, a.generation, a.node_id, a.state.value, a.exit_code, a.message,
+            (a.task_id, a.generation, a.node_id, STATE_TEXT[a.state], a.exit_code, a.message,
              a.created_at, a.finished_at)
             for a in batch.attempts.values()
         ]  # fmt: skip
@@ -341,29 +341,37 @@ class PostgresStore:
             (*row, term) for row in event_rows(batch.events, encode_status, codec.encode_node)
         ]
         specs = [(seq, codec.encode_spec(task.spec)) for seq, task in batch.new_tasks]
-        with self.writer.connection() as conn, conn.transaction():
-            check_term_sync(conn, term)
-            if specs:
-                _copy(conn, _COPY_SPECS, _SPEC_TYPES, specs)
-            if new_tasks:
-                _copy(conn, _COPY_TASKS, _TASK_TYPES, new_tasks)
-            if updates:
-                _copy(conn, _COPY_STATUSES, _STATUS_TYPES, updates)
-                conn.execute(_UPDATE_TASKS, [term])
-            if attempts:
-                _copy(conn, _COPY_ATTEMPTS, _ATTEMPT_TYPES, attempts)
-                conn.execute(_UPSERT_ATTEMPTS)
-            if nodes:
-                conn.execute(_UPSERT_NODES, _columns(nodes, 2))
-            if events:
-                _copy(conn, _COPY_EVENTS, _EVENT_TYPES, events)
-            if batch.forgotten:
-                seqs = [seq for seq, _ in batch.forgotten]
-                conn.execute(_FORGET_TASKS, [seqs])
-                conn.execute(_FORGET_SPECS, [seqs])
-                conn.execute(_FORGET_ATTEMPTS, [[i for _, i in batch.forgotten]])
-            if batch.events_below:
-                conn.execute("DELETE FROM events WHERE idx < %s", [batch.events_below])
+        with self.writer.connection() as conn:
+            try:
+                begin_fenced_sync(conn, term)
+                if specs:
+                    _copy(conn, _COPY_SPECS, _SPEC_TYPES, specs)
+                if new_tasks:
+                    _copy(conn, _COPY_TASKS, _TASK_TYPES, new_tasks)
+                if updates:
+                    _copy(conn, _COPY_STATUSES, _STATUS_TYPES, updates)
+                    conn.execute(_UPDATE_TASKS, [term])
+                if attempts:
+                    _copy(conn, _COPY_ATTEMPTS, _ATTEMPT_TYPES, attempts)
+                    conn.execute(_UPSERT_ATTEMPTS)
+                if nodes:
+                    conn.execute(_UPSERT_NODES, _columns(nodes, 2))
+                if events:
+                    _copy(conn, _COPY_EVENTS, _EVENT_TYPES, events)
+                if batch.forgotten:
+                    seqs = [seq for seq, _ in batch.forgotten]
+                    conn.execute(_FORGET_TASKS, [seqs])
+                    conn.execute(_FORGET_SPECS, [seqs])
+                    conn.execute(_FORGET_ATTEMPTS, [[i for _, i in batch.forgotten]])
+                if batch.events_below:
+                    conn.execute("DELETE FROM events WHERE idx < %s", [batch.events_below])
+                conn.commit()
+            except BaseException:
+                # The pool would roll back too, but with a warning. A broken connection
+                # cannot, and the pool drops it.
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+                raise
 
     async def close(self) -> None:
         self._closed = True
