@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -35,6 +34,7 @@ from manager.config import ManagerConfig
 from manager.control import NewTask, TaskQuery
 from manager.depending import Dependencies
 from manager.events import EventHub
+from manager.ids import new_task_ids
 from manager.ledger import Ledger
 from manager.nodes import NodeRecord
 from manager.passes import PlacementPasses
@@ -208,10 +208,11 @@ class TaskManager:
         now = time.time()
         batch = Batch()
         entries = []
+        fresh_ids = iter(new_task_ids(sum(1 for new in tasks if not new.id)))
         for i, new in enumerate(tasks):
             if i in repeats:
                 continue
-            task_id = new.id or TaskId(str(uuid.uuid4()))
+            task_id = new.id or next(fresh_ids)
             task = queries.new_task(task_id, new.spec, now)
             entry = TaskEntry(self.ledger.catalog.next_seq, task=task)
             self.ledger.add(entry)
