@@ -283,3 +283,28 @@ async def test_an_attempt_that_ends_before_its_record_is_written_leaves_none(
     assert (await ending).exit_code == 4
     assert list((tmp_path / "process").glob("*.json")) == []
     await rt.close()
+
+
+async def test_an_attempt_that_ended_before_its_record_is_still_adopted(tmp_path: Path) -> None:
+    """A command that ends before the record's writer thread runs (a busy worker) is
+    recorded all the same; a restarted worker reads its exit from the status file."""
+    first = runtime(tmp_path)
+    done = assign("quick", "sh", "-c", "exit 5")
+    gone = psutil.Process.create_time
+
+    def ended(self: psutil.Process) -> float:
+        raise psutil.NoSuchProcess(self.pid)
+
+    psutil.Process.create_time = ended  # type: ignore[method-assign]
+    try:
+        await first.start(done)
+        await first.close()  # waits for the record to be written
+    finally:
+        psutil.Process.create_time = gone  # type: ignore[method-assign]
+    await eventually((tmp_path / "process" / f"{done.ref.key}.status").exists)
+
+    second = runtime(tmp_path)
+    adopted = {x.ref.key: x for x in await second.adopt()}
+    assert adopted[done.ref.key].exit is not None
+    assert adopted[done.ref.key].exit.exit_code == 5
+    await second.close()

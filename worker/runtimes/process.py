@@ -321,7 +321,9 @@ class ProcessRuntime:
             None,
             adopted=True,
         )
-        run.ps = same_process(run.pid, float(meta["create_time"]))
+        created = meta.get("create_time")
+        # No create time: the process had ended before its record was written.
+        run.ps = None if created is None else same_process(run.pid, float(created))
         self._attempts[ref.key] = run
         # The status file is written once argv has ended: a launcher still alive
         # then is only about to exit.

@@ -68,9 +68,12 @@ def alive(run: ProcessAttempt) -> bool:
 def write_record(run: ProcessAttempt) -> None:
     """Keep what a restarted worker needs to adopt this attempt (written aside, renamed)."""
     try:
-        create_time = psutil.Process(run.pid).create_time()
-    except psutil.Error:  # already gone: nothing to adopt later
-        return
+        create_time: float | None = psutil.Process(run.pid).create_time()
+    except psutil.Error:
+        # Already gone (a short command, or a busy worker whose thread ran late): still
+        # recorded, so a worker restarted before this one reported the exit reads it
+        # from the status file instead of losing the attempt.
+        create_time = None
     record = {
         "task_id": run.ref.task_id,
         "generation": run.ref.generation,
