@@ -305,6 +305,6 @@ async def test_an_attempt_that_ended_before_its_record_is_still_adopted(tmp_path
 
     second = runtime(tmp_path)
     adopted = {x.ref.key: x for x in await second.adopt()}
-    assert adopted[done.ref.key].exit is not None
-    assert adopted[done.ref.key].exit.exit_code == 5
+    ended_with = adopted[done.ref.key].exit
+    assert ended_with is not None and ended_with.exit_code == 5
     await second.close()
