@@ -32,6 +32,7 @@ from time import perf_counter
 from typing import Any
 
 import psycopg
+from psycopg.types.string import BytesBinaryDumper
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from corral.model import Attempt, Event, Task, TaskId, TaskState, TaskStatus
@@ -104,7 +105,13 @@ def _copy(
 
 
 def _stage(conn: psycopg.Connection[Any]) -> None:
-    """The writer pool's ``configure``: each new connection gets its staging tables."""
+    """The writer pool's ``configure``: each new connection gets its staging tables.
+
+    And bytes are dumped by psycopg's C dumper: a COPY column typed ``bytea`` otherwise
+    takes the DB-API ``Binary`` dumper, registered last for that type and written in
+    Python, which doubled the cost of a row of status bytes.
+    """
+    conn.adapters.register_dumper(bytes, BytesBinaryDumper)
     for sql in _STAGING:
         conn.execute(sql)
 
