@@ -179,3 +179,36 @@ async def test_postgresql_tasks_leave_room_for_updates_in_place(pg_url: str) -> 
     finally:
         await store.close()
         await leadership.close()
+
+
+async def test_barrier_waits_for_everything_queued_before_it(open_store: StoreOpener) -> None:
+    """Sessions send an Assign only after ``barrier``: it must cover every batch queued
+    before it, even one whose caller was cancelled while it waited."""
+    import threading
+
+    store = await open_store()
+    gate = threading.Event()
+    original = store._write
+
+    def held(*args: Any) -> Any:
+        gate.wait(30)
+        return original(*args)
+
+    store._write = held  # type: ignore[method-assign]
+    # More rows than the SQLite store writes inline, so both backends write on a thread.
+    first = asyncio.create_task(
+        store.commit(Batch(new_tasks=[(i, make(i)) for i in range(1, 101)]))
+    )
+    await asyncio.sleep(0)
+    second = asyncio.create_task(store.commit(Batch(new_tasks=[(101, make(101))])))
+    await asyncio.sleep(0)
+    second.cancel()  # its caller went away; its batch is still queued
+    barrier = asyncio.create_task(store.barrier())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not barrier.done()
+    gate.set()
+    await barrier
+    assert first.done()
+    assert len((await store.load()).tasks) == 101
+    await store.close()
