@@ -27,6 +27,7 @@ from manager.core import TaskManager
 from manager.explaining import explain_task
 from manager.logmerging import merged_logs
 from manager.sessions import WorkerSession
+from manager.spectemplates import SpecTemplates
 from manager.wirecache import SpecCache
 from manager.workers import HelloInfo
 
@@ -36,8 +37,10 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Specs: TypeAlias = SpecCache[types_pb2.TaskSpec]
 
 
-def new_task(request: manager_pb2.SubmitTaskRequest, specs: Specs) -> NewTask:
-    spec = convert.spec_from(request.spec)
+def new_task(
+    request: manager_pb2.SubmitTaskRequest, specs: Specs, templates: SpecTemplates
+) -> NewTask:
+    spec = templates.convert(request.spec)
     # Write-only: the message kept for replies, events and the store never holds secrets.
     request.spec.ClearField("secret_env")
     request.spec.ClearField("sealed_secret_env")
@@ -109,13 +112,14 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         self.core = core
         self.specs = specs
         self.tokens = tokens
+        self.templates = SpecTemplates()
 
     @translate_errors
     async def SubmitTask(
         self, request: manager_pb2.SubmitTaskRequest, context: Context
     ) -> manager_pb2.SubmitTaskResponse:
         request.spec.namespace = namespaces.scoped(request.spec.namespace)
-        (task,) = await self.core.submit([new_task(request, self.specs)], prefix="")
+        (task,) = await self.core.submit([new_task(request, self.specs, self.templates)], prefix="")
         traces.remember([task])
         response = manager_pb2.SubmitTaskResponse()
         fill_task(response.task, task, self.specs)
@@ -127,7 +131,9 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     ) -> manager_pb2.SubmitTasksResponse:
         for r in request.tasks:
             r.spec.namespace = namespaces.scoped(r.spec.namespace)
-        tasks = await self.core.submit([new_task(r, self.specs) for r in request.tasks])
+        tasks = await self.core.submit(
+            [new_task(r, self.specs, self.templates) for r in request.tasks]
+        )
         traces.remember(tasks)
         response = manager_pb2.SubmitTasksResponse()
         add_tasks(response.tasks, tasks, self.specs)
