@@ -115,9 +115,72 @@ def _checked_fields(descriptor: AnyDescriptor) -> tuple[tuple[AnyField, bool], .
     return _CHECKED[name]
 
 
+# How ``_clean`` reads a checked field: its kind, and for enums the numbers defined.
+_SCALAR, _MESSAGE, _SCALARS, _MESSAGES, _SCALAR_MAP, _MESSAGE_MAP = range(6)
+_Step = tuple[str, bool, int, "frozenset[int] | None"]
+_PLANS: dict[str, tuple[_Step, ...]] = {}
+
+
+def _plan(descriptor: AnyDescriptor) -> tuple[_Step, ...]:
+    """``_checked_fields`` as (name, required, kind, enum numbers), once per type."""
+    found = _PLANS.get(descriptor.full_name)
+    if found is not None:
+        return found
+    steps = []
+    for f, required in _checked_fields(descriptor):
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            inner = f.message_type.fields_by_name["value"]
+            kind = _MESSAGE_MAP if inner.message_type is not None else _SCALAR_MAP
+            enums = inner.enum_type
+        else:
+            many = f.is_repeated
+            if f.message_type is not None:
+                kind = _MESSAGES if many else _MESSAGE
+            else:
+                kind = _SCALARS if many else _SCALAR
+            enums = f.enum_type
+        numbers = frozenset(enums.values_by_number) if enums is not None else None
+        steps.append((f.name, required, kind, numbers))
+    _PLANS[descriptor.full_name] = found = tuple(steps)
+    return found
+
+
+def _clean(message: Any) -> bool:
+    """Whether ``problem_of(message)`` is None, without building a single field path.
+
+    Nearly every request is clean; the walk that names the field runs only for the
+    rest. A SubmitTasks of thousands of specs spent more on those paths' strings
+    than on the checks.
+    """
+    for name, required, kind, numbers in _plan(message.DESCRIPTOR):
+        value = getattr(message, name)
+        if kind == _MESSAGE:
+            if not message.HasField(name):
+                if required:
+                    return False
+            elif not _clean(value):
+                return False
+            continue
+        if required and not value:
+            return False
+        if kind == _SCALAR:
+            if numbers is not None and value not in numbers:
+                return False
+            continue
+        items = value.values() if kind >= _SCALAR_MAP else value
+        if kind in (_MESSAGES, _MESSAGE_MAP):
+            if not all(_clean(item) for item in items):
+                return False
+        elif numbers is not None and not numbers.issuperset(items):
+            return False
+    return True
+
+
 def _refusal(request: Any) -> ValidationError | None:
     if isinstance(request, _Undecodable):
         return ValidationError("request", request.problem)
+    if _clean(request):
+        return None
     found = problem_of(request)
     return ValidationError(*found) if found else None
 
