@@ -26,6 +26,12 @@ lapses (on the database's clock, so managers with skewed clocks agree).
   commit. The sessions set ``idle_in_transaction_session_timeout`` to the
   lease, so a paused leader holding that lock mid-transaction cannot block a
   takeover for longer than one lease.
+- That timeout never ends a session paused in the middle of a ``COPY FROM
+  STDIN`` (the store's group commits): the server waits for the rest of the
+  data, neither idle nor running a statement. So a standby that finds the
+  lease lapsed first ends the old term's writer session if it is still in a
+  transaction (``pg_terminate_backend``; the writer names itself by its term,
+  ``writer_name``); its transaction rolls back and nothing of it lands.
 """
 
 from __future__ import annotations
@@ -117,6 +123,21 @@ _OBSERVE = """SELECT term, holder,
     expires_at < clock_timestamp() OR holder_pid = 0
     OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = lease.holder_pid)
     FROM lease WHERE id = 1"""
+
+
+def writer_name(term: int) -> str:
+    """The ``application_name`` of the store writer's session under ``term``."""
+    return f"corral-writer term {term}"
+
+
+# Ends the lapsed term's writer session, if it is in a transaction, and only while the
+# lease is still lapsed (a leader that renewed in time keeps it). Needs the same role
+# or pg_signal_backend; without, the takeover waits on the lock as before.
+_UNBLOCK = """SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a, lease l
+    WHERE l.id = 1 AND a.datname = current_database() AND a.pid <> pg_backend_pid()
+    AND a.application_name = 'corral-writer term ' || l.term AND a.xact_start IS NOT NULL
+    AND (l.expires_at < clock_timestamp() OR l.holder_pid = 0
+         OR NOT EXISTS (SELECT 1 FROM pg_stat_activity h WHERE h.pid = l.holder_pid))"""
 
 
 _RENEW = """UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => %s),
@@ -251,13 +272,26 @@ class Leadership:
         """Wait until this manager leads; returns its term."""
         while True:
             try:
-                if (await self.observe()).free and await self.try_acquire():
-                    return self.term
+                if (await self.observe()).free:
+                    await self._unblock()
+                    if await self.try_acquire():
+                        return self.term
             except psycopg.OperationalError as err:
                 # A lock wait that hit lock_timeout, or the database restarting: try again.
                 log.warning("election round failed: %s", err)
                 await self._reconnect()
             await asyncio.sleep(self.poll)
+
+    async def _unblock(self) -> None:
+        """End the lapsed term's writer session if a transaction of it is still open."""
+        try:
+            cursor = await self.conn.execute(_UNBLOCK)
+            row = await cursor.fetchone()
+        except psycopg.errors.InsufficientPrivilege as err:
+            log.warning("cannot end the previous leader's writer session: %s", err)
+            return
+        if row and row[0]:
+            log.warning("ended the previous leader's writer session, still in a transaction")
 
     def renew(self, conn: psycopg.Connection[Any], term: int) -> bool:
         """Extend the lease of ``term`` on ``conn`` (the renewing thread's); False when a

@@ -149,10 +149,8 @@ async def test_postgresql_status_updates_probe_the_primary_key(pg_url: str) -> N
             with store.writer.connection() as conn, conn.transaction():
                 conn.execute("ANALYZE tasks")
                 rows = [("running", "n1", 1, b"", seq) for seq in range(1, 2001)]
-                columns = postgres._columns(rows, 5)
-                plan = conn.execute(
-                    "EXPLAIN " + postgres._UPDATE_TASKS, [leadership.term, *columns]
-                )
+                postgres._copy(conn, postgres._COPY_STATUSES, postgres._STATUS_TYPES, rows)
+                plan = conn.execute("EXPLAIN " + postgres._UPDATE_TASKS, [leadership.term])
                 return "\n".join(row[0] for row in plan.fetchall())
 
         plan = await asyncio.to_thread(explain)
