@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,11 @@ from corral.model import (
     TaskStatus,
 )
 from manager.encoding import ProtoCodec, spec_cache
+from manager.leadership import Leadership
 from manager.store import Batch
 from manager.store.sqlite import SCHEMA_VERSION, SqliteStore
+from manager.stores import postgres
+from manager.stores.postgres import PostgresStore
 
 
 class Store:
@@ -127,19 +132,24 @@ async def test_wal_mode(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_postgresql_status_updates_probe_the_primary_key(pg_url: str) -> None:
-    """A commit's status changes join the tasks by their key, never by a scan of all of
-    them (which the planner chose, and which grew with the table)."""
-    from manager.leadership import Leadership
-    from manager.stores import postgres
-
+@asynccontextmanager
+async def leading_store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    """A PostgreSQL store opened by the leader of a fresh database."""
     leadership = Leadership(pg_url, advertise="test:1")
     await leadership.open()
     assert await leadership.try_acquire()
-    store = await postgres.PostgresStore.open(
-        pg_url, term=leadership.term, codec=ProtoCodec(spec_cache())
-    )
+    store = await PostgresStore.open(pg_url, term=leadership.term, codec=ProtoCodec(spec_cache()))
     try:
+        yield store
+    finally:
+        await store.close()
+        await leadership.close()
+
+
+async def test_postgresql_status_updates_probe_the_primary_key(pg_url: str) -> None:
+    """A commit's status changes join the tasks by their key, never by a scan of all of
+    them (which the planner chose, and which grew with the table)."""
+    async with leading_store(pg_url) as store:
         batch = Batch()
         for i in range(5000):
             batch.new_tasks.append((i + 1, make(i)))
@@ -150,35 +160,19 @@ async def test_postgresql_status_updates_probe_the_primary_key(pg_url: str) -> N
                 conn.execute("ANALYZE tasks")
                 rows = [("running", "n1", 1, b"", seq) for seq in range(1, 2001)]
                 postgres._copy(conn, postgres._COPY_STATUSES, postgres._STATUS_TYPES, rows)
-                plan = conn.execute("EXPLAIN " + postgres._UPDATE_TASKS, [leadership.term])
+                plan = conn.execute("EXPLAIN " + postgres._UPDATE_TASKS, [store.term])
                 return "\n".join(row[0] for row in plan.fetchall())
 
         plan = await asyncio.to_thread(explain)
         assert "Index Scan using tasks_pkey" in plan, plan
         assert "Seq Scan on tasks" not in plan, plan
-    finally:
-        await store.close()
-        await leadership.close()
 
 
 async def test_postgresql_tasks_leave_room_for_updates_in_place(pg_url: str) -> None:
-    from manager.leadership import Leadership
-    from manager.stores import postgres
-
-    leadership = Leadership(pg_url, advertise="test:1")
-    await leadership.open()
-    assert await leadership.try_acquire()
-    store = await postgres.PostgresStore.open(
-        pg_url, term=leadership.term, codec=ProtoCodec(spec_cache())
-    )
-    try:
-        async with store.pool.connection() as conn:
-            cursor = await conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'tasks'")
-            row = await cursor.fetchone()
-        assert row is not None and "fillfactor=50" in (row[0] or [])
-    finally:
-        await store.close()
-        await leadership.close()
+    async with leading_store(pg_url) as store, store.pool.connection() as conn:
+        cursor = await conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'tasks'")
+        row = await cursor.fetchone()
+    assert row is not None and "fillfactor=50" in (row[0] or [])
 
 
 async def test_barrier_waits_for_everything_queued_before_it(open_store: StoreOpener) -> None:
