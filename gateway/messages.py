@@ -31,7 +31,8 @@ AnyDescriptor = Any
 AnyField = Any
 
 _FAILED_AT = re.compile(r"Failed to parse (\w+) field: ")
-_INT_RANGES = {
+# Each protobuf integer type's range (JSON carries them as numbers or strings).
+INT_RANGES = {
     FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
     FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
     FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
@@ -259,7 +260,7 @@ def _scalar(f: AnyField, value: str, dotted: str) -> Any:
             return float(value)
         except ValueError:
             raise bad_request(dotted, f"{value!r} is not a number") from None
-    low, high = _INT_RANGES[kind]
+    low, high = INT_RANGES[kind]
     try:
         number = int(value)
     except ValueError:

@@ -90,54 +90,50 @@ _FENCE = "SELECT term FROM lease WHERE id = 1 FOR KEY SHARE"
 async def check_term(conn: psycopg.AsyncConnection[Any], term: int) -> None:
     """Fence a write transaction (call it first inside the transaction)."""
     cursor = await conn.execute(_FENCE)
-    row = await cursor.fetchone()
-    current = int(row[0]) if row else 0
-    if current != term:
-        raise Fenced(f"term {term} ended: the lease is at term {current}")
-
-
-def check_term_sync(conn: psycopg.Connection[Any], term: int) -> None:
-    """``check_term`` for the stores that use a synchronous connection."""
-    row = conn.execute(_FENCE).fetchone()
-    current = int(row[0]) if row else 0
-    if current != term:
-        raise Fenced(f"term {term} ended: the lease is at term {current}")
+    _still_at(term, await cursor.fetchone())
 
 
 def begin_fenced_sync(conn: psycopg.Connection[Any], term: int) -> None:
-    """Open a transaction on ``conn`` (in autocommit mode) and fence it, in one round trip.
+    """``check_term`` for the stores that use a synchronous connection: open a transaction
+    on ``conn`` (in autocommit mode) and fence it, in one round trip.
 
     The group commits' writer pays a round trip per statement, each one a wait for the
     GIL on a busy manager; ``BEGIN`` and the fence go as one simple query. The caller
-    commits or rolls back (``conn.commit()``, ``conn.rollback()``).
+    commits or rolls back (also when this raises ``Fenced``).
     """
     cursor = conn.execute("BEGIN; " + _FENCE)
     cursor.nextset()
-    row = cursor.fetchone()
+    _still_at(term, cursor.fetchone())
+
+
+def _still_at(term: int, row: Any) -> None:
+    """Raise ``Fenced`` unless the fence read (``row``) found the lease at ``term``."""
     current = int(row[0]) if row else 0
     if current != term:
         raise Fenced(f"term {term} ended: the lease is at term {current}")
 
 
-_OBSERVE = """SELECT term, holder,
-    expires_at < clock_timestamp() OR holder_pid = 0
-    OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = lease.holder_pid)
-    FROM lease WHERE id = 1"""
+# The lease may be taken: it lapsed, or its holder's database session is gone.
+_LAPSED = """(lease.expires_at < clock_timestamp() OR lease.holder_pid = 0
+    OR NOT EXISTS (SELECT 1 FROM pg_stat_activity h WHERE h.pid = lease.holder_pid))"""
+_OBSERVE = f"SELECT term, holder, {_LAPSED} FROM lease WHERE id = 1"
+
+
+_WRITER = "corral-writer term "
 
 
 def writer_name(term: int) -> str:
     """The ``application_name`` of the store writer's session under ``term``."""
-    return f"corral-writer term {term}"
+    return f"{_WRITER}{term}"
 
 
 # Ends the lapsed term's writer session, if it is in a transaction, and only while the
 # lease is still lapsed (a leader that renewed in time keeps it). Needs the same role
 # or pg_signal_backend; without, the takeover waits on the lock as before.
-_UNBLOCK = """SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a, lease l
-    WHERE l.id = 1 AND a.datname = current_database() AND a.pid <> pg_backend_pid()
-    AND a.application_name = 'corral-writer term ' || l.term AND a.xact_start IS NOT NULL
-    AND (l.expires_at < clock_timestamp() OR l.holder_pid = 0
-         OR NOT EXISTS (SELECT 1 FROM pg_stat_activity h WHERE h.pid = l.holder_pid))"""
+_UNBLOCK = f"""SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a, lease
+    WHERE lease.id = 1 AND a.datname = current_database() AND a.pid <> pg_backend_pid()
+    AND a.application_name = %s || lease.term
+    AND a.xact_start IS NOT NULL AND {_LAPSED}"""
 
 
 _RENEW = """UPDATE lease SET expires_at = clock_timestamp() + make_interval(secs => %s),
@@ -285,7 +281,7 @@ class Leadership:
     async def _unblock(self) -> None:
         """End the lapsed term's writer session if a transaction of it is still open."""
         try:
-            cursor = await self.conn.execute(_UNBLOCK)
+            cursor = await self.conn.execute(_UNBLOCK, (_WRITER,))
             row = await cursor.fetchone()
         except psycopg.errors.InsufficientPrivilege as err:
             log.warning("cannot end the previous leader's writer session: %s", err)

@@ -4,7 +4,7 @@
 with ``BEGIN IMMEDIATE`` opening each write transaction. Over this adapter
 the same code runs on PostgreSQL: ``?`` placeholders become ``%s``, and
 ``BEGIN IMMEDIATE`` begins a transaction whose first statement checks the
-leader's term (``manager.leadership.check_term_sync``), so every write of
+leader's term (``manager.leadership.begin_fenced_sync``), so every write of
 those stores is fenced like the task store's.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from manager.leadership import check_term_sync
+from manager.leadership import begin_fenced_sync
 
 
 class FencedConnection:
@@ -26,9 +26,8 @@ class FencedConnection:
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         if sql == "BEGIN IMMEDIATE":
-            self.conn.execute("BEGIN")
             try:
-                check_term_sync(self.conn, self.term)
+                begin_fenced_sync(self.conn, self.term)
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corral.v1 import environments_pb2, jobs_pb2, manager_pb2, schedules_pb2
+from gateway.messages import INT_RANGES
 
 SERVICES = [
     manager_pb2.DESCRIPTOR.services_by_name["ManagerService"],
@@ -35,18 +36,6 @@ SERVICES = [
 PER_METHOD = 80
 CASES = 2000
 FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
-_INTS = {
-    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
-}
 _TEXT = st.one_of(
     st.just(""),
     st.text(max_size=12),
@@ -67,7 +56,7 @@ def scalar(f: Any) -> st.SearchStrategy[Any]:
     if kind == FieldDescriptor.TYPE_ENUM:
         defined = [v.number for v in f.enum_type.values]
         return st.one_of(st.sampled_from(defined), st.integers(-(2**31), 2**31 - 1))
-    low, high = _INTS[kind]
+    low, high = INT_RANGES[kind]
     return st.one_of(st.integers(low, high), st.sampled_from([0, 1, -1 if low < 0 else 2]))
 
 

@@ -7,26 +7,16 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from google.protobuf import message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.bindings import corral_files
+from gateway.messages import INT_RANGES
 
 F = FieldDescriptor
 DOUBLES = [0.0, 1.5, -2.25, 1e300, 5e-324, math.inf, -math.inf, math.nan]
 STRINGS = ["", "a", "ü ☃", 'quote " and \\ and \n']
-INTS = {
-    F.TYPE_INT32: (-(2**31), 2**31 - 1),
-    F.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    F.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    F.TYPE_UINT32: (0, 2**32 - 1),
-    F.TYPE_FIXED32: (0, 2**32 - 1),
-    F.TYPE_INT64: (-(2**63), 2**63 - 1),
-    F.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    F.TYPE_UINT64: (0, 2**64 - 1),
-    F.TYPE_FIXED64: (0, 2**64 - 1),
-}
 
 
 def message_types() -> Iterator[Any]:
@@ -39,6 +29,14 @@ def message_types() -> Iterator[Any]:
     for file in corral_files():
         for descriptor in file.message_types_by_name.values():
             yield from nested(descriptor)
+
+
+def filled_messages(rnd: random.Random) -> Iterator[tuple[Any, Message]]:
+    """Every corral.v1 message type with a random part of it set: (descriptor, message)."""
+    for descriptor in message_types():
+        message = message_factory.GetMessageClass(descriptor)()
+        fill(message, rnd)
+        yield descriptor, message
 
 
 def scalar(f: Any, rnd: random.Random) -> Any:
@@ -54,7 +52,7 @@ def scalar(f: Any, rnd: random.Random) -> Any:
     if kind == F.TYPE_ENUM:
         numbers = [v.number for v in f.enum_type.values]
         return rnd.choice(numbers + ([] if f.enum_type.is_closed else [999]))
-    low, high = INTS[kind]
+    low, high = INT_RANGES[kind]
     return rnd.choice([0, 1, low, high, rnd.randint(low, high)])
 
 

@@ -9,8 +9,7 @@ import random
 from typing import Any
 
 import pytest
-from gateway_samples import fill as fill_randomly
-from gateway_samples import message_types
+from gateway_samples import filled_messages, message_types
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -81,9 +80,7 @@ def spoiled(data: Any, rnd: random.Random) -> Any:
 @given(seed=st.integers(0, 2**32 - 1))
 def test_every_corral_message_parses_as_parse_dict_does(seed: int) -> None:
     rnd = random.Random(seed)
-    for descriptor in message_types():
-        message = message_factory.GetMessageClass(descriptor)()
-        fill_randomly(message, rnd)
+    for descriptor, message in filled_messages(rnd):
         data = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
         for variant in (data, plainer(data, rnd), spoiled(data, rnd), spoiled(data, rnd)):
             # The same bytes (presence included) or the same error.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from gateway_samples import fill, message_types
-from google.protobuf import duration_pb2, json_format, message_factory
+from gateway_samples import filled_messages
+from google.protobuf import duration_pb2, json_format
 from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,10 +23,7 @@ def expected(message: Message) -> str:
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_every_corral_message_prints_as_json_format_does(seed: int) -> None:
-    rnd = random.Random(seed)
-    for descriptor in message_types():
-        message = message_factory.GetMessageClass(descriptor)()
-        fill(message, rnd)
+    for descriptor, message in filled_messages(random.Random(seed)):
         # The same keys in the same order, the same values (NaN, int64 strings, base64...).
         assert json.dumps(to_dict(message)) == expected(message), descriptor.full_name
 
