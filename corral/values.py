@@ -13,8 +13,9 @@ which ``make check`` runs in strict mode: assigning to a field is a type error.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TypeVar, dataclass_transform
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar, cast, dataclass_transform
 
 T = TypeVar("T")
 
@@ -33,3 +34,21 @@ class Symbol(enum.Enum):
     """
 
     __hash__ = object.__hash__
+
+
+def replacer(cls: type[T]) -> Callable[..., T]:
+    """``dataclasses.replace`` for a ``@value`` class on a hot path: ``fn(obj, **changes)``.
+
+    The copy's slots are set one by one on a bare instance, in code generated from the
+    class's fields (as ``dataclasses`` generates ``__init__``, so a new field is copied
+    too): 1.0 µs for a ``TaskStatus``, where ``replace`` costs 2.4. No ``__post_init__``
+    runs, and a name in ``changes`` that is not a field raises AttributeError (the class
+    has slots).
+    """
+    lines = ["def replaced(obj, **changes):", "    out = new(cls)"]
+    lines += [f"    out.{f.name} = obj.{f.name}" for f in fields(cls)]  # type: ignore[arg-type]
+    lines += ["    for name, value in changes.items():", "        setattr(out, name, value)"]
+    lines += ["    return out"]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    exec("\n".join(lines), scope)  # a fixed source, built from the field names
+    return cast(Callable[..., T], scope["replaced"])

@@ -13,29 +13,16 @@ mappings: nothing in the manager changes a spec after submission.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import fields
-from typing import Any, cast
-
 from corral import convert
 from corral.model import TaskSpec
 from corral.v1 import types_pb2
+from corral.values import replacer
 
 # Shapes kept; past it the cache starts again (a workload has a few shapes at a time).
 LIMIT = 256
 
 
-def _renamer() -> Callable[[TaskSpec, str], TaskSpec]:
-    # Generated like ``manager.applying.evolve``: a new field is copied too.
-    lines = ["def renamed(spec, name):", "    out = new(TaskSpec)"]
-    lines += [f"    out.{f.name} = spec.{f.name}" for f in fields(TaskSpec) if f.name != "name"]
-    lines += ["    out.name = name", "    return out"]
-    scope: dict[str, Any] = {"new": object.__new__, "TaskSpec": TaskSpec}
-    exec("\n".join(lines), scope)  # a fixed source, built from the field names
-    return cast(Callable[[TaskSpec, str], TaskSpec], scope["renamed"])
-
-
-renamed = _renamer()
+_copy = replacer(TaskSpec)
 
 
 class SpecTemplates:
@@ -62,4 +49,4 @@ class SpecTemplates:
                 self._by_shape[shape] = template
         finally:
             m.name = name
-        return renamed(template, name)
+        return _copy(template, name=name)
