@@ -90,9 +90,6 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     kept writing to a closed one once a caller (a test's ``CliRunner``, an embedding
     program) swapped stderr back, and every record became a "Logging error"."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property
     def stream(self) -> TextIO:
         return sys.stderr
